@@ -1,0 +1,329 @@
+//! # plugboard-sqlite: the embedded default connector
+//!
+//! Serves `type = "sqlite"` and `type = "sql"` with a `sqlite://` URL, on rusqlite with a
+//! bundled SQLite (no system library needed).
+//!
+//! ```toml
+//! [connections.pets_db]
+//! url = "sqlite:///pets.db"        # or: database = "pets.db"
+//! read_only = false                # or ?mode=ro in the URL
+//! busy_timeout = "5s"              # wait for another writer's lock (default 5 s)
+//! pool_size = 4                    # concurrent readers (`:memory:` always uses 1)
+//! ```
+//!
+//! * `read` runs one query with named parameters (`:owner`, `@owner`, `$owner`, or `?1`
+//!   bound as `1`), bound by SQLite, never spliced into the text.
+//! * `execute` runs statements in one `BEGIN IMMEDIATE` transaction: all or nothing.
+//! * Thread safety: a small pool (see [`pool`]); each call holds one SQLite connection.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod pool;
+mod read;
+
+use std::collections::BTreeSet;
+
+use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
+use plugboard_api::arrow_schema::ArrowError;
+use plugboard_api::{
+    Connector, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, RecordBatchReader,
+    Value, export_connector,
+};
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::types::ToSqlOutput;
+
+pub use crate::config::Config;
+use crate::pool::Pool;
+use crate::read::query_error;
+
+/// Rows per record batch unless the host asks for another size. Large enough that per-batch
+/// overhead vanishes, small enough that a batch's builders stay in cache.
+pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
+
+/// A connection to one SQLite database.
+pub struct Sqlite {
+    pool: Pool,
+}
+
+impl Connector for Sqlite {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest::new("sqlite", env!("CARGO_PKG_VERSION"))
+            .description("SQLite databases (bundled SQLite)")
+            .kinds(["sqlite"])
+            .schemes(["sqlite"])
+    }
+
+    fn connect(config: Config) -> Result<Self, PluginError> {
+        Ok(Self {
+            pool: Pool::open(config.resolve()?)?,
+        })
+    }
+
+    fn read(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<impl RecordBatchReader + Send + 'static, PluginError> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached(&request.query).map_err(query_error)?;
+        let used = bind(&mut stmt, &request.params, None)?;
+        check_all_used(&request.params, &used, &stmt_params(&stmt))?;
+        let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let (schema, batches) = read::read_batches(&mut stmt, batch_size, request.limit)?;
+        Ok(RecordBatchIterator::new(
+            batches.into_iter().map(Ok::<RecordBatch, ArrowError>),
+            schema,
+        ))
+    }
+
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        if self.pool.settings().read_only {
+            return Err(PluginError::query(
+                "this connection is read-only (read_only = true or mode=ro)",
+            ));
+        }
+        let mut conn = self.pool.get()?;
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(query_error)?;
+        let mut affected = 0u64;
+        let mut used_shared = BTreeSet::new();
+        let mut all_names = BTreeSet::new();
+        for (i, statement) in request.statements.iter().enumerate() {
+            let at = |e: PluginError| {
+                if request.statements.len() > 1 {
+                    PluginError::query(format!("statement {}: {}", i + 1, e.message()))
+                } else {
+                    e
+                }
+            };
+            // A text may hold several statements ("CREATE ...; INSERT ..."): each is
+            // prepared only after the one before it ran, so later ones can see its effects.
+            let mut batch = rusqlite::Batch::new(&tx, &statement.sql);
+            let mut used_own = BTreeSet::new();
+            let mut names = Vec::new();
+            while let Some(mut stmt) = batch.next().map_err(query_error).map_err(at)? {
+                let used = bind(&mut stmt, &statement.params, Some(&request.params)).map_err(at)?;
+                for k in used {
+                    if statement.params.contains_key(k) {
+                        used_own.insert(k);
+                    } else {
+                        used_shared.insert(k);
+                    }
+                }
+                names.extend(stmt_params(&stmt));
+                affected += stmt.raw_execute().map_err(query_error).map_err(at)? as u64;
+            }
+            check_all_used(&statement.params, &used_own, &names).map_err(at)?;
+            all_names.extend(names);
+        }
+        let unused: Vec<&String> = request
+            .params
+            .keys()
+            .filter(|k| !used_shared.contains(k.as_str()))
+            .collect();
+        if let Some(name) = unused.first() {
+            return Err(unknown_param(name, &all_names.into_iter().collect::<Vec<_>>()));
+        }
+        tx.commit().map_err(query_error)?;
+        Ok(affected)
+    }
+
+    fn ping(&self) -> Result<(), PluginError> {
+        let conn = self.pool.get()?;
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(|e| PluginError::connect(e.to_string()).retryable())
+    }
+}
+
+/// The statement's parameter names as users write them (`:owner`), by index.
+fn stmt_params(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
+    (1..=stmt.parameter_count())
+        .map(|i| {
+            stmt.parameter_name(i)
+                .map_or_else(|| format!("?{i}"), str::to_owned)
+        })
+        .collect()
+}
+
+/// Our params are stored without their sigil; `?3` is looked up as `3`.
+fn param_key(name: &str) -> &str {
+    name.trim_start_matches([':', '@', '$', '?'])
+}
+
+/// Binds every parameter the statement uses; returns the keys that were used.
+fn bind<'p>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &'p Params,
+    shared: Option<&'p Params>,
+) -> Result<BTreeSet<&'p str>, PluginError> {
+    let names = stmt_params(stmt);
+    let mut used = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = param_key(name);
+        let (k, value) = params
+            .get_key_value(key)
+            .or_else(|| shared.and_then(|s| s.get_key_value(key)))
+            .ok_or_else(|| {
+                PluginError::query(format!(
+                    "missing value for parameter {name} (pass it as {key}=VALUE)"
+                ))
+            })?;
+        stmt.raw_bind_parameter(i + 1, SqlValue(value))
+            .map_err(query_error)?;
+        used.insert(k.as_str());
+    }
+    Ok(used)
+}
+
+fn check_all_used(
+    params: &Params,
+    used: &BTreeSet<&str>,
+    names: &[String],
+) -> Result<(), PluginError> {
+    match params.keys().find(|k| !used.contains(k.as_str())) {
+        Some(k) => Err(unknown_param(k, names)),
+        None => Ok(()),
+    }
+}
+
+fn unknown_param(name: &str, names: &[String]) -> PluginError {
+    let known = if names.is_empty() {
+        "the statement takes no parameters".to_owned()
+    } else {
+        format!("the statement's parameters are {}", names.join(", "))
+    };
+    PluginError::query(format!("unknown parameter {name:?}: {known}"))
+}
+
+struct SqlValue<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqlValue<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::ValueRef as V;
+        Ok(ToSqlOutput::Borrowed(match self.0 {
+            Value::Null => V::Null,
+            Value::Bool(b) => V::Integer(i64::from(*b)),
+            Value::Int(i) => V::Integer(*i),
+            Value::Float(f) => V::Real(*f),
+            Value::String(s) => V::Text(s.as_bytes()),
+            Value::Bytes(b) => V::Blob(b),
+        }))
+    }
+}
+
+export_connector!(Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use plugboard_api::arrow_array::{Int64Array, StringViewArray};
+    use plugboard_api::arrow_schema::DataType;
+    use plugboard_api::{Statement, from_table};
+
+    use super::*;
+
+    fn memory() -> Sqlite {
+        let table = serde_json::json!({"url": "sqlite://"});
+        let config = from_table(table.as_object().cloned().unwrap_or_default()).expect("config");
+        Sqlite::connect(config).expect("connect")
+    }
+
+    fn exec(db: &Sqlite, sql: &str, params: Params) -> Result<u64, PluginError> {
+        db.execute(&ExecuteRequest {
+            statements: vec![Statement {
+                sql: sql.into(),
+                params,
+            }],
+            params: Params::new(),
+        })
+    }
+
+    fn read(db: &Sqlite, sql: &str, params: Params) -> Result<Vec<RecordBatch>, PluginError> {
+        let reader = db.read(&ReadRequest {
+            query: sql.into(),
+            params,
+            ..ReadRequest::default()
+        })?;
+        Ok(reader.collect::<Result<Vec<_>, _>>().expect("batches"))
+    }
+
+    fn p(pairs: &[(&str, Value)]) -> Params {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+
+    #[test]
+    fn disagreeing_column_values_are_kept_losslessly() {
+        let db = memory();
+        exec(&db, "CREATE TABLE t(a INTEGER, b, c TEXT); INSERT INTO t VALUES (1, 1, 'x'), (2.5, 'two', x'ff'), (NULL, 9007199254740993, 'z')", Params::new()).expect("setup");
+        let batches = read(&db, "SELECT a, b, c FROM t", Params::new()).expect("read");
+        let schema = batches[0].schema();
+        assert_eq!(schema.field(0).data_type(), &DataType::Float64);
+        assert_eq!(schema.field(1).data_type(), &DataType::Utf8View);
+        assert_eq!(schema.field(2).data_type(), &DataType::BinaryView);
+        let b = batches[0].column(1).as_any().downcast_ref::<StringViewArray>().expect("utf8");
+        assert_eq!(b.value(2), "9007199254740993", "big integers survive exactly");
+    }
+
+    #[test]
+    fn params_are_bound_not_spliced() {
+        let db = memory();
+        exec(&db, "CREATE TABLE t(name TEXT)", Params::new()).expect("create");
+        let evil = "x'); DROP TABLE t; --";
+        exec(&db, "INSERT INTO t VALUES (:name)", p(&[("name", Value::from(evil))])).expect("insert");
+        let batches = read(&db, "SELECT count(*) AS n FROM t WHERE name = :name", p(&[("name", evil.into())])).expect("read");
+        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("int");
+        assert_eq!(n.value(0), 1);
+    }
+
+    #[test]
+    fn wrong_and_missing_param_names_are_errors() {
+        let db = memory();
+        let e = read(&db, "SELECT :a AS x", p(&[("b", 1.into())])).unwrap_err();
+        assert!(e.message().contains("missing value for parameter :a"), "{e}");
+        let e = read(&db, "SELECT :a AS x", p(&[("a", 1.into()), ("b", 1.into())])).unwrap_err();
+        assert!(e.message().contains("unknown parameter \"b\""), "{e}");
+        assert!(e.message().contains(":a"), "{e}");
+    }
+
+    #[test]
+    fn execute_is_all_or_nothing() {
+        let db = memory();
+        exec(&db, "CREATE TABLE t(x INTEGER NOT NULL)", Params::new()).expect("create");
+        let e = db
+            .execute(&ExecuteRequest {
+                statements: vec![
+                    Statement { sql: "INSERT INTO t VALUES (1)".into(), params: Params::new() },
+                    Statement { sql: "INSERT INTO t VALUES (NULL)".into(), params: Params::new() },
+                ],
+                params: Params::new(),
+            })
+            .unwrap_err();
+        assert!(e.message().starts_with("statement 2:"), "{e}");
+        let batches = read(&db, "SELECT count(*) FROM t", Params::new()).expect("read");
+        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("int");
+        assert_eq!(n.value(0), 0, "the first insert was rolled back");
+    }
+
+    #[test]
+    fn empty_results_keep_declared_types_and_limit_stops_early() {
+        let db = memory();
+        exec(&db, "CREATE TABLE t(i INTEGER, r REAL, s TEXT, b BLOB)", Params::new()).expect("create");
+        let reader = db
+            .read(&ReadRequest { query: "SELECT * FROM t".into(), ..ReadRequest::default() })
+            .expect("read");
+        let types: Vec<_> = reader.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+        assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Utf8View, DataType::BinaryView]);
+
+        let reader = db
+            .read(&ReadRequest {
+                query: "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c".into(),
+                limit: Some(10),
+                batch_size: Some(3),
+                ..ReadRequest::default()
+            })
+            .expect("an endless query with a limit");
+        let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+        assert_eq!(rows, 10);
+    }
+}

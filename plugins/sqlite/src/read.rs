@@ -1,0 +1,399 @@
+//! Stepping SQLite rows into Arrow record batches.
+//!
+//! SQLite is dynamically typed: a column's declared type is a hint, and any row may hold a
+//! value of another storage class. Each column is built with a typed Arrow builder chosen by
+//! the first value it sees (INTEGER→Int64, REAL→Float64, TEXT→Utf8View, BLOB→BinaryView).
+//! When a later value disagrees, that batch's column falls back to a list of cells, and
+//! once all rows are read every column gets the narrowest type that holds all its values
+//! without loss:
+//!
+//! | values seen                          | Arrow type  |
+//! |--------------------------------------|-------------|
+//! | INTEGER only                         | Int64       |
+//! | REAL, or INTEGER and REAL (ints ≤ 2⁵³) | Float64   |
+//! | TEXT, or TEXT and numbers            | Utf8View (numbers as their exact text) |
+//! | BLOB with anything else              | BinaryView (text as its bytes) |
+//! | only NULLs, or no rows               | from the declared type, else Null |
+//!
+//! The common case, one storage class per column, involves no conversion at all.
+//!
+//! The whole result is read before the stream is handed out, so the schema is final
+//! before the first batch: the arrays are the same ones the host keeps (zero-copy), so
+//! this costs no extra memory.
+
+use std::sync::Arc;
+
+use plugboard_api::PluginError;
+use plugboard_api::arrow_array::builder::{
+    BinaryViewBuilder, Float64Builder, Int64Builder, StringViewBuilder,
+};
+use plugboard_api::arrow_array::{
+    ArrayRef, BinaryViewArray, Float64Array, Int64Array, NullArray, RecordBatch,
+    RecordBatchOptions, StringViewArray,
+};
+use plugboard_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rusqlite::types::ValueRef;
+
+/// Largest integer magnitude an f64 holds exactly.
+const F64_EXACT: i64 = 1 << 53;
+
+/// One value kept aside when a column's values disagree.
+#[derive(Debug, Clone)]
+enum Cell {
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A column of one batch while rows are stepped.
+enum Builder {
+    /// Only NULLs so far: just their count.
+    Nulls(usize),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Text(StringViewBuilder),
+    Blob(BinaryViewBuilder),
+    Mixed(Vec<Option<Cell>>),
+}
+
+/// Storage classes seen in a column, across all batches.
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    int: bool,
+    float: bool,
+    text: bool,
+    blob: bool,
+    big_int: bool,
+}
+
+impl Seen {
+    fn final_type(self, declared: &DataType) -> DataType {
+        if self.blob {
+            DataType::BinaryView
+        } else if self.text || (self.float && self.int && self.big_int) {
+            DataType::Utf8View
+        } else if self.float {
+            DataType::Float64
+        } else if self.int {
+            DataType::Int64
+        } else {
+            declared.clone()
+        }
+    }
+}
+
+/// The type SQLite's affinity rules give a declared type (section 3.1 of "Datatypes In
+/// SQLite"); used only for columns that hold no values.
+pub fn declared_type(decl: Option<&str>) -> DataType {
+    let Some(decl) = decl else {
+        return DataType::Null;
+    };
+    let d = decl.to_ascii_uppercase();
+    if d.contains("INT") {
+        DataType::Int64
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        DataType::Utf8View
+    } else if d.contains("BLOB") || d.is_empty() {
+        DataType::BinaryView
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        DataType::Float64
+    } else {
+        // NUMERIC affinity: integers when they fit, reals otherwise.
+        DataType::Float64
+    }
+}
+
+impl Builder {
+    fn for_value(value: ValueRef<'_>, capacity: usize, nulls: usize) -> Self {
+        let mut b = match value {
+            ValueRef::Null => return Builder::Nulls(nulls + 1),
+            ValueRef::Integer(_) => Builder::Int(Int64Builder::with_capacity(capacity)),
+            ValueRef::Real(_) => Builder::Float(Float64Builder::with_capacity(capacity)),
+            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => {
+                Builder::Text(StringViewBuilder::with_capacity(capacity))
+            }
+            ValueRef::Text(_) | ValueRef::Blob(_) => {
+                Builder::Blob(BinaryViewBuilder::with_capacity(capacity))
+            }
+        };
+        for _ in 0..nulls {
+            b.push_null();
+        }
+        b
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Builder::Nulls(n) => *n += 1,
+            Builder::Int(b) => b.append_null(),
+            Builder::Float(b) => b.append_null(),
+            Builder::Text(b) => b.append_null(),
+            Builder::Blob(b) => b.append_null(),
+            Builder::Mixed(cells) => cells.push(None),
+        }
+    }
+
+    /// Appends a value; the hot path of every read.
+    #[inline]
+    fn push(&mut self, value: ValueRef<'_>, seen: &mut Seen, capacity: usize) {
+        match (&mut *self, value) {
+            (_, ValueRef::Null) => self.push_null(),
+            (Builder::Int(b), ValueRef::Integer(v)) => {
+                seen.int = true;
+                seen.big_int |= !(-F64_EXACT..=F64_EXACT).contains(&v);
+                b.append_value(v);
+            }
+            (Builder::Float(b), ValueRef::Real(v)) => {
+                seen.float = true;
+                b.append_value(v);
+            }
+            (Builder::Text(b), ValueRef::Text(t)) => match std::str::from_utf8(t) {
+                Ok(s) => {
+                    seen.text = true;
+                    b.append_value(s);
+                }
+                Err(_) => self.push_mixed(value, seen),
+            },
+            (Builder::Blob(b), ValueRef::Blob(v)) => {
+                seen.blob = true;
+                b.append_value(v);
+            }
+            (Builder::Nulls(n), v) => {
+                *self = Builder::for_value(v, capacity, *n);
+                self.push(v, seen, capacity);
+            }
+            _ => self.push_mixed(value, seen),
+        }
+    }
+
+    /// The column's values disagree: keep every value as a cell from here on.
+    fn push_mixed(&mut self, value: ValueRef<'_>, seen: &mut Seen) {
+        if !matches!(self, Builder::Mixed(_)) {
+            let old = std::mem::replace(self, Builder::Mixed(Vec::new()));
+            *self = Builder::Mixed(old.into_cells());
+        }
+        if let Builder::Mixed(cells) = self {
+            cells.push(Some(to_cell(value, seen)));
+        }
+    }
+
+    fn into_cells(self) -> Vec<Option<Cell>> {
+        match self.finish() {
+            Column::Cells(c) => c,
+            Column::Array(a) => array_cells(&a),
+        }
+    }
+
+    fn finish(self) -> Column {
+        match self {
+            Builder::Nulls(n) => Column::Cells(vec![None; n]),
+            Builder::Int(mut b) => Column::Array(Arc::new(b.finish())),
+            Builder::Float(mut b) => Column::Array(Arc::new(b.finish())),
+            Builder::Text(mut b) => Column::Array(Arc::new(b.finish())),
+            Builder::Blob(mut b) => Column::Array(Arc::new(b.finish())),
+            Builder::Mixed(c) => Column::Cells(c),
+        }
+    }
+}
+
+fn mark(seen: &mut Seen, value: ValueRef<'_>) {
+    match value {
+        ValueRef::Null => {}
+        ValueRef::Integer(v) => {
+            seen.int = true;
+            seen.big_int |= !(-F64_EXACT..=F64_EXACT).contains(&v);
+        }
+        ValueRef::Real(_) => seen.float = true,
+        ValueRef::Text(t) => {
+            if std::str::from_utf8(t).is_ok() {
+                seen.text = true;
+            } else {
+                seen.blob = true;
+            }
+        }
+        ValueRef::Blob(_) => seen.blob = true,
+    }
+}
+
+fn to_cell(value: ValueRef<'_>, seen: &mut Seen) -> Cell {
+    mark(seen, value);
+    match value {
+        ValueRef::Integer(v) => Cell::Int(v),
+        ValueRef::Real(v) => Cell::Float(v),
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(s) => Cell::Text(s.to_owned()),
+            Err(_) => Cell::Blob(t.to_vec()),
+        },
+        ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+        ValueRef::Null => Cell::Blob(Vec::new()), // not reached: NULLs are pushed as None
+    }
+}
+
+/// A finished column of one batch.
+enum Column {
+    Array(ArrayRef),
+    Cells(Vec<Option<Cell>>),
+}
+
+fn array_cells(a: &ArrayRef) -> Vec<Option<Cell>> {
+    let any = a.as_any();
+    if let Some(a) = any.downcast_ref::<Int64Array>() {
+        a.iter().map(|v| v.map(Cell::Int)).collect()
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        a.iter().map(|v| v.map(Cell::Float)).collect()
+    } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
+        a.iter().map(|v| v.map(|s| Cell::Text(s.to_owned()))).collect()
+    } else if let Some(a) = any.downcast_ref::<BinaryViewArray>() {
+        a.iter().map(|v| v.map(|b| Cell::Blob(b.to_vec()))).collect()
+    } else {
+        vec![None; a.len()]
+    }
+}
+
+fn cell_text(c: &Cell) -> std::borrow::Cow<'_, str> {
+    match c {
+        Cell::Int(v) => v.to_string().into(),
+        // Rust prints the shortest text that parses back to the same f64.
+        Cell::Float(v) => format!("{v:?}").into(),
+        Cell::Text(s) => s.as_str().into(),
+        Cell::Blob(b) => String::from_utf8_lossy(b),
+    }
+}
+
+fn cell_bytes(c: &Cell) -> std::borrow::Cow<'_, [u8]> {
+    match c {
+        Cell::Blob(b) => b.as_slice().into(),
+        Cell::Text(s) => s.as_bytes().into(),
+        other => cell_text(other).into_owned().into_bytes().into(),
+    }
+}
+
+/// Converts a column to its final type; a typed array of that type passes through as is.
+fn convert(column: Column, to: &DataType) -> ArrayRef {
+    let cells = match column {
+        Column::Array(a) if a.data_type() == to => return a,
+        Column::Array(a) => array_cells(&a),
+        Column::Cells(c) => c,
+    };
+    match to {
+        DataType::Int64 => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Some(Cell::Int(v)) => Some(*v),
+                    _ => None,
+                })
+                .collect::<Int64Array>(),
+        ),
+        DataType::Float64 => Arc::new(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Some(Cell::Int(v)) => Some(*v as f64),
+                    Some(Cell::Float(v)) => Some(*v),
+                    _ => None,
+                })
+                .collect::<Float64Array>(),
+        ),
+        DataType::Utf8View => {
+            let mut b = StringViewBuilder::with_capacity(cells.len());
+            for c in &cells {
+                match c {
+                    Some(c) => b.append_value(cell_text(c)),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        DataType::BinaryView => {
+            let mut b = BinaryViewBuilder::with_capacity(cells.len());
+            for c in &cells {
+                match c {
+                    Some(c) => b.append_value(cell_bytes(c)),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        _ => Arc::new(NullArray::new(cells.len())),
+    }
+}
+
+/// Reads every row of a prepared, bound statement into record batches.
+pub fn read_batches(
+    stmt: &mut rusqlite::Statement<'_>,
+    batch_size: usize,
+    limit: Option<u64>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), PluginError> {
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let declared: Vec<DataType> = stmt
+        .columns()
+        .map(|c| declared_type(c.decl_type()))
+        .collect();
+    let ncols = names.len();
+    let batch_size = batch_size.max(1);
+    let limit = limit.unwrap_or(u64::MAX);
+
+    let mut seen = vec![Seen::default(); ncols];
+    let mut batches: Vec<(usize, Vec<Column>)> = Vec::new();
+    let mut rows = stmt.raw_query();
+    let mut total: u64 = 0;
+    'outer: while total < limit {
+        let mut builders: Vec<Builder> = (0..ncols).map(|_| Builder::Nulls(0)).collect();
+        let mut n = 0usize;
+        while n < batch_size {
+            if total >= limit {
+                break;
+            }
+            let Some(row) = rows.next().map_err(query_error)? else {
+                if n > 0 {
+                    batches.push((n, builders.into_iter().map(Builder::finish).collect()));
+                }
+                break 'outer;
+            };
+            for (i, b) in builders.iter_mut().enumerate() {
+                let v = row.get_ref(i).map_err(query_error)?;
+                b.push(v, &mut seen[i], batch_size);
+            }
+            n += 1;
+            total += 1;
+        }
+        batches.push((n, builders.into_iter().map(Builder::finish).collect()));
+    }
+
+    let types: Vec<DataType> = seen
+        .iter()
+        .zip(&declared)
+        .map(|(s, d)| s.final_type(d))
+        .collect();
+    let schema: SchemaRef = Arc::new(Schema::new(
+        names
+            .iter()
+            .zip(&types)
+            .map(|(n, t)| Field::new(n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ));
+    let out = batches
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, cols)| {
+            let arrays: Vec<ArrayRef> = cols
+                .into_iter()
+                .zip(&types)
+                .map(|(c, t)| convert(c, t))
+                .collect();
+            RecordBatch::try_new_with_options(
+                Arc::clone(&schema),
+                arrays,
+                &RecordBatchOptions::new().with_row_count(Some(n)),
+            )
+            .map_err(|e| PluginError::internal(format!("building a batch: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((schema, out))
+}
+
+pub fn query_error(e: rusqlite::Error) -> PluginError {
+    PluginError::query(e.to_string())
+}
