@@ -1,1 +1,50 @@
+//! # plugboard: a host for dynamically loaded data connectors
+//!
+//! What Streamlit's `st.connection` is to Python apps, as a native plugin host: connectors
+//! are shared libraries found through `plugins.toml`, each connection is a section of a
+//! Streamlit-compatible secrets file, and every read goes through one shared TTL cache and
+//! comes back as a polars `DataFrame`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! # fn main() -> Result<(), plugboard::Error> {
+//! let host = plugboard::Host::builder()
+//!     .plugins_file("plugins.toml")
+//!     .secrets_file("examples/secrets.toml")
+//!     .build()?;
+//! let pets = host.connection("pets_db")?;
+//! let df = pets
+//!     .query("SELECT * FROM pet_owners WHERE owner = :owner")
+//!     .param("owner", "Barbara")
+//!     .ttl(Duration::from_secs(600))
+//!     .fetch()?;
+//! println!("{df}");
+//! # Ok(()) }
+//! ```
+//!
+//! Modules, one idea each: [`config`] (plugins.toml), [`secrets`] (the secrets file,
+//! precedence, redaction), `loader` (the only `unsafe`: libraries and the Arrow import),
+//! [`cache`] (results), `connection` (the API above), [`output`] (formats), `cli`.
+#![deny(unsafe_code)]
 
+pub mod cache;
+pub mod cli;
+pub mod config;
+mod connection;
+pub mod duration;
+mod error;
+mod host;
+mod loader;
+pub mod output;
+pub mod secrets;
+
+pub use plugboard_api::{Params, Value};
+pub use polars::prelude::DataFrame;
+
+pub use crate::cache::Outcome;
+pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read};
+pub use crate::error::{Error, Result};
+pub use crate::host::{
+    ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGINS_ENV, PluginInfo, RESERVED_KEYS,
+    SECRETS_ENV,
+};

@@ -1,1 +1,6 @@
-fn main() {}
+//! The `plugboard` binary: everything lives in the library's `cli` module.
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    plugboard::cli::main()
+}

@@ -32,13 +32,13 @@ use abi_stable::{
 use arrow_array::{RecordBatch, RecordBatchReader, ffi_stream::FFI_ArrowArrayStream};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::{Connector, ConnectRequest, ExecuteRequest, PluginError, ReadRequest};
+use crate::{ConnectRequest, Connector, ExecuteRequest, PluginError, ReadRequest};
 
 /// Re-exports used by [`crate::export_connector!`]'s expansion; not part of the public API.
 #[doc(hidden)]
 pub mod __private {
     pub use abi_stable::library::{
-        CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
 }
 
@@ -53,7 +53,8 @@ pub struct FfiArrowArrayStream {
         Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream, out: *mut c_void) -> c_int>,
     pub get_next:
         Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream, out: *mut c_void) -> c_int>,
-    pub get_last_error: Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream) -> *const c_char>,
+    pub get_last_error:
+        Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream) -> *const c_char>,
     pub release: Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream)>,
     pub private_data: *mut c_void,
 }
@@ -183,7 +184,9 @@ pub trait FfiConnection: Send + Sync {
 
     /// `request` is a JSON [`ExecuteRequest`]; all statements run in one transaction.
     fn execute(&self, _request: RStr<'_>) -> RResult<u64, PluginError> {
-        RErr(PluginError::unsupported("this connector does not support execute"))
+        RErr(PluginError::unsupported(
+            "this connector does not support execute",
+        ))
     }
 
     /// A cheap health check.
@@ -271,7 +274,10 @@ extern "C" fn connect_glue<C: Connector>(args: RStr<'_>) -> RResult<FfiConnectio
     })
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(text: RStr<'_>, what: &str) -> Result<T, PluginError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    text: RStr<'_>,
+    what: &str,
+) -> Result<T, PluginError> {
     serde_json::from_str(text.as_str())
         .map_err(|e| PluginError::internal(format!("malformed {what} from the host: {e}")))
 }

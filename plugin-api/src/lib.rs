@@ -126,8 +126,7 @@ macro_rules! export_connector {
     ($connector:ty) => {
         /// The abi_stable library header: the one symbol the plugboard host looks up.
         #[unsafe(no_mangle)]
-        pub static _1as_0lib_1header_0root_bmodule_bloader:
-            $crate::ffi::__private::LibHeader = {
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::ffi::__private::LibHeader = {
             extern "C" fn __plugboard_root_module() -> $crate::ffi::__private::RootModuleResult {
                 $crate::ffi::__private::__call_root_module_loader(
                     $crate::ffi::root_module::<$connector>,

@@ -151,7 +151,9 @@ impl Config {
                 .ok()
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .ok_or_else(|| {
-                    PluginError::config(format!("`query.timeout`: {t:?} is not a number of seconds"))
+                    PluginError::config(format!(
+                        "`query.timeout`: {t:?} is not a number of seconds"
+                    ))
                 })?;
         }
         if let Some(t) = &self.busy_timeout {
@@ -223,7 +225,10 @@ mod tests {
     #[test]
     fn sqlalchemy_url_forms() {
         assert_eq!(url("sqlite://").unwrap().location, Location::Memory);
-        assert_eq!(url("sqlite:///:memory:").unwrap().location, Location::Memory);
+        assert_eq!(
+            url("sqlite:///:memory:").unwrap().location,
+            Location::Memory
+        );
         assert_eq!(
             url("sqlite:///pets.db").unwrap().location,
             Location::File("pets.db".into())
@@ -236,16 +241,33 @@ mod tests {
         assert!(s.read_only && !s.create);
         assert_eq!(s.busy_timeout, Duration::from_millis(2500));
         assert_eq!(
-            url("sqlite:///file:x.db?mode=ro&uri=true").unwrap().location,
+            url("sqlite:///file:x.db?mode=ro&uri=true")
+                .unwrap()
+                .location,
             Location::Uri("file:x.db".into())
         );
     }
 
     #[test]
     fn bad_urls_name_the_key() {
-        assert!(url("postgresql://x/y").unwrap_err().message().contains("`url`"));
-        assert!(url("sqlite://host/x.db").unwrap_err().message().contains("no host"));
-        assert!(url("sqlite:///x.db?mod=ro").unwrap_err().message().contains("query.mod"));
+        assert!(
+            url("postgresql://x/y")
+                .unwrap_err()
+                .message()
+                .contains("`url`")
+        );
+        assert!(
+            url("sqlite://host/x.db")
+                .unwrap_err()
+                .message()
+                .contains("no host")
+        );
+        assert!(
+            url("sqlite:///x.db?mod=ro")
+                .unwrap_err()
+                .message()
+                .contains("query.mod")
+        );
     }
 
     #[test]
@@ -258,9 +280,20 @@ mod tests {
             }
             .resolve()
         };
-        assert_eq!(c(DurationSetting::Millis(250)).unwrap().busy_timeout, Duration::from_millis(250));
-        assert_eq!(c(DurationSetting::Text("2s".into())).unwrap().busy_timeout, Duration::from_secs(2));
-        assert!(c(DurationSetting::Text("soon".into())).unwrap_err().message().contains("busy_timeout"));
+        assert_eq!(
+            c(DurationSetting::Millis(250)).unwrap().busy_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            c(DurationSetting::Text("2s".into())).unwrap().busy_timeout,
+            Duration::from_secs(2)
+        );
+        assert!(
+            c(DurationSetting::Text("soon".into()))
+                .unwrap_err()
+                .message()
+                .contains("busy_timeout")
+        );
     }
 
     #[test]

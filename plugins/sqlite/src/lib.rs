@@ -124,7 +124,10 @@ impl Connector for Sqlite {
             .filter(|k| !used_shared.contains(k.as_str()))
             .collect();
         if let Some(name) = unused.first() {
-            return Err(unknown_param(name, &all_names.into_iter().collect::<Vec<_>>()));
+            return Err(unknown_param(
+                name,
+                &all_names.into_iter().collect::<Vec<_>>(),
+            ));
         }
         tx.commit().map_err(query_error)?;
         Ok(affected)
@@ -249,7 +252,10 @@ mod tests {
     }
 
     fn p(pairs: &[(&str, Value)]) -> Params {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -261,8 +267,16 @@ mod tests {
         assert_eq!(schema.field(0).data_type(), &DataType::Float64);
         assert_eq!(schema.field(1).data_type(), &DataType::Utf8View);
         assert_eq!(schema.field(2).data_type(), &DataType::BinaryView);
-        let b = batches[0].column(1).as_any().downcast_ref::<StringViewArray>().expect("utf8");
-        assert_eq!(b.value(2), "9007199254740993", "big integers survive exactly");
+        let b = batches[0]
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .expect("utf8");
+        assert_eq!(
+            b.value(2),
+            "9007199254740993",
+            "big integers survive exactly"
+        );
     }
 
     #[test]
@@ -270,9 +284,23 @@ mod tests {
         let db = memory();
         exec(&db, "CREATE TABLE t(name TEXT)", Params::new()).expect("create");
         let evil = "x'); DROP TABLE t; --";
-        exec(&db, "INSERT INTO t VALUES (:name)", p(&[("name", Value::from(evil))])).expect("insert");
-        let batches = read(&db, "SELECT count(*) AS n FROM t WHERE name = :name", p(&[("name", evil.into())])).expect("read");
-        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("int");
+        exec(
+            &db,
+            "INSERT INTO t VALUES (:name)",
+            p(&[("name", Value::from(evil))]),
+        )
+        .expect("insert");
+        let batches = read(
+            &db,
+            "SELECT count(*) AS n FROM t WHERE name = :name",
+            p(&[("name", evil.into())]),
+        )
+        .expect("read");
+        let n = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int");
         assert_eq!(n.value(0), 1);
     }
 
@@ -280,8 +308,16 @@ mod tests {
     fn wrong_and_missing_param_names_are_errors() {
         let db = memory();
         let e = read(&db, "SELECT :a AS x", p(&[("b", 1.into())])).unwrap_err();
-        assert!(e.message().contains("missing value for parameter :a"), "{e}");
-        let e = read(&db, "SELECT :a AS x", p(&[("a", 1.into()), ("b", 1.into())])).unwrap_err();
+        assert!(
+            e.message().contains("missing value for parameter :a"),
+            "{e}"
+        );
+        let e = read(
+            &db,
+            "SELECT :a AS x",
+            p(&[("a", 1.into()), ("b", 1.into())]),
+        )
+        .unwrap_err();
         assert!(e.message().contains("unknown parameter \"b\""), "{e}");
         assert!(e.message().contains(":a"), "{e}");
     }
@@ -293,27 +329,58 @@ mod tests {
         let e = db
             .execute(&ExecuteRequest {
                 statements: vec![
-                    Statement { sql: "INSERT INTO t VALUES (1)".into(), params: Params::new() },
-                    Statement { sql: "INSERT INTO t VALUES (NULL)".into(), params: Params::new() },
+                    Statement {
+                        sql: "INSERT INTO t VALUES (1)".into(),
+                        params: Params::new(),
+                    },
+                    Statement {
+                        sql: "INSERT INTO t VALUES (NULL)".into(),
+                        params: Params::new(),
+                    },
                 ],
                 params: Params::new(),
             })
             .unwrap_err();
         assert!(e.message().starts_with("statement 2:"), "{e}");
         let batches = read(&db, "SELECT count(*) FROM t", Params::new()).expect("read");
-        let n = batches[0].column(0).as_any().downcast_ref::<Int64Array>().expect("int");
+        let n = batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("int");
         assert_eq!(n.value(0), 0, "the first insert was rolled back");
     }
 
     #[test]
     fn empty_results_keep_declared_types_and_limit_stops_early() {
         let db = memory();
-        exec(&db, "CREATE TABLE t(i INTEGER, r REAL, s TEXT, b BLOB)", Params::new()).expect("create");
+        exec(
+            &db,
+            "CREATE TABLE t(i INTEGER, r REAL, s TEXT, b BLOB)",
+            Params::new(),
+        )
+        .expect("create");
         let reader = db
-            .read(&ReadRequest { query: "SELECT * FROM t".into(), ..ReadRequest::default() })
+            .read(&ReadRequest {
+                query: "SELECT * FROM t".into(),
+                ..ReadRequest::default()
+            })
             .expect("read");
-        let types: Vec<_> = reader.schema().fields().iter().map(|f| f.data_type().clone()).collect();
-        assert_eq!(types, [DataType::Int64, DataType::Float64, DataType::Utf8View, DataType::BinaryView]);
+        let types: Vec<_> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                DataType::Int64,
+                DataType::Float64,
+                DataType::Utf8View,
+                DataType::BinaryView
+            ]
+        );
 
         let reader = db
             .read(&ReadRequest {

@@ -77,10 +77,7 @@ impl Pool {
                     }
                 };
             }
-            state = self
-                .returned
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -88,13 +85,17 @@ impl Pool {
 impl Deref for Pooled<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a pooled connection is present until drop")
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until drop")
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Connection {
-        self.conn.as_mut().expect("a pooled connection is present until drop")
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until drop")
     }
 }
 
@@ -125,7 +126,10 @@ fn open_connection(settings: &Settings) -> Result<Connection, PluginError> {
         }
     }
     let (conn, shown) = match &settings.location {
-        Location::Memory => (Connection::open_in_memory_with_flags(flags), ":memory:".to_owned()),
+        Location::Memory => (
+            Connection::open_in_memory_with_flags(flags),
+            ":memory:".to_owned(),
+        ),
         Location::File(path) => {
             let shown = std::path::absolute(path)
                 .unwrap_or_else(|_| path.clone())

@@ -243,9 +243,13 @@ fn array_cells(a: &ArrayRef) -> Vec<Option<Cell>> {
     } else if let Some(a) = any.downcast_ref::<Float64Array>() {
         a.iter().map(|v| v.map(Cell::Float)).collect()
     } else if let Some(a) = any.downcast_ref::<StringViewArray>() {
-        a.iter().map(|v| v.map(|s| Cell::Text(s.to_owned()))).collect()
+        a.iter()
+            .map(|v| v.map(|s| Cell::Text(s.to_owned())))
+            .collect()
     } else if let Some(a) = any.downcast_ref::<BinaryViewArray>() {
-        a.iter().map(|v| v.map(|b| Cell::Blob(b.to_vec()))).collect()
+        a.iter()
+            .map(|v| v.map(|b| Cell::Blob(b.to_vec())))
+            .collect()
     } else {
         vec![None; a.len()]
     }

@@ -1,0 +1,455 @@
+//! The `plugboard` command line: a thin layer over the library.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use plugboard_api::Value;
+
+use crate::output::{self, Format};
+use crate::{ConnectOptions, Host, HostBuilder, secrets};
+
+/// Query data sources through connector plugins, with a shared cache.
+#[derive(Debug, Parser)]
+#[command(name = "plugboard", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The plugins.toml to load [default: ./plugins.toml]
+    #[arg(long, global = true, env = "PLUGBOARD_PLUGINS", value_name = "PATH")]
+    plugins: Option<PathBuf>,
+
+    /// The secrets file [default: ./.plugboard/secrets.toml or ./.streamlit/secrets.toml
+    /// over ~/.config/plugboard/secrets.toml]
+    #[arg(long, global = true, env = "PLUGBOARD_SECRETS", value_name = "PATH")]
+    secrets: Option<PathBuf>,
+
+    /// Log what happens (-v: cache hits and misses, timings; -vv: more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a query and print the table
+    Query(ReadArgs),
+    /// Read a target (a file connector's path, an API's resource) and print the table
+    Read(ReadArgs),
+    /// Run statements in one transaction and print the rows affected
+    Exec(ExecArgs),
+    /// Show the loaded plugins
+    Plugins {
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
+    },
+    /// Show the configured connections (secrets as ***)
+    Connections {
+        #[command(subcommand)]
+        action: Option<ConnectionsAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsAction {
+    /// List the plugins from plugins.toml, and those that failed to load
+    List,
+    /// Load one library on its own and report its manifest
+    Check { path: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionsAction {
+    /// List connections, the plugin serving each, and their keys
+    List,
+}
+
+#[derive(Debug, Args)]
+struct ConnArgs {
+    /// The connection's name ([connections.<name>] in the secrets file)
+    connection: String,
+
+    /// Set a connection key, over the secrets file and environment (KEY=VALUE; a.b=VALUE nests)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+
+    /// The connector kind, over the section's `type` (e.g. sql, sqlite)
+    #[arg(long = "type", value_name = "KIND")]
+    kind: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// The query (SQL) or target (path)
+    query: String,
+
+    /// Bind a parameter: NAME=VALUE (typed by its look: 5, 2.5, true, else text),
+    /// or NAME:TYPE=VALUE with TYPE one of str, int, float, bool, null, hex
+    #[arg(short, long = "param", value_name = "NAME=VALUE")]
+    param: Vec<String>,
+
+    /// Serve from the cache for this long (600, 10m, 1h, 1d; 0 = no caching)
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
+
+    /// Return at most N rows
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+
+    /// Output format: table, csv, json, ndjson, parquet, arrow
+    /// [default: from --output's extension, else table on a terminal, csv otherwise]
+    #[arg(long, short, value_name = "FORMAT")]
+    format: Option<Format>,
+
+    /// Write to this file (atomically) instead of standard output
+    #[arg(long, short, value_name = "PATH")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ExecArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// One or more statements, run in one transaction
+    #[arg(required = true)]
+    statements: Vec<String>,
+
+    /// Bind a parameter shared by the statements (see `query --help`)
+    #[arg(short, long = "param", value_name = "NAME=VALUE")]
+    param: Vec<String>,
+}
+
+/// The whole program: parse arguments, run, print any error on one line, exit non-zero.
+pub fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", crate::error::one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `plugboard query … | head` closing the pipe early is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<crate::Error>().is_some_and(|p| {
+                matches!(p, crate::Error::Write { error, .. } if error.kind() == std::io::ErrorKind::BrokenPipe)
+            })
+    })
+}
+
+/// Runs the CLI; `Ok` means exit 0.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.verbose);
+    let build_host = || -> anyhow::Result<Host> {
+        let mut b = HostBuilder::default();
+        if let Some(p) = &cli.plugins {
+            b = b.plugins_file(p);
+        }
+        if let Some(s) = &cli.secrets {
+            b = b.secrets_file(s);
+        }
+        let host = b.build()?;
+        for e in host.load_errors() {
+            tracing::warn!("{e}");
+        }
+        Ok(host)
+    };
+    match &cli.command {
+        Command::Query(args) | Command::Read(args) => read(&build_host()?, args),
+        Command::Exec(args) => exec(&build_host()?, args),
+        Command::Plugins { action } => match action {
+            None | Some(PluginsAction::List) => list_plugins(&build_host()?),
+            Some(PluginsAction::Check { path }) => check_plugin(path),
+        },
+        Command::Connections {
+            action: None | Some(ConnectionsAction::List),
+        } => list_connections(&build_host()?),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("PLUGBOARD_LOG") {
+        Ok(f) if !f.is_empty() => EnvFilter::new(f),
+        _ => EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "warn,plugboard=debug",
+            _ => "debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Connection> {
+    let mut options = ConnectOptions::new();
+    if let Some(k) = &args.kind {
+        options = options.kind(k);
+    }
+    for s in &args.set {
+        let (key, value) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+        if key.is_empty() {
+            bail!("--set {s:?}: the key is empty");
+        }
+        options = options.set(key, secrets::parse_value(value));
+    }
+    Ok(host.connection_with(&args.connection, options)?)
+}
+
+/// Parses `NAME=VALUE` or `NAME:TYPE=VALUE`.
+fn parse_param(text: &str) -> anyhow::Result<(String, Value)> {
+    let (name, value) = text
+        .split_once('=')
+        .with_context(|| format!("--param {text:?}: expected NAME=VALUE"))?;
+    let (name, kind) = match name.split_once(':') {
+        // `:owner=x` is the name `:owner`, not a type.
+        Some((n, k)) if !n.is_empty() => (n, Some(k)),
+        _ => (name, None),
+    };
+    let name = name.trim_start_matches([':', '@', '$']);
+    if name.is_empty() {
+        bail!("--param {text:?}: the name is empty");
+    }
+    let bad = |t: &str| anyhow::anyhow!("--param {text:?}: {value:?} is not {t}");
+    let value = match kind {
+        None => infer_value(value),
+        Some("str" | "string" | "text") => Value::String(value.to_owned()),
+        Some("int") => Value::Int(value.parse().map_err(|_| bad("an integer"))?),
+        Some("float") => Value::Float(value.parse().map_err(|_| bad("a number"))?),
+        Some("bool") => Value::Bool(value.parse().map_err(|_| bad("true or false"))?),
+        Some("null") => Value::Null,
+        Some("hex" | "bytes") => Value::Bytes(unhex(value).ok_or_else(|| bad("hex bytes"))?),
+        Some(other) => {
+            bail!("--param {text:?}: unknown type {other:?} (str, int, float, bool, null, hex)")
+        }
+    };
+    Ok((name.to_owned(), value))
+}
+
+fn infer_value(v: &str) -> Value {
+    if let Ok(i) = v.parse::<i64>() {
+        // Keep leading zeros ("007") as text: they are identifiers, not numbers.
+        if !(v.len() > 1 && v.starts_with('0')) && !v.starts_with('+') {
+            return Value::Int(i);
+        }
+    }
+    if let Ok(f) = v.parse::<f64>()
+        && f.is_finite()
+        && v.contains(['.', 'e', 'E'])
+    {
+        return Value::Float(f);
+    }
+    match v {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(v.to_owned()),
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => f,
+        (None, Some(path)) => Format::from_path(path).with_context(|| {
+            format!(
+                "cannot tell the format of {} from its extension; pass --format",
+                path.display()
+            )
+        })?,
+        (None, None) if std::io::stdout().is_terminal() => Format::Table,
+        (None, None) => Format::Csv,
+    };
+    if format.is_binary() && args.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("{format:?} output is binary: write it to a file with --output PATH, or pipe it");
+    }
+    let params = args
+        .param
+        .iter()
+        .map(|p| parse_param(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ttl: Option<Duration> = args
+        .ttl
+        .as_deref()
+        .map(crate::duration::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+
+    let conn = connect(host, &args.conn)?;
+    let mut read = conn.query(&args.query).params(params);
+    if let Some(ttl) = ttl {
+        read = read.ttl(ttl);
+    }
+    if let Some(n) = args.limit {
+        read = read.limit(n);
+    }
+    let (df, _) = read.fetch_shared()?;
+    match &args.output {
+        Some(path) => output::write_file(&df, format, path)?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            output::write(&df, format, &mut out)?;
+            out.flush().context("writing to standard output")?;
+        }
+    }
+    Ok(())
+}
+
+fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
+    let conn = connect(host, &args.conn)?;
+    let mut statements = args.statements.iter();
+    let first = statements.next().context("no statement given")?;
+    let mut exec = conn.execute(first.as_str());
+    for s in statements {
+        exec = exec.statement(s.as_str());
+    }
+    for p in &args.param {
+        let (name, value) = parse_param(p)?;
+        exec = exec.param(&name, value);
+    }
+    let n = exec.run()?;
+    println!("{n} row{} affected", if n == 1 { "" } else { "s" });
+    Ok(())
+}
+
+fn list_plugins(host: &Host) -> anyhow::Result<()> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["plugin", "version", "kinds", "schemes", "path"]);
+    for p in host.plugins() {
+        table.add_row([
+            p.manifest.name.clone(),
+            p.manifest.version.clone(),
+            p.manifest.kinds.join(", "),
+            p.manifest.schemes.join(", "),
+            p.path.display().to_string(),
+        ]);
+    }
+    println!("{table}");
+    match host.plugins_file() {
+        Some(f) => println!("from {}", f.display()),
+        None => println!("no plugins.toml found (pass --plugins or set PLUGBOARD_PLUGINS)"),
+    }
+    let errors = host.load_errors();
+    if !errors.is_empty() {
+        bail!(
+            "{} plugin{} failed to load: {}",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
+    let plugin = crate::loader::load(path).map_err(|reason| crate::Error::Load {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let m = &plugin.manifest;
+    println!("path:        {}", plugin.path.display());
+    println!("plugin:      {} {}", m.name, m.version);
+    println!("api version: {}", plugboard_api::API_VERSION);
+    println!("kinds:       {}", m.kinds.join(", "));
+    println!("schemes:     {}", m.schemes.join(", "));
+    println!("secret keys: {}", m.secret_keys.join(", "));
+    if !m.description.is_empty() {
+        println!("description: {}", m.description);
+    }
+    Ok(())
+}
+
+fn list_connections(host: &Host) -> anyhow::Result<()> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["connection", "plugin", "settings"]);
+    for c in host.describe_connections() {
+        let settings = c
+            .table
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let plugin = match c.plugin {
+            Ok(p) => p,
+            Err(e) => format!("none: {e}"),
+        };
+        table.add_row([c.name, plugin, settings]);
+    }
+    println!("{table}");
+    let files = host.secrets_files();
+    if files.is_empty() {
+        println!("no secrets file found");
+    } else {
+        let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        println!("from {}", shown.join(" < "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_typed_by_look_or_by_name() {
+        assert_eq!(
+            parse_param("owner=Alice").unwrap(),
+            ("owner".into(), Value::String("Alice".into()))
+        );
+        assert_eq!(parse_param(":n=5").unwrap(), ("n".into(), Value::Int(5)));
+        assert_eq!(parse_param("x=2.5").unwrap().1, Value::Float(2.5));
+        assert_eq!(
+            parse_param("zip=02134").unwrap().1,
+            Value::String("02134".into())
+        );
+        assert_eq!(parse_param("b=true").unwrap().1, Value::Bool(true));
+        assert_eq!(parse_param("n:str=5").unwrap().1, Value::String("5".into()));
+        assert_eq!(parse_param("n:null=").unwrap().1, Value::Null);
+        assert_eq!(
+            parse_param("b:hex=00ff").unwrap().1,
+            Value::Bytes(vec![0, 255])
+        );
+        assert!(
+            parse_param("n:int=x")
+                .unwrap_err()
+                .to_string()
+                .contains("not an integer")
+        );
+        assert!(parse_param("novalue").is_err());
+    }
+}

@@ -1,0 +1,351 @@
+//! A connection and its reads and writes, in the shape of Streamlit's API:
+//! `host.connection("pets_db")?.query(sql).param("owner", "Alice").ttl(ttl).fetch()?`.
+//!
+//! Every read goes through the host's result cache. A `retryable` plugin error resets the
+//! connection and tries again (3 attempts, short backoff); a panic inside the plugin drops
+//! the connection, and the next call reconnects.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use plugboard_api::{
+    ErrorKind, ExecuteRequest, Params, PluginError, ReadRequest, Statement, Value,
+};
+use polars::prelude::DataFrame;
+
+use crate::cache::{Outcome, ResultCache, key};
+use crate::error::{Error, Result};
+use crate::host::{Resolved, canonical_json};
+use crate::loader::{LoadedPlugin, PluginConnection};
+use crate::secrets::Redactor;
+
+/// Attempts for a call that keeps failing with `retryable` errors.
+pub const MAX_ATTEMPTS: u32 = 3;
+const BACKOFF: Duration = Duration::from_millis(50);
+
+/// What the host shares between every handle to one connection.
+pub(crate) struct ConnShared {
+    name: String,
+    plugin: Arc<LoadedPlugin>,
+    identity: Arc<str>,
+    /// The JSON `ConnectRequest`; holds secrets, so it is never logged.
+    connect_request: String,
+    redactor: Redactor,
+    default_ttl: Option<Duration>,
+    handle: Mutex<Option<Arc<dyn PluginConnection>>>,
+    results: Arc<ResultCache>,
+}
+
+impl ConnShared {
+    /// Connects eagerly, so configuration errors surface where the connection is named.
+    pub(crate) fn open(r: Resolved, identity: String, results: Arc<ResultCache>) -> Result<Self> {
+        let request = plugboard_api::ConnectRequest {
+            name: r.name.clone(),
+            config: serde_json::to_value(&r.table)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default(),
+        };
+        let shared = Self {
+            connect_request: serde_json::to_string(&request).unwrap_or_default(),
+            name: r.name,
+            plugin: r.plugin,
+            identity: identity.into(),
+            redactor: r.redactor,
+            default_ttl: r.ttl,
+            handle: Mutex::new(None),
+            results,
+        };
+        shared.with_retry("connect", |_| Ok(()))?;
+        Ok(shared)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Arc<dyn PluginConnection>>> {
+        self.handle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn handle(&self) -> std::result::Result<Arc<dyn PluginConnection>, PluginError> {
+        let mut slot = self.lock();
+        if let Some(h) = &*slot {
+            return Ok(Arc::clone(h));
+        }
+        let started = Instant::now();
+        let h: Arc<dyn PluginConnection> = Arc::from(self.plugin.connect(&self.connect_request)?);
+        tracing::debug!(connection = %self.name, plugin = %self.plugin.manifest.name, elapsed = ?started.elapsed(), "connected");
+        *slot = Some(Arc::clone(&h));
+        Ok(h)
+    }
+
+    /// Closes the plugin's handle; the next call reconnects.
+    fn drop_handle(&self) {
+        if let Some(h) = self.lock().take() {
+            h.close();
+        }
+    }
+
+    fn error(&self, e: &PluginError, attempts: u32) -> Error {
+        let mut err = Error::plugin(&self.name, &self.plugin.manifest.name, e, |m| {
+            self.redactor.redact(m)
+        });
+        if let Error::Plugin { attempts: a, .. } = &mut err {
+            *a = attempts;
+        }
+        err
+    }
+
+    /// Runs `op` on the plugin connection, resetting and retrying on `retryable` errors.
+    fn with_retry<T>(
+        &self,
+        what: &str,
+        op: impl Fn(&dyn PluginConnection) -> std::result::Result<T, PluginError>,
+    ) -> Result<T> {
+        let mut attempt = 1;
+        loop {
+            let result = self.handle().and_then(|h| op(h.as_ref()));
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) if e.retryable && attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(
+                        connection = %self.name, attempt, error = %self.redactor.redact(e.message()),
+                        "{what} failed with a retryable error; resetting the connection"
+                    );
+                    self.drop_handle();
+                    std::thread::sleep(BACKOFF * attempt);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if e.kind == ErrorKind::PANIC {
+                        tracing::warn!(connection = %self.name, "the plugin panicked; dropping the connection");
+                        self.drop_handle();
+                    } else if e.retryable {
+                        self.drop_handle();
+                    }
+                    return Err(self.error(&e, attempt));
+                }
+            }
+        }
+    }
+}
+
+/// A handle to an open connection. Cheap to clone; clones share the plugin connection.
+#[derive(Clone)]
+pub struct Connection {
+    shared: Arc<ConnShared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("name", &self.shared.name)
+            .field("plugin", &self.shared.plugin.manifest.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<ConnShared>) -> Self {
+        Self { shared }
+    }
+
+    /// The connection's name, as configured.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The name of the plugin serving it.
+    pub fn plugin(&self) -> &str {
+        &self.shared.plugin.manifest.name
+    }
+
+    /// Starts a query: SQL for a database connector.
+    pub fn query(&self, sql: impl Into<String>) -> Read<'_> {
+        Read::new(self, sql.into())
+    }
+
+    /// Starts a read of a target: a path for a file connector, a resource for an API.
+    pub fn read(&self, target: impl Into<String>) -> Read<'_> {
+        Read::new(self, target.into())
+    }
+
+    /// Starts a write: one statement (more with [`Execute::statement`]), in one transaction.
+    pub fn execute(&self, sql: impl Into<String>) -> Execute<'_> {
+        Execute {
+            conn: self,
+            request: ExecuteRequest {
+                statements: vec![Statement {
+                    sql: sql.into(),
+                    params: Params::new(),
+                }],
+                params: Params::new(),
+            },
+        }
+    }
+
+    /// A cheap health check through the plugin.
+    pub fn ping(&self) -> Result<()> {
+        self.shared.with_retry("ping", |c| c.ping())
+    }
+
+    /// Closes the plugin's connection and drops this connection's cached results; the next
+    /// call reconnects.
+    pub fn reset(&self) {
+        self.shared.drop_handle();
+        self.shared
+            .results
+            .invalidate_connection(&self.shared.identity);
+    }
+}
+
+/// A read being built; finish it with [`Read::fetch`].
+#[derive(Debug)]
+#[must_use = "a read does nothing until .fetch()"]
+pub struct Read<'c> {
+    conn: &'c Connection,
+    request: ReadRequest,
+    ttl: Option<Duration>,
+}
+
+/// Parameter names are stored without their sigil: `:owner`, `@owner` and `$owner` are `owner`.
+fn param_name(name: &str) -> String {
+    name.trim_start_matches([':', '@', '$']).to_owned()
+}
+
+impl<'c> Read<'c> {
+    fn new(conn: &'c Connection, query: String) -> Self {
+        Self {
+            conn,
+            request: ReadRequest {
+                query,
+                ..ReadRequest::default()
+            },
+            ttl: None,
+        }
+    }
+
+    /// Binds a named parameter (`:owner` in the query is `param("owner", ...)`).
+    pub fn param(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.request.params.insert(param_name(name), value.into());
+        self
+    }
+
+    /// Binds several parameters.
+    pub fn params<K: AsRef<str>, V: Into<Value>>(
+        mut self,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in params {
+            self.request.params.insert(param_name(k.as_ref()), v.into());
+        }
+        self
+    }
+
+    /// How long the result may be served from the cache; zero disables caching for this
+    /// read. Default: the connection's `ttl`, else until reset.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Returns at most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.request.limit = Some(n);
+        self
+    }
+
+    /// A connector-specific read option (e.g. a file format).
+    pub fn option(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.request.options.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Rows per batch the connector should produce.
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.request.batch_size = Some(rows);
+        self
+    }
+
+    /// Runs the read through the cache and returns the table.
+    pub fn fetch(self) -> Result<DataFrame> {
+        self.fetch_shared().map(|(df, _)| df.as_ref().clone())
+    }
+
+    /// Like [`Read::fetch`], returning the cached frame itself and whether it was a hit.
+    pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
+        let shared = &self.conn.shared;
+        let ttl = self.ttl.or(shared.default_ttl);
+        // The cache key: connection identity, method, and the whole canonical request
+        // (query, params sorted by name, limit, options).
+        let request_json = canonical_json(&serde_json::to_value(&self.request).unwrap_or_default());
+        let key = key([shared.identity.as_bytes(), b"read", request_json.as_bytes()]);
+        let started = Instant::now();
+        let (df, outcome) = shared.results.get_or_read(key, &shared.identity, ttl, || {
+            shared.with_retry("read", |c| c.read(&self.request))
+        })?;
+        tracing::debug!(
+            connection = %shared.name,
+            outcome = ?outcome,
+            rows = df.height(),
+            elapsed = ?started.elapsed(),
+            "read"
+        );
+        Ok((df, outcome))
+    }
+}
+
+/// A write being built; finish it with [`Execute::run`].
+#[derive(Debug)]
+#[must_use = "a write does nothing until .run()"]
+pub struct Execute<'c> {
+    conn: &'c Connection,
+    request: ExecuteRequest,
+}
+
+impl Execute<'_> {
+    /// Binds a parameter shared by every statement (each binds the ones it uses).
+    pub fn param(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.request.params.insert(param_name(name), value.into());
+        self
+    }
+
+    /// Adds another statement to the same transaction.
+    pub fn statement(mut self, sql: impl Into<String>) -> Self {
+        self.request.statements.push(Statement {
+            sql: sql.into(),
+            params: Params::new(),
+        });
+        self
+    }
+
+    /// Adds a statement with its own parameters.
+    pub fn statement_with(mut self, sql: impl Into<String>, params: Params) -> Self {
+        self.request.statements.push(Statement {
+            sql: sql.into(),
+            params,
+        });
+        self
+    }
+
+    /// Runs every statement in one transaction; returns the rows affected. A successful
+    /// write drops the connection's cached results.
+    pub fn run(self) -> Result<u64> {
+        let shared = &self.conn.shared;
+        let started = Instant::now();
+        // Writes are not retried: a retry after a lost commit acknowledgement could apply
+        // the write twice.
+        let handle = shared.handle().map_err(|e| shared.error(&e, 1))?;
+        let result = handle.execute(&self.request);
+        match result {
+            Ok(n) => {
+                shared.results.invalidate_connection(&shared.identity);
+                tracing::debug!(connection = %shared.name, rows = n, elapsed = ?started.elapsed(), "execute");
+                Ok(n)
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::PANIC || e.retryable {
+                    shared.drop_handle();
+                }
+                Err(shared.error(&e, 1))
+            }
+        }
+    }
+}

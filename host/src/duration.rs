@@ -1,0 +1,52 @@
+//! Durations as users write them: `600` (seconds), `"10m"`, `"1h"`, `"1d"`, `"250ms"`.
+
+use std::time::Duration;
+
+/// Parses a duration: a bare number is seconds, otherwise a number and a unit.
+pub fn parse(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write 600, \"10m\", \"1h\" or \"1d\"")
+    })
+}
+
+/// Reads a duration from a TOML value: an integer or float of seconds, or a string.
+pub fn from_toml(value: &toml::Value) -> Result<Duration, String> {
+    match value {
+        toml::Value::Integer(i) => u64::try_from(*i)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{i} is negative")),
+        toml::Value::Float(f) => Duration::try_from_secs_f64(*f).map_err(|e| format!("{f}: {e}")),
+        toml::Value::String(s) => parse(s),
+        other => Err(format!(
+            "expected seconds or a duration like \"10m\", got {other}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse("soon").unwrap_err().contains("soon"));
+        assert_eq!(
+            from_toml(&toml::Value::Integer(5)),
+            Ok(Duration::from_secs(5))
+        );
+        assert!(from_toml(&toml::Value::Integer(-5)).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! The host's error type: each variant names what failed and where.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use plugboard_api::{ErrorKind, PluginError};
+
+/// Everything that can go wrong in the host.
+///
+/// Messages are one line and never contain a secret value: plugin messages are passed
+/// through the connection's redactor before they are wrapped here.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Toml {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+
+    #[error("plugin {}: {reason}", path.display())]
+    Load { path: PathBuf, reason: String },
+
+    #[error("two plugins are named {name:?}: {} and {}", first.display(), second.display())]
+    DuplicatePlugin {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    #[error("unknown connection {name:?}{hint}")]
+    UnknownConnection { name: String, hint: String },
+
+    #[error("connection {connection:?}: {message}")]
+    Connection { connection: String, message: String },
+
+    #[error("connection {connection:?}: {message}")]
+    UnknownType { connection: String, message: String },
+
+    #[error("connection {connection:?} (plugin {plugin}): {kind} error: {message}{}", attempts_note(*attempts))]
+    Plugin {
+        connection: String,
+        plugin: String,
+        kind: ErrorKind,
+        retryable: bool,
+        message: String,
+        attempts: u32,
+    },
+
+    #[error("invalid argument: {0}")]
+    Argument(String),
+
+    #[error("{context}: {error}")]
+    Polars {
+        context: String,
+        error: polars::prelude::PolarsError,
+    },
+
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+
+    /// An error shared by the callers of one single-flight read.
+    #[error("{0}")]
+    Shared(Arc<Error>),
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+impl Error {
+    /// The plugin's error kind, when the error came from a plugin.
+    pub fn plugin_kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Plugin { kind, .. } => Some(*kind),
+            Error::Shared(inner) => inner.plugin_kind(),
+            _ => None,
+        }
+    }
+
+    /// How many attempts were made, for an error that came from a plugin.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Error::Plugin { attempts, .. } => Some(*attempts),
+            Error::Shared(inner) => inner.attempts(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_shared(e: Arc<Error>) -> Error {
+        Arc::try_unwrap(e).unwrap_or_else(Error::Shared)
+    }
+
+    pub(crate) fn plugin(
+        connection: &str,
+        plugin: &str,
+        e: &PluginError,
+        redact: impl Fn(&str) -> String,
+    ) -> Error {
+        Error::Plugin {
+            connection: connection.to_owned(),
+            plugin: plugin.to_owned(),
+            kind: e.kind,
+            retryable: e.retryable,
+            message: one_line(&redact(e.message())),
+            attempts: 1,
+        }
+    }
+}
+
+/// Folds a multi-line message onto one line.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,665 @@
+//! The host: loaded plugins, the secrets, the caches, and resolving a connection by name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plugboard_api::Manifest;
+use sha2::{Digest, Sha256};
+
+use crate::cache::{DEFAULT_MAX_BYTES, ResultCache, Stats};
+use crate::config::PluginsFile;
+use crate::connection::{ConnShared, Connection};
+use crate::error::{Error, Result};
+use crate::loader::{self, LoadedPlugin};
+use crate::secrets::{self, EnvOverrides, Redactor, Secrets};
+
+/// Keys the host takes out of a connection's table before the plugin sees it.
+pub const RESERVED_KEYS: &[&str] = &["type", "ttl", "max_entries"];
+
+/// The environment variable naming `plugins.toml`.
+pub const PLUGINS_ENV: &str = "PLUGBOARD_PLUGINS";
+/// The environment variable naming the secrets file.
+pub const SECRETS_ENV: &str = "PLUGBOARD_SECRETS";
+
+/// What a loaded plugin says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginInfo {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// A configured connection, fit for display: secrets are `***`.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub name: String,
+    /// The plugin that would serve it, or why none does.
+    pub plugin: std::result::Result<String, String>,
+    pub table: toml::Table,
+}
+
+/// Options for [`Host::connection_with`]: the highest-precedence layer of a connection's
+/// parameters, like `st.connection(name, type=..., **kwargs)`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    kind: Option<String>,
+    set: Vec<(Vec<String>, toml::Value)>,
+}
+
+impl ConnectOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The connector kind (`sql`, `sqlite`, ...), overriding the section's `type`.
+    #[must_use]
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Sets a key (dotted for nested tables: `query.sslmode`).
+    #[must_use]
+    pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
+        self.set
+            .push((key.split('.').map(str::to_owned).collect(), value.into()));
+        self
+    }
+}
+
+/// Builds a [`Host`]: where `plugins.toml` and the secrets are, and how big the cache is.
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    plugins_file: Option<PathBuf>,
+    secrets_files: Option<Vec<PathBuf>>,
+    project_dir: PathBuf,
+    user_config_dir: Option<PathBuf>,
+    use_env: bool,
+    cache_max_bytes: u64,
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self {
+            plugins_file: None,
+            secrets_files: None,
+            project_dir: PathBuf::from("."),
+            user_config_dir: directories::BaseDirs::new().map(|d| d.config_dir().to_path_buf()),
+            use_env: true,
+            cache_max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl HostBuilder {
+    /// `plugins.toml` to load; default: `$PLUGBOARD_PLUGINS`, else `./plugins.toml`.
+    #[must_use]
+    pub fn plugins_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.plugins_file = Some(path.into());
+        self
+    }
+
+    /// The secrets file to use instead of the default lookup.
+    #[must_use]
+    pub fn secrets_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.secrets_files = Some(vec![path.into()]);
+        self
+    }
+
+    /// Where the project secrets (`.plugboard/`, `.streamlit/`) are looked for; default `.`.
+    #[must_use]
+    pub fn project_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.project_dir = dir.into();
+        self
+    }
+
+    /// The user config folder (default: `~/.config`); `None` skips the user file.
+    #[must_use]
+    pub fn user_config_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.user_config_dir = dir;
+        self
+    }
+
+    /// Whether `PLUGBOARD_*` environment variables apply (default: yes).
+    #[must_use]
+    pub fn use_env(mut self, yes: bool) -> Self {
+        self.use_env = yes;
+        self
+    }
+
+    /// The memory bound of the result cache, in bytes.
+    #[must_use]
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Reads the configuration and loads the plugins. A plugin that fails to load is
+    /// recorded in [`Host::load_errors`] and does not stop the others.
+    pub fn build(self) -> Result<Host> {
+        let env_path = |name: &str| {
+            self.use_env
+                .then(|| std::env::var_os(name))
+                .flatten()
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let plugins_file = match self.plugins_file.clone().or_else(|| env_path(PLUGINS_ENV)) {
+            Some(path) => PluginsFile::read(&path)?,
+            None => {
+                let default = self.project_dir.join("plugins.toml");
+                if default.is_file() {
+                    PluginsFile::read(&default)?
+                } else {
+                    PluginsFile::default()
+                }
+            }
+        };
+        let secret_files = match self.secrets_files.clone() {
+            Some(files) => files,
+            None => match env_path(SECRETS_ENV) {
+                Some(p) => vec![p],
+                None => secrets::default_files(&self.project_dir, self.user_config_dir.as_deref()),
+            },
+        };
+        let secrets = Secrets::load(&secret_files)?;
+        let env = if self.use_env {
+            EnvOverrides::from_env()
+        } else {
+            EnvOverrides::default()
+        };
+        let (plugins, load_errors) = load_plugins(&plugins_file);
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                plugins,
+                load_errors,
+                plugins_file,
+                secrets,
+                env,
+                results: Arc::new(ResultCache::new(self.cache_max_bytes)),
+                connections: moka::sync::Cache::builder().build(),
+            }),
+        })
+    }
+}
+
+fn load_plugins(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
+    let mut candidates: Vec<(PathBuf, Option<String>)> = file
+        .plugins
+        .iter()
+        .map(|e| (e.path.clone(), e.sha256.clone()))
+        .collect();
+    let mut errors = Vec::new();
+    for dir in &file.dirs {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut libs: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.extension()
+                            .is_some_and(|x| x == std::env::consts::DLL_EXTENSION)
+                    })
+                    .collect();
+                libs.sort();
+                candidates.extend(libs.into_iter().map(|p| (p, None)));
+            }
+            Err(e) => errors.push(Error::Load {
+                path: dir.clone(),
+                reason: format!("cannot list the plugin folder: {e}"),
+            }),
+        }
+    }
+    let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
+    for (path, pin) in candidates {
+        match load_one(&path, pin.as_deref()) {
+            Ok(p) => {
+                if let Some(first) = plugins.iter().find(|q| q.manifest.name == p.manifest.name) {
+                    errors.push(Error::DuplicatePlugin {
+                        name: p.manifest.name.clone(),
+                        first: first.path.clone(),
+                        second: p.path.clone(),
+                    });
+                } else {
+                    tracing::debug!(plugin = %p.manifest.name, path = %p.path.display(), "loaded");
+                    plugins.push(Arc::new(p));
+                }
+            }
+            Err(reason) => errors.push(Error::Load { path, reason }),
+        }
+    }
+    (plugins, errors)
+}
+
+fn load_one(path: &Path, pin: Option<&str>) -> std::result::Result<LoadedPlugin, String> {
+    if !path.exists() {
+        return Err(missing_library_hint(path));
+    }
+    if let Some(pin) = pin {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let digest = hex(&Sha256::digest(&bytes));
+        if digest != pin {
+            return Err(format!(
+                "sha256 {digest} does not match the pin {pin} in plugins.toml; refusing to load it"
+            ));
+        }
+    }
+    let started = std::time::Instant::now();
+    let plugin = loader::load(path)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "plugin opened and checked");
+    Ok(plugin)
+}
+
+fn missing_library_hint(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
+    match file
+        .strip_prefix(std::env::consts::DLL_PREFIX)
+        .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
+    {
+        Some(lib) if lib.starts_with("plugboard_") => format!(
+            "no such file; build it with `cargo build -p {}`",
+            lib.replace('_', "-")
+        ),
+        _ => "no such file".to_owned(),
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) struct HostInner {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    load_errors: Vec<Error>,
+    plugins_file: PluginsFile,
+    secrets: Secrets,
+    env: EnvOverrides,
+    pub(crate) results: Arc<ResultCache>,
+    connections: moka::sync::Cache<String, Arc<ConnShared>>,
+}
+
+/// The plugin host. Cheap to clone; all clones share plugins and caches.
+#[derive(Clone)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field(
+                "plugins",
+                &self
+                    .inner
+                    .plugins
+                    .iter()
+                    .map(|p| &p.manifest.name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("secrets", &self.inner.secrets)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resolved parameters of a connection.
+pub(crate) struct Resolved {
+    pub name: String,
+    pub plugin: Arc<LoadedPlugin>,
+    pub table: toml::Table,
+    pub ttl: Option<Duration>,
+    pub redactor: Redactor,
+}
+
+impl Host {
+    pub fn builder() -> HostBuilder {
+        HostBuilder::default()
+    }
+
+    /// A host with the default lookup rules (see [`HostBuilder`]).
+    pub fn from_env() -> Result<Self> {
+        HostBuilder::default().build()
+    }
+
+    /// The plugins that loaded, in load order.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.inner
+            .plugins
+            .iter()
+            .map(|p| PluginInfo {
+                path: p.path.clone(),
+                manifest: p.manifest.clone(),
+            })
+            .collect()
+    }
+
+    /// Plugins that failed to load, each naming its path and the reason.
+    pub fn load_errors(&self) -> &[Error] {
+        &self.inner.load_errors
+    }
+
+    /// Where `plugins.toml` was read from.
+    pub fn plugins_file(&self) -> Option<&Path> {
+        self.inner.plugins_file.path.as_deref()
+    }
+
+    /// The secrets files that were read, lowest precedence first.
+    pub fn secrets_files(&self) -> &[PathBuf] {
+        self.inner.secrets.files()
+    }
+
+    /// Configured connection names (files and environment), sorted.
+    pub fn connection_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.secrets.names().map(str::to_owned).collect();
+        for n in self.inner.env.names() {
+            if !names
+                .iter()
+                .any(|m| m.to_ascii_uppercase().replace('-', "_") == n.to_ascii_uppercase())
+            {
+                names.push(n);
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// Every configured connection with its redacted table and the plugin that serves it.
+    pub fn describe_connections(&self) -> Vec<ConnectionInfo> {
+        self.connection_names()
+            .into_iter()
+            .map(|name| {
+                let table =
+                    secrets::effective_table(&name, &self.inner.secrets, &self.inner.env, &[])
+                        .unwrap_or_default();
+                let plugin = self.select_plugin(&name, None, &table);
+                let secret_keys = plugin
+                    .as_ref()
+                    .map(|p| p.manifest.secret_keys.clone())
+                    .unwrap_or_default();
+                let redactor = Redactor::new(&table, &secret_keys);
+                ConnectionInfo {
+                    table: redactor.redact_table(&table),
+                    plugin: plugin
+                        .map(|p| p.manifest.name.clone())
+                        .map_err(|e| e.to_string()),
+                    name,
+                }
+            })
+            .collect()
+    }
+
+    /// Opens (or returns the cached) connection `name`, as `st.connection(name)` does.
+    pub fn connection(&self, name: &str) -> Result<Connection> {
+        self.connection_with(name, ConnectOptions::default())
+    }
+
+    /// Opens a connection with explicit parameters layered over its configuration.
+    pub fn connection_with(&self, name: &str, options: ConnectOptions) -> Result<Connection> {
+        let resolved = self.resolve(name, &options)?;
+        let identity = identity(&resolved);
+        let shared = self
+            .inner
+            .connections
+            .try_get_with(identity.clone(), || {
+                ConnShared::open(resolved, identity.clone(), Arc::clone(&self.inner.results))
+                    .map(Arc::new)
+            })
+            .map_err(Error::from_shared)?;
+        Ok(Connection::new(shared))
+    }
+
+    /// Statistics of the in-memory result cache.
+    pub fn cache_stats(&self) -> Stats {
+        self.inner.results.stats()
+    }
+
+    /// Drops every cached result.
+    pub fn clear_cache(&self) {
+        self.inner.results.clear();
+    }
+
+    fn resolve(&self, name: &str, options: &ConnectOptions) -> Result<Resolved> {
+        let table =
+            secrets::effective_table(name, &self.inner.secrets, &self.inner.env, &options.set)
+                .ok_or_else(|| self.unknown_connection(name))?;
+        let plugin = self.select_plugin(name, options.kind.as_deref(), &table)?;
+        let ttl = match table.get("ttl") {
+            None => None,
+            Some(v) => Some(
+                crate::duration::from_toml(v).map_err(|e| Error::Connection {
+                    connection: name.to_owned(),
+                    message: format!("`ttl`: {e}"),
+                })?,
+            ),
+        };
+        let redactor = Redactor::new(&table, &plugin.manifest.secret_keys);
+        let mut table = table;
+        for k in RESERVED_KEYS {
+            table.remove(*k);
+        }
+        Ok(Resolved {
+            name: name.to_owned(),
+            plugin,
+            table,
+            ttl,
+            redactor,
+        })
+    }
+
+    fn unknown_connection(&self, name: &str) -> Error {
+        let names = self.connection_names();
+        let hint = if names.is_empty() {
+            let files = self.inner.secrets.files();
+            if files.is_empty() {
+                "; no secrets file was found (looked for ./.plugboard/secrets.toml, ./.streamlit/secrets.toml, ~/.config/plugboard/secrets.toml; or pass --secrets)".to_owned()
+            } else {
+                format!(
+                    "; {} defines no [connections.<name>] section",
+                    show_paths(files)
+                )
+            }
+        } else {
+            let closest = closest(name, names.iter().map(String::as_str))
+                .map(|c| format!("; did you mean {c:?}?"))
+                .unwrap_or_default();
+            format!("{closest} (configured: {})", names.join(", "))
+        };
+        Error::UnknownConnection {
+            name: name.to_owned(),
+            hint,
+        }
+    }
+
+    fn select_plugin(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        table: &toml::Table,
+    ) -> Result<Arc<LoadedPlugin>> {
+        let type_err = |message: String| Error::UnknownType {
+            connection: name.to_owned(),
+            message,
+        };
+        let kind = match kind {
+            Some(k) => Some(k.to_owned()),
+            None => match table.get("type") {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    return Err(type_err(format!("`type` must be a string, got {other}")));
+                }
+            },
+        };
+        let plugins = &self.inner.plugins;
+        if plugins.is_empty() {
+            let why = match &self.inner.plugins_file.path {
+                None => {
+                    "no plugins.toml was found (pass --plugins or set PLUGBOARD_PLUGINS)".to_owned()
+                }
+                Some(p) if self.inner.load_errors.is_empty() => {
+                    format!("{} lists no plugins", p.display())
+                }
+                Some(_) => format!(
+                    "no plugin loaded: {}",
+                    self.inner
+                        .load_errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            return Err(type_err(why));
+        }
+        match kind.as_deref() {
+            Some(k) if k != "sql" => {
+                let k = k.rsplit('.').next().unwrap_or(k);
+                plugins
+                    .iter()
+                    .find(|p| p.manifest.kinds.iter().any(|x| x == k) || p.manifest.name == k)
+                    .cloned()
+                    .ok_or_else(|| {
+                        let mut kinds: Vec<&str> = plugins
+                            .iter()
+                            .flat_map(|p| p.manifest.kinds.iter().map(String::as_str))
+                            .chain(["sql"])
+                            .collect();
+                        kinds.sort_unstable();
+                        kinds.dedup();
+                        let guess = closest(k, kinds.iter().copied())
+                            .map(|c| format!("did you mean {c:?}? "))
+                            .unwrap_or_default();
+                        type_err(format!(
+                            "unknown type {k:?}; {guess}the loaded plugins serve: {}",
+                            kinds.join(", ")
+                        ))
+                    })
+            }
+            _ => {
+                let scheme = url_scheme(table).ok_or_else(|| {
+                    type_err(
+                        "no `type`, and no `url` or `dialect` to choose a connector by".to_owned(),
+                    )
+                })?;
+                plugins
+                    .iter()
+                    .find(|p| p.manifest.schemes.iter().any(|s| s == &scheme))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let mut schemes: Vec<&str> = plugins
+                            .iter()
+                            .flat_map(|p| p.manifest.schemes.iter().map(String::as_str))
+                            .collect();
+                        schemes.sort_unstable();
+                        schemes.dedup();
+                        type_err(format!(
+                            "no loaded plugin serves URL scheme {scheme:?}; loaded schemes: {}",
+                            schemes.join(", ")
+                        ))
+                    })
+            }
+        }
+    }
+}
+
+/// The scheme that picks a plugin: the URL's (`postgresql+psycopg2://` → `postgresql`),
+/// else `dialect`.
+fn url_scheme(table: &toml::Table) -> Option<String> {
+    let raw = table
+        .get("url")
+        .and_then(|u| u.as_str())
+        .and_then(|u| u.split_once("://").map(|(s, _)| s))
+        .or_else(|| table.get("dialect").and_then(|d| d.as_str()))?;
+    let scheme = raw.split('+').next().unwrap_or(raw).to_ascii_lowercase();
+    Some(match scheme.as_str() {
+        "postgres" => "postgresql".to_owned(),
+        _ => scheme,
+    })
+}
+
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn show_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A connection's identity: name, plugin and its version, and a digest of its final
+/// config. Secrets enter only through the digest.
+fn identity(r: &Resolved) -> String {
+    let canonical = canonical_json(&serde_json::to_value(&r.table).unwrap_or_default());
+    let digest = hex(&Sha256::digest(canonical.as_bytes()));
+    format!(
+        "{}|{}@{}|{}",
+        r.name,
+        r.plugin.manifest.name,
+        r.plugin.manifest.version,
+        &digest[..32]
+    )
+}
+
+/// JSON with object keys sorted at every level, so equal tables give equal text.
+pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
+    fn sort(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let sorted: BTreeMap<&String, serde_json::Value> =
+                    m.iter().map(|(k, v)| (k, sort(v))).collect();
+                serde_json::Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
+            other => other.clone(),
+        }
+    }
+    sort(value).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(s: &str) -> toml::Table {
+        toml::from_str(s).expect("toml")
+    }
+
+    #[test]
+    fn schemes_follow_sqlalchemy() {
+        assert_eq!(
+            url_scheme(&table("url = \"sqlite:///x.db\"")).as_deref(),
+            Some("sqlite")
+        );
+        assert_eq!(
+            url_scheme(&table("url = \"postgresql+psycopg2://u@h/d\"")).as_deref(),
+            Some("postgresql")
+        );
+        assert_eq!(
+            url_scheme(&table("dialect = \"postgres\"")).as_deref(),
+            Some("postgresql")
+        );
+        assert_eq!(url_scheme(&table("host = \"h\"")), None);
+    }
+
+    #[test]
+    fn closest_names() {
+        let names = ["pets_db", "chinook", "warehouse"];
+        assert_eq!(closest("pet_db", names.iter().copied()), Some("pets_db"));
+        assert_eq!(closest("zzz", names.iter().copied()), None);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v = serde_json::json!({"b": 1, "a": {"d": 2, "c": 3}});
+        assert_eq!(canonical_json(&v), r#"{"a":{"c":3,"d":2},"b":1}"#);
+    }
+}

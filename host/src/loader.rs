@@ -1,0 +1,400 @@
+//! The seam between the host and plugin libraries: the only module that uses abi_stable
+//! or `unsafe`.
+//!
+//! It opens a library, checks its ABI, reads its manifest, and turns its connection trait
+//! object into the host's plain [`PluginConnection`] trait. It also imports the Arrow C
+//! stream a read returns into a polars `DataFrame` without copying fixed-width columns.
+//! No `R*`/`Ffi*` type leaves this module.
+//!
+//! Libraries are never unloaded: a plugin's code may still be referenced by buffers of a
+//! cached DataFrame (their `release` callbacks live in the plugin).
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, c_char, c_void};
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{LibraryError, lib_header_from_path};
+use abi_stable::std_types::{RResult, RStr};
+use plugboard_api::ffi::{FfiArrowArrayStream, FfiConnectionBox, PluginModRef};
+use plugboard_api::{API_VERSION, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest};
+use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Series};
+use polars_arrow::array::{Array, StructArray};
+use polars_arrow::datatypes::{ArrowDataType, Field, PhysicalType};
+use polars_arrow::ffi::{ArrowArray, ArrowSchema, import_array_from_c, import_field_from_c};
+
+/// An open connection to a source, as the rest of the host sees it.
+pub(crate) trait PluginConnection: Send + Sync {
+    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError>;
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError>;
+    fn ping(&self) -> Result<(), PluginError>;
+    fn close(&self);
+}
+
+/// A loaded plugin library.
+pub(crate) struct LoadedPlugin {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    module: PluginModRef,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens a library and checks, in order: that it is an abi_stable library, that its
+/// interface layout is compatible, that its `api_version` is this host's, and that its
+/// manifest is valid. Returns a one-line reason on failure.
+pub(crate) fn load(path: &Path) -> Result<LoadedPlugin, String> {
+    // dlopen searches the loader path, not the working directory, for a bare name.
+    let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+    let header = lib_header_from_path(&path).map_err(|e| library_error(&e))?;
+    let module = header
+        .init_root_module::<PluginModRef>()
+        .map_err(|e| library_error(&e))?;
+    let api_version = module.api_version();
+    if api_version != API_VERSION {
+        return Err(format!(
+            "built for plugin-api {api_version}, this host speaks {API_VERSION}"
+        ));
+    }
+    let manifest_json = match (module.manifest())() {
+        RResult::ROk(s) => s.into_string(),
+        RResult::RErr(e) => return Err(format!("its manifest() failed: {e}")),
+    };
+    let manifest: Manifest = serde_json::from_str(&manifest_json)
+        .map_err(|e| format!("its manifest is not valid JSON: {e}"))?;
+    if manifest.name.is_empty() {
+        return Err("its manifest has an empty name".to_owned());
+    }
+    Ok(LoadedPlugin {
+        path,
+        manifest,
+        module,
+    })
+}
+
+/// abi_stable's layout report can run to thousands of lines: keep its first error block.
+fn library_error(e: &LibraryError) -> String {
+    let text = match e {
+        LibraryError::OpenError { err, .. } => format!("cannot open the library: {err}"),
+        LibraryError::GetSymbolError { .. } => {
+            "not a plugboard plugin (no abi_stable root module; was it built with export_connector!?)"
+                .to_owned()
+        }
+        LibraryError::AbiInstability(report) => {
+            let report = report.to_string();
+            let first = report
+                .split("Error:")
+                .nth(1)
+                .map(|s| s.lines().take(6).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| report.lines().take(3).collect::<Vec<_>>().join(" "));
+            format!("incompatible plugin ABI: {}", first.trim())
+        }
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => format!(
+            "built against plugboard-api {actual_version}, incompatible with this host's {expected_version}"
+        ),
+        LibraryError::RootModule { err, .. } => format!("its root module failed to load: {err}"),
+        other => other.to_string(),
+    };
+    crate::error::one_line(&text)
+}
+
+impl LoadedPlugin {
+    /// Opens a connection. `request` is the JSON `ConnectRequest`.
+    pub(crate) fn connect(&self, request: &str) -> Result<Box<dyn PluginConnection>, PluginError> {
+        match (self.module.connect())(RStr::from_str(request)) {
+            RResult::ROk(conn) => Ok(Box::new(ForeignConnection { conn })),
+            RResult::RErr(e) => Err(e),
+        }
+    }
+}
+
+struct ForeignConnection {
+    conn: FfiConnectionBox,
+}
+
+impl PluginConnection for ForeignConnection {
+    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
+        let stream = self.conn.read(RStr::from_str(&json)).into_result()?;
+        import_stream(stream)
+    }
+
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
+        self.conn.execute(RStr::from_str(&json)).into_result()
+    }
+
+    fn ping(&self) -> Result<(), PluginError> {
+        self.conn.ping().into_result()
+    }
+
+    fn close(&self) {
+        self.conn.close();
+    }
+}
+
+/// Mirrors of the C Data Interface structs, to inspect what polars keeps private.
+#[repr(C)]
+struct RawArray {
+    length: i64,
+    null_count: i64,
+    offset: i64,
+    n_buffers: i64,
+    n_children: i64,
+    buffers: *mut *const c_void,
+    children: *mut *mut RawArray,
+    dictionary: *mut RawArray,
+    release: Option<unsafe extern "C" fn(*mut RawArray)>,
+    private_data: *mut c_void,
+}
+
+fn malformed(message: impl std::fmt::Display) -> PluginError {
+    PluginError::internal(format!("malformed Arrow stream: {message}"))
+}
+
+/// The stream's last error, read defensively: a null or non-UTF-8 message is not a crash.
+fn last_error(stream: &mut FfiArrowArrayStream, status: i32) -> PluginError {
+    let message = match stream.get_last_error {
+        // SAFETY: the callback belongs to this live stream; the returned string is valid
+        // until the next call on the stream, and is copied before that.
+        Some(f) => unsafe {
+            let p: *const c_char = f(stream);
+            if p.is_null() {
+                None
+            } else {
+                Some(CStr::from_ptr(p).to_string_lossy().into_owned())
+            }
+        },
+        None => None,
+    };
+    let message =
+        message.unwrap_or_else(|| format!("the stream failed with status {status} and no message"));
+    // A connector built with plugboard-api reports its panics this way.
+    if message.contains("plugin panicked") {
+        PluginError::new(ErrorKind::PANIC, message)
+    } else {
+        PluginError::query(message)
+    }
+}
+
+/// Checks an array's shape against its declared type before polars reads its buffers:
+/// buffer and child counts, non-null pointers, sane lengths. A producer that lies about
+/// buffer *sizes* cannot be caught through the C interface; counts and types can.
+///
+/// # Safety
+/// `array` must point to a live, unreleased `ArrowArray`.
+unsafe fn validate(
+    array: *const RawArray,
+    dtype: &ArrowDataType,
+    path: &str,
+) -> Result<(), PluginError> {
+    // SAFETY: caller's promise.
+    let a = unsafe { &*array };
+    if a.length < 0 || a.offset < 0 || a.null_count < -1 {
+        return Err(malformed(format!(
+            "{path}: negative length, offset or null count"
+        )));
+    }
+    let dtype = dtype.to_storage();
+    let expect_buffers: Option<i64> = match dtype.to_physical_type() {
+        PhysicalType::Null => Some(0),
+        PhysicalType::Boolean | PhysicalType::Primitive(_) | PhysicalType::FixedSizeBinary => {
+            Some(2)
+        }
+        PhysicalType::Binary
+        | PhysicalType::LargeBinary
+        | PhysicalType::Utf8
+        | PhysicalType::LargeUtf8 => Some(3),
+        PhysicalType::List | PhysicalType::LargeList | PhysicalType::Map => Some(2),
+        PhysicalType::FixedSizeList | PhysicalType::Struct => Some(1),
+        PhysicalType::Dictionary(_) => Some(2),
+        // validity, views, data buffers..., variadic sizes.
+        PhysicalType::BinaryView | PhysicalType::Utf8View => None,
+        PhysicalType::Union => return Ok(()),
+    };
+    match expect_buffers {
+        Some(n) if a.n_buffers != n => {
+            return Err(malformed(format!(
+                "{path}: declared {dtype:?}, which has {n} buffers, but the array has {}",
+                a.n_buffers
+            )));
+        }
+        None if a.n_buffers < 2 => {
+            return Err(malformed(format!(
+                "{path}: declared {dtype:?} but the array has {} buffers",
+                a.n_buffers
+            )));
+        }
+        _ => {}
+    }
+    if a.n_buffers > 0 && a.buffers.is_null() {
+        return Err(malformed(format!("{path}: null buffer list")));
+    }
+    let children: Vec<&ArrowDataType> = match dtype {
+        ArrowDataType::Struct(fields) => fields.iter().map(|f| &f.dtype).collect(),
+        ArrowDataType::List(f)
+        | ArrowDataType::LargeList(f)
+        | ArrowDataType::FixedSizeList(f, _)
+        | ArrowDataType::Map(f, _) => vec![&f.dtype],
+        _ => Vec::new(),
+    };
+    if a.n_children != children.len() as i64 {
+        return Err(malformed(format!(
+            "{path}: declared {} children for {dtype:?}, the array has {}",
+            children.len(),
+            a.n_children
+        )));
+    }
+    if a.n_children > 0 && a.children.is_null() {
+        return Err(malformed(format!("{path}: null child list")));
+    }
+    for (i, child_type) in children.into_iter().enumerate() {
+        // SAFETY: `children` holds `n_children` pointers (checked above).
+        let child = unsafe { *a.children.add(i) };
+        if child.is_null() {
+            return Err(malformed(format!("{path}: child {i} is null")));
+        }
+        let name = match dtype {
+            ArrowDataType::Struct(fields) => format!("{path}.{}", fields[i].name),
+            _ => format!("{path}[]"),
+        };
+        // SAFETY: a child of a live array is live.
+        unsafe { validate(child, child_type, &name)? };
+        // SAFETY: as above.
+        let c = unsafe { &*child };
+        if matches!(dtype, ArrowDataType::Struct(_)) && c.length < a.offset + a.length {
+            return Err(malformed(format!(
+                "{name}: {} rows, but its table has {}",
+                c.length - c.offset,
+                a.length
+            )));
+        }
+    }
+    if let ArrowDataType::Dictionary(_, values, _) = dtype {
+        if a.dictionary.is_null() {
+            return Err(malformed(format!(
+                "{path}: dictionary array without a dictionary"
+            )));
+        }
+        // SAFETY: non-null dictionary of a live array.
+        unsafe { validate(a.dictionary, values, &format!("{path}.dictionary"))? };
+    }
+    Ok(())
+}
+
+/// Imports a stream of struct arrays into a DataFrame: one chunk per batch, fixed-width
+/// and view buffers shared with the plugin (no copy), released when polars drops them.
+fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginError> {
+    if stream.release.is_none() {
+        return Err(malformed("the stream was already released"));
+    }
+    let (Some(get_schema), Some(get_next)) = (stream.get_schema, stream.get_next) else {
+        return Err(malformed("get_schema or get_next is null"));
+    };
+
+    let mut schema = ArrowSchema::empty();
+    // SAFETY: `stream` is live; `schema` is an empty, writable `ArrowSchema`, which the
+    // producer fills and we own afterwards (polars' `Drop` releases it).
+    let status = unsafe { get_schema(&mut stream, (&raw mut schema).cast()) };
+    if status != 0 {
+        return Err(last_error(&mut stream, status));
+    }
+    // SAFETY: the producer filled `schema` per the C data interface.
+    let field = unsafe { import_field_from_c(&schema) }
+        .map_err(|e| malformed(format!("unreadable schema: {e}")))?;
+    drop(schema);
+    let ArrowDataType::Struct(fields) = field.dtype.to_storage().clone() else {
+        return Err(malformed(format!(
+            "a table must be a stream of struct arrays, got {:?}",
+            field.dtype
+        )));
+    };
+    let fields = unique_names(fields);
+    let dtype = ArrowDataType::Struct(fields.clone());
+
+    let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
+    let mut height = 0usize;
+    loop {
+        let mut array = ArrowArray::empty();
+        // SAFETY: as for `get_schema`; `array` is empty and writable.
+        let status = unsafe { get_next(&mut stream, (&raw mut array).cast()) };
+        if status != 0 {
+            return Err(last_error(&mut stream, status));
+        }
+        let raw: *const RawArray = (&raw const array).cast();
+        // SAFETY: `RawArray` has `ArrowArray`'s C layout; `array` is initialized.
+        if unsafe { (*raw).release.is_none() } {
+            break; // end of stream
+        }
+        // SAFETY: `array` is live until moved into `import_array_from_c` below.
+        unsafe { validate(raw, &dtype, "batch")? };
+        // SAFETY: validated against `dtype` above; ownership moves to polars, whose buffers
+        // keep the producer's array alive and call its `release` when dropped.
+        let imported = unsafe { import_array_from_c(array, dtype.clone()) }
+            .map_err(|e| malformed(format!("cannot import a batch: {e}")))?;
+        let Some(batch) = imported.as_any().downcast_ref::<StructArray>() else {
+            return Err(malformed("a batch is not a struct array"));
+        };
+        if batch.validity().is_some_and(|v| v.unset_bits() > 0) {
+            return Err(malformed("a batch has null rows at the top level"));
+        }
+        height += batch.len();
+        let (_, _, values, _) = batch.clone().into_data();
+        for (column, values) in chunks.iter_mut().zip(values) {
+            column.push(values);
+        }
+    }
+    drop(stream);
+
+    let columns = fields
+        .iter()
+        .zip(chunks)
+        .map(|(f, chunks)| to_column(f, chunks))
+        .collect::<Result<Vec<_>, _>>()?;
+    DataFrame::new(height, columns).map_err(|e| malformed(e))
+}
+
+fn to_column(field: &Field, chunks: Vec<Box<dyn Array>>) -> Result<Column, PluginError> {
+    let name: PlSmallStr = field.name.clone();
+    if chunks.is_empty() {
+        let dtype = DataType::from_arrow_field(field);
+        return Ok(Series::new_empty(name, &dtype).into());
+    }
+    Series::try_from((name, chunks))
+        .map(Column::from)
+        .map_err(|e| malformed(format!("column {:?}: {e}", field.name)))
+}
+
+/// polars requires unique column names; a join's `SELECT *` often repeats one (`id`).
+/// Later duplicates get a suffix: `id`, `id_2`, `id_3`.
+fn unique_names(fields: Vec<Field>) -> Vec<Field> {
+    let original: std::collections::HashSet<String> =
+        fields.iter().map(|f| f.name.to_string()).collect();
+    let mut emitted = std::collections::HashSet::new();
+    fields
+        .into_iter()
+        .map(|mut f| {
+            if !emitted.insert(f.name.to_string()) {
+                let renamed = (2..)
+                    .map(|n| format!("{}_{n}", f.name))
+                    .find(|c| !original.contains(c) && !emitted.contains(c))
+                    .unwrap_or_default();
+                emitted.insert(renamed.clone());
+                f.name = renamed.into();
+            }
+            f
+        })
+        .collect()
+}
