@@ -248,7 +248,7 @@ fn parse_param(text: &str) -> anyhow::Result<(String, Value)> {
 fn infer_value(v: &str) -> Value {
     if let Ok(i) = v.parse::<i64>() {
         // Keep leading zeros ("007") as text: they are identifiers, not numbers.
-        if !(v.len() > 1 && v.starts_with('0')) && !v.starts_with('+') {
+        if !(v.starts_with('+') || v.len() > 1 && v.starts_with('0')) {
             return Value::Int(i);
         }
     }
@@ -267,7 +267,7 @@ fn infer_value(v: &str) -> Value {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

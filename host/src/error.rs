@@ -104,8 +104,30 @@ impl Error {
         }
     }
 
+    /// Unwraps an error shared by single-flight waiters; plugin errors (plain data) are
+    /// rebuilt so callers can match on them, others stay shared.
     pub(crate) fn from_shared(e: Arc<Error>) -> Error {
-        Arc::try_unwrap(e).unwrap_or_else(Error::Shared)
+        match Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(shared) => match &*shared {
+                Error::Plugin {
+                    connection,
+                    plugin,
+                    kind,
+                    retryable,
+                    message,
+                    attempts,
+                } => Error::Plugin {
+                    connection: connection.clone(),
+                    plugin: plugin.clone(),
+                    kind: *kind,
+                    retryable: *retryable,
+                    message: message.clone(),
+                    attempts: *attempts,
+                },
+                _ => Error::Shared(shared),
+            },
+        }
     }
 
     pub(crate) fn plugin(

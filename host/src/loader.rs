@@ -363,7 +363,7 @@ fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginErr
         .zip(chunks)
         .map(|(f, chunks)| to_column(f, chunks))
         .collect::<Result<Vec<_>, _>>()?;
-    DataFrame::new(height, columns).map_err(|e| malformed(e))
+    DataFrame::new(height, columns).map_err(malformed)
 }
 
 fn to_column(field: &Field, chunks: Vec<Box<dyn Array>>) -> Result<Column, PluginError> {

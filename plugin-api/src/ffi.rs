@@ -107,7 +107,7 @@ struct GuardedReader<R> {
 impl<R: RecordBatchReader> GuardedReader<R> {
     fn new(reader: R) -> Result<Self, PluginError> {
         let schema = catch_unwind(AssertUnwindSafe(|| reader.schema()))
-            .map_err(|p| panic_error("reading the stream's schema", &p))?;
+            .map_err(|p| panic_error("reading the stream's schema", &*p))?;
         Ok(Self {
             inner: Some(reader),
             schema,
@@ -151,7 +151,7 @@ impl<R: RecordBatchReader> Iterator for GuardedReader<R> {
             }
             Err(payload) => {
                 self.poison();
-                let e = panic_error("reading a batch", &payload);
+                let e = panic_error("reading a batch", &*payload);
                 Some(Err(ArrowError::ExternalError(Box::new(e))))
             }
         }
@@ -227,8 +227,28 @@ impl RootModule for PluginModRef {
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r.into(),
-        Err(payload) => RErr(panic_error("the call", &payload)),
+        Err(payload) => RErr(panic_error("the call", &*payload)),
     }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by the plugin's panic hook.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A plugin has its own copy of std, so the host's panic hook does not apply to it. This
+/// hook prints nothing (the host reports the panic as an error, once) and keeps the
+/// location for the error message.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|p| *p.borrow_mut() = location);
+        }));
+    });
 }
 
 fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginError {
@@ -237,15 +257,20 @@ fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginErro
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string payload".to_owned());
+    let location = PANIC_LOCATION
+        .with(|p| p.borrow_mut().take())
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default();
     PluginError::new(
         crate::ErrorKind::PANIC,
-        format!("plugin panicked during {during}: {what}"),
+        format!("plugin panicked during {during}: {what}{location}"),
     )
 }
 
 /// Builds the root module for a connector type; called by [`crate::export_connector!`].
 #[doc(hidden)]
 pub fn root_module<C: Connector>() -> PluginModRef {
+    install_panic_hook();
     PluginMod {
         api_version: crate::API_VERSION,
         manifest: manifest_glue::<C>,

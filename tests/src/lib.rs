@@ -1,1 +1,164 @@
+//! Helpers for the integration tests: find the real plugin libraries that `cargo test`
+//! built, and lay out a throwaway project (plugins.toml + secrets.toml) around them.
+//!
+//! The plugin crates are dev-dependencies of this crate, which makes cargo build their
+//! `cdylib`s into `target/<profile>/deps/` (without a hash in the name), next to the test
+//! executables.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use plugboard::{Host, HostBuilder};
+
+/// The folder holding the test executables and the plugin libraries.
+pub fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("exe has a parent");
+    // Test executables live in deps/; the `plugboard-under-test` binary one level up.
+    if dir.ends_with("deps") {
+        dir.to_path_buf()
+    } else {
+        dir.join("deps")
+    }
+}
+
+/// The built library of a plugin crate (`plugboard_sqlite`, `fixture_echo`, ...).
+pub fn lib(crate_name: &str) -> PathBuf {
+    let path = deps_dir().join(format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// The Chinook sample database shipped beside this repository.
+pub fn chinook() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/chinook/chinook.sqlite");
+    assert!(
+        p.exists(),
+        "{} is missing: ../shared must sit beside the repository",
+        p.display()
+    );
+    p.canonicalize().expect("canonical chinook path")
+}
+
+/// A temporary project: a plugins.toml naming real libraries, a secrets file, a work dir.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// `plugins` are crate names (`plugboard_sqlite`); `secrets` is the secrets file text.
+    pub fn new(plugins: &[&str], secrets: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut toml = String::new();
+        for p in plugins {
+            toml.push_str(&format!(
+                "[[plugin]]\npath = {:?}\n\n",
+                lib(p).display().to_string()
+            ));
+        }
+        std::fs::write(dir.path().join("plugins.toml"), toml).expect("write plugins.toml");
+        std::fs::write(dir.path().join("secrets.toml"), secrets).expect("write secrets.toml");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// A host configured from this project only (no environment, no user file).
+    pub fn builder(&self) -> HostBuilder {
+        Host::builder()
+            .plugins_file(self.path("plugins.toml"))
+            .secrets_file(self.path("secrets.toml"))
+            .project_dir(self.dir.path())
+            .user_config_dir(None)
+            .use_env(false)
+    }
+
+    pub fn host(&self) -> Host {
+        self.builder().build().expect("host")
+    }
+
+    /// Runs the CLI binary in this project's folder with its plugins.toml and secrets.
+    pub fn cli(&self, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(self.dir.path())
+            // Through the environment, so a test can still pass --plugins/--secrets.
+            .env("PLUGBOARD_PLUGINS", "plugins.toml")
+            .env("PLUGBOARD_SECRETS", "secrets.toml")
+            .env_remove("PLUGBOARD_LOG")
+            .env("HOME", self.dir.path())
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run(cmd.output().expect("run the CLI"))
+    }
+}
+
+/// A finished CLI run.
+#[derive(Debug)]
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> String {
+        assert!(
+            self.0.status.success(),
+            "expected success, got {:?}\nstderr: {}",
+            self.0.status,
+            self.stderr()
+        );
+        self.stdout()
+    }
+
+    /// Asserts a failure with exit code 1 (not a signal) and a one-line `error:`; returns it.
+    pub fn fails(&self) -> String {
+        assert_eq!(
+            self.0.status.code(),
+            Some(1),
+            "expected exit 1, got {:?}\nstdout: {}\nstderr: {}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        );
+        let err = self.stderr();
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
+        lines[0].to_owned()
+    }
+}
+
+/// Runs the CLI of this crate's `plugboard-under-test` binary.
+#[macro_export]
+macro_rules! cli {
+    ($project:expr, [$($arg:expr),* $(,)?]) => {
+        $project.cli(env!("CARGO_BIN_EXE_plugboard-under-test"), &[$($arg),*], &[])
+    };
+    ($project:expr, [$($arg:expr),* $(,)?], env = [$($k:expr => $v:expr),* $(,)?]) => {
+        $project.cli(env!("CARGO_BIN_EXE_plugboard-under-test"), &[$($arg),*], &[$(($k, $v)),*])
+    };
+}

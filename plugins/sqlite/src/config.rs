@@ -182,7 +182,10 @@ impl Config {
 }
 
 /// Splits `sqlite:///path?k=v` into its path and query, as SQLAlchemy reads it.
-fn parse_url(url: &str) -> Result<(Option<String>, Vec<(String, String)>), PluginError> {
+/// A URL's database path (`None`: in memory) and its query pairs.
+type UrlParts = (Option<String>, Vec<(String, String)>);
+
+fn parse_url(url: &str) -> Result<UrlParts, PluginError> {
     let Some(rest) = url.strip_prefix("sqlite://") else {
         let scheme = url.split("://").next().unwrap_or(url);
         return Err(PluginError::config(format!(

@@ -330,7 +330,7 @@ pub fn read_batches(
     batch_size: usize,
     limit: Option<u64>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), PluginError> {
-    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     let declared: Vec<DataType> = stmt
         .columns()
         .map(|c| declared_type(c.decl_type()))

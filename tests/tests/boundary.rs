@@ -1,0 +1,344 @@
+//! The plugin boundary: what a plugin receives, and what happens when one misbehaves.
+//! Every test loads real libraries through the real loader.
+
+use plugboard::{ConnectOptions, Error, Host};
+use plugboard_api::ErrorKind;
+use plugboard_tests::{Project, lib};
+use polars::prelude::*;
+
+const SECRETS: &str = r#"
+top_level_api_key = "app-secret-not-for-plugins"
+
+[connections.a]
+type = "echo"
+token = "tok-AAA-secret"
+host = "a.example"
+ttl = "1h"
+max_entries = 10
+
+[connections.b]
+type = "echo"
+token = "tok-BBB-secret"
+nested = { level = 1 }
+
+[connections.pets]
+url = "sqlite://"
+
+[connections.boom]
+type = "echo"
+panic_in_connect = true
+
+[connections.raw]
+type = "raw"
+"#;
+
+fn project() -> Project {
+    Project::new(
+        &["fixture_echo", "plugboard_sqlite", "fixture_raw"],
+        SECRETS,
+    )
+}
+
+/// What the echo plugin received at connect, as JSON.
+fn received(host: &Host, name: &str, options: ConnectOptions) -> serde_json::Value {
+    let c = host.connection_with(name, options).expect("connect");
+    let df = c
+        .query("config")
+        .ttl(std::time::Duration::ZERO)
+        .fetch()
+        .expect("config read");
+    let text = df
+        .column("config")
+        .expect("col")
+        .str()
+        .expect("str")
+        .get(0)
+        .expect("row")
+        .to_owned();
+    serde_json::from_str(&text).expect("json")
+}
+
+#[test]
+fn a_plugin_receives_only_its_own_section() {
+    let host = project().host();
+    let a = received(&host, "a", ConnectOptions::new());
+    assert_eq!(
+        a,
+        serde_json::json!({"token": "tok-AAA-secret", "host": "a.example"}),
+        "own keys only: no other connection, no top-level secret, no reserved keys"
+    );
+    let b = received(&host, "b", ConnectOptions::new());
+    assert_eq!(
+        b,
+        serde_json::json!({"token": "tok-BBB-secret", "nested": {"level": 1}})
+    );
+}
+
+#[test]
+fn arguments_override_the_file() {
+    let host = project().host();
+    let a = received(
+        &host,
+        "a",
+        ConnectOptions::new()
+            .set("host", "arg.example")
+            .set("nested.x", 2),
+    );
+    assert_eq!(a["host"], "arg.example");
+    assert_eq!(a["nested"]["x"], 2);
+    assert_eq!(a["token"], "tok-AAA-secret");
+}
+
+#[test]
+fn secrets_never_appear_in_errors_or_debug() {
+    let host = project().host();
+    let a = host.connection("a").expect("connect");
+    let e = a.query("fail").fetch().unwrap_err().to_string();
+    assert!(e.contains("rejected token ***"), "{e}");
+    assert!(!e.contains("tok-AAA"), "{e}");
+    for text in [format!("{host:?}"), format!("{a:?}")] {
+        assert!(!text.contains("tok-"), "{text}");
+    }
+    for info in host.describe_connections() {
+        let shown = format!("{:?}", info.table);
+        assert!(
+            !shown.contains("tok-") && !shown.contains("app-secret"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn zero_copy_import_of_fixed_width_columns() {
+    let host = project().host();
+    let a = host.connection("a").expect("connect");
+    let df = a.query("zero_copy").fetch().expect("read");
+    let x = df.column("x").expect("x").i64().expect("i64");
+    let host_ptr = x
+        .downcast_iter()
+        .next()
+        .expect("one chunk")
+        .values()
+        .as_ptr() as i64;
+    let plugin_ptr = df
+        .column("ptr")
+        .expect("ptr")
+        .i64()
+        .expect("i64")
+        .get(0)
+        .expect("value");
+    assert_eq!(
+        host_ptr, plugin_ptr,
+        "the DataFrame reads the plugin's own buffer"
+    );
+}
+
+fn load_error(p: &Project, host: &Host, library: &std::path::Path) -> String {
+    let _ = p;
+    host.load_errors()
+        .iter()
+        .map(ToString::to_string)
+        .find(|e| e.contains(&library.display().to_string()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no load error for {}: {:?}",
+                library.display(),
+                host.load_errors()
+            )
+        })
+}
+
+#[test]
+fn bad_libraries_are_reported_and_the_rest_still_work() {
+    let p = project();
+    let text_file = p.write("libtext.so", "this is not a shared library");
+    let missing = p.path("libplugboard_nothing.so");
+    let mut toml = std::fs::read_to_string(p.path("plugins.toml")).expect("read");
+    for path in [
+        lib("fixture_not_a_plugin"),
+        lib("fixture_wrong_api"),
+        text_file.clone(),
+        missing.clone(),
+    ] {
+        toml.push_str(&format!(
+            "[[plugin]]\npath = {:?}\n",
+            path.display().to_string()
+        ));
+    }
+    p.write("plugins.toml", &toml);
+    let host = p.host();
+
+    let not_plugin = load_error(&p, &host, &lib("fixture_not_a_plugin"));
+    assert!(
+        not_plugin.contains("not a plugboard plugin"),
+        "{not_plugin}"
+    );
+    let wrong = load_error(&p, &host, &lib("fixture_wrong_api"));
+    assert!(
+        wrong.contains("built for plugin-api 999, this host speaks 1"),
+        "{wrong}"
+    );
+    let text = load_error(&p, &host, &text_file);
+    assert!(text.contains("cannot open the library"), "{text}");
+    let gone = load_error(&p, &host, &missing);
+    assert!(
+        gone.contains("no such file; build it with `cargo build -p plugboard-nothing`"),
+        "{gone}"
+    );
+    for e in host.load_errors() {
+        assert!(!e.to_string().contains('\n'), "one line: {e}");
+    }
+
+    let names: Vec<String> = host
+        .plugins()
+        .into_iter()
+        .map(|p| p.manifest.name)
+        .collect();
+    assert_eq!(names, ["echo", "sqlite", "raw"]);
+    let pets = host.connection("pets").expect("sqlite still works");
+    assert_eq!(
+        pets.query("SELECT 42 AS x").fetch().expect("read").height(),
+        1
+    );
+}
+
+#[test]
+fn panics_become_errors_and_the_host_keeps_serving() {
+    let host = project().host();
+    let pets = host.connection("pets").expect("pets");
+    let works = || {
+        let df = pets
+            .query("SELECT 1 AS x")
+            .ttl(std::time::Duration::ZERO)
+            .fetch()
+            .expect("pets still served");
+        assert_eq!(df.height(), 1);
+    };
+
+    let e = host.connection("boom").unwrap_err();
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::PANIC), "{e}");
+    assert!(
+        e.to_string().contains("echo was told to panic in connect"),
+        "{e}"
+    );
+    works();
+
+    let a = host.connection("a").expect("a");
+    let e = a.query("panic").fetch().unwrap_err();
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::PANIC), "{e}");
+    works();
+
+    let e = a.query("panic_in_stream").fetch().unwrap_err();
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::PANIC), "{e}");
+    assert!(e.to_string().contains("panic inside the stream"), "{e}");
+    works();
+
+    // After a panic the connection was dropped; the next call reconnects (fresh counter).
+    let n = a
+        .query("count")
+        .ttl(std::time::Duration::ZERO)
+        .fetch()
+        .expect("count");
+    assert_eq!(
+        n.column("reads").expect("reads").i64().expect("i64").get(0),
+        Some(1)
+    );
+
+    let e = a.query("mismatch").fetch().unwrap_err();
+    assert!(
+        e.to_string().contains("does not match the stream's schema"),
+        "{e}"
+    );
+    works();
+}
+
+#[test]
+fn malformed_streams_from_a_raw_plugin_are_errors() {
+    let host = project().host();
+    let raw = host.connection("raw").expect("raw");
+    let ok = raw.query("ok").fetch().expect("a hand-built valid stream");
+    assert_eq!(
+        ok.column("x").expect("x").i64().expect("i64").sum(),
+        Some(6)
+    );
+
+    for (query, expect) in [
+        ("bad_children", "declared 1 children"),
+        ("bad_utf8_error", "bad \u{FFFD}"),
+        ("null_error", "no message"),
+        ("not_struct", "stream of struct arrays"),
+    ] {
+        let e = raw.query(query).fetch().unwrap_err();
+        assert!(matches!(e, Error::Plugin { .. }), "{query}: {e:?}");
+        assert!(e.to_string().contains(expect), "{query}: {e}");
+    }
+    let pets = host.connection("pets").expect("pets");
+    assert_eq!(
+        pets.query("SELECT 1 AS x")
+            .fetch()
+            .expect("still serving")
+            .height(),
+        1
+    );
+}
+
+#[test]
+fn unknown_names_list_what_exists() {
+    let host = project().host();
+    let e = host.connection("pet").unwrap_err().to_string();
+    assert!(
+        e.contains("unknown connection \"pet\"; did you mean \"pets\"?"),
+        "{e}"
+    );
+    assert!(e.contains("configured: a, b, boom, pets, raw"), "{e}");
+    let e = host
+        .connection_with("a", ConnectOptions::new().kind("echoo"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown type \"echoo\"; did you mean \"echo\"?"),
+        "{e}"
+    );
+    assert!(
+        e.contains("the loaded plugins serve: echo, raw, sql, sqlite"),
+        "{e}"
+    );
+    let e = host
+        .connection_with("pets", ConnectOptions::new().set("url", "mysql://x/y"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no loaded plugin serves URL scheme \"mysql\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn pins_are_checked_before_loading_and_dirs_load_every_library() {
+    let p = project();
+    let sqlite = lib("plugboard_sqlite");
+    let wrong_pin = "0".repeat(64);
+    let folder = p.path("plugins.d");
+    std::fs::create_dir(&folder).expect("mkdir");
+    std::fs::copy(lib("fixture_echo"), folder.join("libecho_copy.so")).expect("copy");
+    p.write(
+        "plugins.toml",
+        &format!(
+            "dirs = [\"plugins.d\"]\n\n[[plugin]]\npath = {:?}\nsha256 = \"{wrong_pin}\"\n",
+            sqlite.display().to_string()
+        ),
+    );
+    let host = p.host();
+    let e = load_error(&p, &host, &sqlite);
+    assert!(e.contains("does not match the pin"), "{e}");
+    let names: Vec<String> = host
+        .plugins()
+        .into_iter()
+        .map(|p| p.manifest.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["echo"],
+        "the folder's library loaded; the mispinned one did not"
+    );
+}

@@ -1,0 +1,32 @@
+//! The checked-in `plugins.toml` and `examples/secrets.toml` are documentation: parse them
+//! so they cannot drift from what the host accepts.
+
+use std::path::Path;
+
+use plugboard::config::PluginsFile;
+use plugboard::secrets::Secrets;
+
+fn repo(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+#[test]
+fn plugins_toml_names_the_sqlite_connector() {
+    let f = PluginsFile::read(&repo("plugins.toml")).expect("plugins.toml parses");
+    assert!(
+        f.plugins
+            .iter()
+            .any(|p| p.path.ends_with("target/debug/libplugboard_sqlite.so")),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn example_secrets_define_the_demo_connections() {
+    let s = Secrets::load(&[repo("examples/secrets.toml")]).expect("secrets parse");
+    assert_eq!(s.names().collect::<Vec<_>>(), ["chinook", "pets_db"]);
+    assert_eq!(
+        s.section("pets_db").and_then(|t| t["url"].as_str()),
+        Some("sqlite:///pets.db")
+    );
+}
