@@ -124,13 +124,22 @@ pub trait Connector: Sized + Send + Sync + 'static {
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
+        $crate::export_plugin_module!($crate::ffi::root_module::<$connector>);
+    };
+}
+
+/// Exports a hand-built root module: a `fn() -> plugboard_api::ffi::PluginModRef`.
+///
+/// For plugins written against the raw ABI instead of [`Connector`]; most authors want
+/// [`export_connector!`].
+#[macro_export]
+macro_rules! export_plugin_module {
+    ($root:expr) => {
         /// The abi_stable library header: the one symbol the plugboard host looks up.
         #[unsafe(no_mangle)]
         pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::ffi::__private::LibHeader = {
             extern "C" fn __plugboard_root_module() -> $crate::ffi::__private::RootModuleResult {
-                $crate::ffi::__private::__call_root_module_loader(
-                    $crate::ffi::root_module::<$connector>,
-                )
+                $crate::ffi::__private::__call_root_module_loader($root)
             }
             // SAFETY: the constructor returns the root module of type `PluginModRef`.
             unsafe {
