@@ -1,22 +1,31 @@
-//! The host's result cache: one per host, shared by every connection and thread.
+//! The host's result cache: one per host, shared by every connection and thread, in front
+//! of a disk tier shared by every process of the user.
 //!
-//! * Values are `Arc<DataFrame>`: a hit costs the same for 10 rows or 10 million.
-//! * TTL is per entry (`None` keeps an entry until it is reset, evicted or the process ends).
-//! * Concurrent identical misses run one read (moka's single flight); errors are not cached,
-//!   and the callers waiting on a failed read all get its error.
-//! * Bounded by bytes (`DataFrame::estimated_size`), evicting the least recently used.
+//! * Values are `Arc<DataFrame>`: a memory hit costs the same for 10 rows or 10 million.
+//! * TTL is per entry and means "at most this old": a read asking for a shorter TTL than
+//!   the entry was stored with re-reads. No TTL keeps an entry in memory until it is
+//!   reset, evicted or the process ends; only reads with a TTL go to disk.
+//! * Concurrent identical misses run one read (moka's single flight), disk lookup
+//!   included; errors are not cached, and the callers waiting on a failed read all get
+//!   its error.
+//! * Memory is bounded by bytes (`DataFrame::estimated_size`), evicting the least recently
+//!   used; disk by file bytes, evicting the oldest (see [`crate::disk`]).
+//! * Invalidating a connection drops its results in both tiers, and a read that was in
+//!   flight during the invalidation does not store its result.
 //!
 //! Keys are digests: see [`key`]. This module knows nothing about plugins.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use polars::prelude::DataFrame;
 use sha2::{Digest, Sha256};
 
+pub use crate::disk::{DiskCache, DiskStats, Removed, Usage};
 use crate::error::{Error, Result};
 
 /// A cache key: the SHA-256 of everything that determines a result.
@@ -38,41 +47,101 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 #[derive(Clone)]
 struct Entry {
     df: Arc<DataFrame>,
-    ttl: Option<Duration>,
+    created: SystemTime,
+    expires: Option<SystemTime>,
     connection: Arc<str>,
+}
+
+impl Entry {
+    /// Whether a reader that accepts results up to `ttl` old may use this entry.
+    fn fresh_for(&self, ttl: Option<Duration>) -> bool {
+        let now = SystemTime::now();
+        self.expires.is_none_or(|e| now < e)
+            && ttl.is_none_or(|t| now.duration_since(self.created).unwrap_or_default() < t)
+    }
 }
 
 struct PerEntryTtl;
 
 impl moka::Expiry<Key, Entry> for PerEntryTtl {
     fn expire_after_create(&self, _: &Key, value: &Entry, _: Instant) -> Option<Duration> {
-        value.ttl
+        value
+            .expires
+            .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
     }
 }
 
-/// Whether a read was served from the cache.
+/// Where a read's result came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Served from memory without calling the plugin.
+    /// Served from this process's memory without calling the plugin.
     MemoryHit,
+    /// Served from the disk tier (written by this or another process).
+    DiskHit,
     /// Read from the plugin (and stored, unless the TTL was zero).
     Miss,
 }
 
-/// What [`ResultCache::stats`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::MemoryHit => "memory hit",
+            Outcome::DiskHit => "disk hit",
+            Outcome::Miss => "miss",
+        })
+    }
+}
+
+/// What the memory tier holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub max_bytes: u64,
+    pub total: Usage,
+    /// By connection name.
+    pub connections: BTreeMap<String, Usage>,
+}
+
+/// Both tiers; `disk` is `None` when the disk tier is off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    pub entries: u64,
-    pub bytes: u64,
+    pub memory: MemoryStats,
+    pub disk: Option<DiskStats>,
+}
+
+/// What a clear removed, per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleared {
+    pub memory: u64,
+    pub disk: Removed,
+}
+
+/// One read, as the cache sees it.
+pub(crate) struct Lookup<'a> {
+    pub key: Key,
+    /// The connection's name: what invalidation and statistics go by.
+    pub connection: &'a Arc<str>,
+    /// The connection's identity, recorded in disk entries.
+    pub identity: &'a str,
+    pub ttl: Option<Duration>,
+    /// Read again even if cached, and replace the entry.
+    pub refresh: bool,
 }
 
 pub(crate) struct ResultCache {
-    entries: Cache<Key, Entry>,
+    memory: Cache<Key, Entry>,
+    max_bytes: u64,
+    disk: Option<DiskCache>,
+    /// When each connection (`None`: all) was last invalidated, to keep in-flight reads
+    /// from storing what they read before it.
+    invalidated: Mutex<HashMap<Option<Arc<str>>, Instant>>,
 }
 
+const MISS: u8 = 1;
+const DISK_HIT: u8 = 2;
+
 impl ResultCache {
-    pub fn new(max_bytes: u64) -> Self {
-        let entries = Cache::builder()
+    pub fn new(max_bytes: u64, disk: Option<DiskCache>) -> Self {
+        let memory = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_, e: &Entry| u32::try_from(e.df.estimated_size()).unwrap_or(u32::MAX))
             .expire_after(PerEntryTtl)
@@ -81,61 +150,174 @@ impl ResultCache {
             .eviction_policy(EvictionPolicy::lru())
             .support_invalidation_closures()
             .build();
-        Self { entries }
+        Self {
+            memory,
+            max_bytes,
+            disk,
+            invalidated: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Returns the cached frame for `key`, or runs `read` once for all concurrent callers.
-    /// A `ttl` of zero bypasses the cache.
+    pub fn disk(&self) -> Option<&DiskCache> {
+        self.disk.as_ref()
+    }
+
+    fn invalidated_since(&self, connection: &Arc<str>, since: Instant) -> bool {
+        let map = self.invalidated.lock().unwrap_or_else(|p| p.into_inner());
+        [map.get(&Some(Arc::clone(connection))), map.get(&None)]
+            .into_iter()
+            .flatten()
+            .any(|t| *t >= since)
+    }
+
+    fn mark_invalidated(&self, connection: Option<&str>) {
+        self.invalidated
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(connection.map(Arc::from), Instant::now());
+    }
+
+    /// Returns the cached frame for the lookup, or runs `read` once for all concurrent
+    /// callers. A `ttl` of zero bypasses the cache.
     pub fn get_or_read(
         &self,
-        key: Key,
-        connection: &Arc<str>,
-        ttl: Option<Duration>,
+        lookup: &Lookup<'_>,
         read: impl FnOnce() -> Result<DataFrame>,
     ) -> Result<(Arc<DataFrame>, Outcome)> {
+        let ttl = lookup.ttl;
         if ttl == Some(Duration::ZERO) {
             return Ok((Arc::new(read()?), Outcome::Miss));
         }
-        let ran = AtomicBool::new(false);
+        if !lookup.refresh {
+            if let Some(e) = self.memory.get(&lookup.key) {
+                if e.fresh_for(ttl) {
+                    return Ok((e.df, Outcome::MemoryHit));
+                }
+                self.memory.invalidate(&lookup.key);
+            }
+        } else {
+            self.memory.invalidate(&lookup.key);
+        }
+        let started = Instant::now();
+        let started_wall = SystemTime::now();
+        let ran = AtomicU8::new(0);
         let entry = self
-            .entries
-            .try_get_with(key, || {
-                ran.store(true, Ordering::Relaxed);
-                read().map(|df| Entry {
+            .memory
+            .try_get_with(lookup.key, || {
+                let disk = ttl.and_then(|t| self.disk.as_ref().map(|d| (d, t)));
+                if !lookup.refresh
+                    && let Some((disk, ttl)) = disk
+                    && let Some(hit) = disk.load(&lookup.key, ttl)
+                {
+                    ran.store(DISK_HIT, Ordering::Relaxed);
+                    return Ok(Entry {
+                        df: Arc::new(hit.df),
+                        created: hit.created,
+                        expires: Some(hit.expires),
+                        connection: Arc::clone(lookup.connection),
+                    });
+                }
+                ran.store(MISS, Ordering::Relaxed);
+                let df = read()?;
+                if let Some((disk, ttl)) = disk
+                    && !self.invalidated_since(lookup.connection, started)
+                {
+                    disk.store(
+                        &lookup.key,
+                        lookup.connection,
+                        lookup.identity,
+                        &df,
+                        ttl,
+                        started_wall,
+                    );
+                }
+                Ok(Entry {
                     df: Arc::new(df),
-                    ttl,
-                    connection: Arc::clone(connection),
+                    created: started_wall,
+                    expires: ttl.and_then(|t| started_wall.checked_add(t)),
+                    connection: Arc::clone(lookup.connection),
                 })
             })
             .map_err(Error::from_shared)?;
-        let outcome = if ran.load(Ordering::Relaxed) {
-            Outcome::Miss
-        } else {
-            Outcome::MemoryHit
+        let outcome = match ran.load(Ordering::Relaxed) {
+            MISS => Outcome::Miss,
+            DISK_HIT => Outcome::DiskHit,
+            _ => Outcome::MemoryHit,
         };
+        if outcome == Outcome::Miss && self.invalidated_since(lookup.connection, started) {
+            // Read before a write or reset finished: serve it to this caller, keep nobody
+            // else on it.
+            self.memory.invalidate(&lookup.key);
+        }
         Ok((entry.df, outcome))
     }
 
-    /// Drops every result of one connection.
+    /// Drops every result of one connection, in both tiers.
     pub fn invalidate_connection(&self, connection: &str) {
-        let connection: Arc<str> = Arc::from(connection);
+        self.mark_invalidated(Some(connection));
+        let name: Arc<str> = Arc::from(connection);
         // Cannot fail: invalidation closures are enabled in `new`.
         let _ = self
-            .entries
-            .invalidate_entries_if(move |_, e| e.connection == connection);
-        self.entries.run_pending_tasks();
+            .memory
+            .invalidate_entries_if(move |_, e| e.connection == name);
+        self.memory.run_pending_tasks();
+        if let Some(disk) = &self.disk {
+            disk.clear(Some(connection));
+        }
     }
 
-    pub fn clear(&self) {
-        self.entries.invalidate_all();
-        self.entries.run_pending_tasks();
+    /// Drops every result (of one connection, if given), in both tiers.
+    pub fn clear(&self, connection: Option<&str>) -> Cleared {
+        let before = self.memory_stats();
+        let memory = match connection {
+            None => {
+                self.mark_invalidated(None);
+                self.memory.invalidate_all();
+                self.memory.run_pending_tasks();
+                before.total.entries
+            }
+            Some(c) => {
+                self.mark_invalidated(Some(c));
+                let name: Arc<str> = Arc::from(c);
+                let _ = self
+                    .memory
+                    .invalidate_entries_if(move |_, e| e.connection == name);
+                self.memory.run_pending_tasks();
+                before.connections.get(c).map_or(0, |u| u.entries)
+            }
+        };
+        let disk = self
+            .disk
+            .as_ref()
+            .map(|d| d.clear(connection))
+            .unwrap_or_default();
+        Cleared { memory, disk }
+    }
+
+    fn memory_stats(&self) -> MemoryStats {
+        self.memory.run_pending_tasks();
+        let mut stats = MemoryStats {
+            max_bytes: self.max_bytes,
+            ..MemoryStats::default()
+        };
+        for (_, e) in self.memory.iter() {
+            let bytes = e.df.estimated_size() as u64;
+            stats.total.entries += 1;
+            stats.total.bytes += bytes;
+            let usage = stats
+                .connections
+                .entry(e.connection.to_string())
+                .or_default();
+            usage.entries += 1;
+            usage.bytes += bytes;
+        }
+        stats
     }
 
     pub fn stats(&self) -> Stats {
-        self.entries.run_pending_tasks();
         Stats {
-            entries: self.entries.entry_count(),
-            bytes: self.entries.weighted_size(),
+            memory: self.memory_stats(),
+            disk: self.disk.as_ref().map(DiskCache::stats),
         }
     }
 }
@@ -152,29 +334,66 @@ mod tests {
         df!("x" => (0..n).collect::<Vec<i64>>()).expect("frame")
     }
 
+    fn lookup<'a>(k: &[u8], conn: &'a Arc<str>, ttl: Option<Duration>) -> Lookup<'a> {
+        Lookup {
+            key: key([k]),
+            connection: conn,
+            identity: "id",
+            ttl,
+            refresh: false,
+        }
+    }
+
     #[test]
     fn hits_share_the_frame_and_zero_ttl_bypasses() {
-        let cache = ResultCache::new(DEFAULT_MAX_BYTES);
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
         let conn: Arc<str> = "c".into();
         let (a, o1) = cache
-            .get_or_read(key([b"k".as_slice()]), &conn, None, || Ok(frame(3)))
+            .get_or_read(&lookup(b"k", &conn, None), || Ok(frame(3)))
             .expect("read");
         let (b, o2) = cache
-            .get_or_read(key([b"k".as_slice()]), &conn, None, || Ok(frame(4)))
+            .get_or_read(&lookup(b"k", &conn, None), || Ok(frame(4)))
             .expect("read");
         assert_eq!((o1, o2), (Outcome::Miss, Outcome::MemoryHit));
         assert!(Arc::ptr_eq(&a, &b));
+        let zero = Some(Duration::ZERO);
         let (_, o3) = cache
-            .get_or_read(key([b"z".as_slice()]), &conn, Some(Duration::ZERO), || {
-                Ok(frame(1))
-            })
+            .get_or_read(&lookup(b"z", &conn, zero), || Ok(frame(1)))
             .expect("read");
         let (_, o4) = cache
-            .get_or_read(key([b"z".as_slice()]), &conn, Some(Duration::ZERO), || {
-                Ok(frame(1))
-            })
+            .get_or_read(&lookup(b"z", &conn, zero), || Ok(frame(1)))
             .expect("read");
         assert_eq!((o3, o4), (Outcome::Miss, Outcome::Miss));
+    }
+
+    #[test]
+    fn a_shorter_ttl_rereads_and_refresh_replaces() {
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
+        let conn: Arc<str> = "c".into();
+        let hour = Some(Duration::from_secs(3600));
+        cache
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(1)))
+            .expect("read");
+        std::thread::sleep(Duration::from_millis(30));
+        let (df, o) = cache
+            .get_or_read(
+                &lookup(b"k", &conn, Some(Duration::from_millis(20))),
+                || Ok(frame(2)),
+            )
+            .expect("read");
+        assert_eq!((o, df.height()), (Outcome::Miss, 2), "30 ms old is too old");
+        let mut refresh = lookup(b"k", &conn, hour);
+        refresh.refresh = true;
+        let (df, o) = cache.get_or_read(&refresh, || Ok(frame(3))).expect("read");
+        assert_eq!((o, df.height()), (Outcome::Miss, 3));
+        let (df, o) = cache
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(4)))
+            .expect("read");
+        assert_eq!(
+            (o, df.height()),
+            (Outcome::MemoryHit, 3),
+            "the refreshed entry"
+        );
     }
 
     #[test]
@@ -184,25 +403,22 @@ mod tests {
 
     #[test]
     fn invalidation_is_per_connection() {
-        let cache = ResultCache::new(DEFAULT_MAX_BYTES);
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let reads = AtomicUsize::new(0);
         let read = || {
             reads.fetch_add(1, Ordering::SeqCst);
             Ok(frame(2))
         };
-        cache
-            .get_or_read(key([b"1".as_slice()]), &a, None, read)
-            .expect("a");
-        cache
-            .get_or_read(key([b"2".as_slice()]), &b, None, read)
-            .expect("b");
+        cache.get_or_read(&lookup(b"1", &a, None), read).expect("a");
+        cache.get_or_read(&lookup(b"2", &b, None), read).expect("b");
+        assert_eq!(cache.stats().memory.connections.len(), 2);
         cache.invalidate_connection("a");
         cache
-            .get_or_read(key([b"1".as_slice()]), &a, None, read)
+            .get_or_read(&lookup(b"1", &a, None), read)
             .expect("a again");
         cache
-            .get_or_read(key([b"2".as_slice()]), &b, None, read)
+            .get_or_read(&lookup(b"2", &b, None), read)
             .expect("b again");
         assert_eq!(
             reads.load(Ordering::SeqCst),
@@ -212,17 +428,85 @@ mod tests {
     }
 
     #[test]
+    fn a_read_overtaken_by_an_invalidation_is_not_kept() {
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
+        let conn: Arc<str> = "c".into();
+        let (_, o) = cache
+            .get_or_read(&lookup(b"k", &conn, None), || {
+                cache.invalidate_connection("c"); // a write lands while we read
+                Ok(frame(1))
+            })
+            .expect("read");
+        assert_eq!(o, Outcome::Miss);
+        let (_, o) = cache
+            .get_or_read(&lookup(b"k", &conn, None), || Ok(frame(1)))
+            .expect("read");
+        assert_eq!(o, Outcome::Miss, "the pre-write result was not kept");
+    }
+
+    #[test]
     fn byte_bound_evicts() {
         let one = frame(100_000).estimated_size() as u64;
-        let cache = ResultCache::new(one * 2 + one / 2);
+        let cache = ResultCache::new(one * 2 + one / 2, None);
         let conn: Arc<str> = "c".into();
         for i in 0..5u8 {
             cache
-                .get_or_read(key([[i].as_slice()]), &conn, None, || Ok(frame(100_000)))
+                .get_or_read(&lookup(&[i], &conn, None), || Ok(frame(100_000)))
                 .expect("read");
         }
-        let stats = cache.stats();
-        assert!(stats.bytes <= one * 2 + one / 2, "{stats:?} over the bound");
-        assert!(stats.entries >= 1 && stats.entries <= 2, "{stats:?}");
+        let stats = cache.stats().memory;
+        assert!(
+            stats.total.bytes <= one * 2 + one / 2,
+            "{stats:?} over the bound"
+        );
+        assert!(
+            stats.total.entries >= 1 && stats.total.entries <= 2,
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn disk_tier_behind_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = || {
+            Some(DiskCache::new(
+                dir.path(),
+                crate::disk::DEFAULT_DISK_MAX_BYTES,
+            ))
+        };
+        let conn: Arc<str> = "c".into();
+        let hour = Some(Duration::from_secs(3600));
+        let first = ResultCache::new(DEFAULT_MAX_BYTES, disk());
+        let (_, o) = first
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(10)))
+            .expect("read");
+        assert_eq!(o, Outcome::Miss);
+        // No TTL: memory only.
+        first
+            .get_or_read(&lookup(b"n", &conn, None), || Ok(frame(10)))
+            .expect("read");
+        assert_eq!(first.stats().disk.expect("disk").total.entries, 1);
+
+        let second = ResultCache::new(DEFAULT_MAX_BYTES, disk());
+        let (df, o) = second
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(99)))
+            .expect("read");
+        assert_eq!((o, df.height()), (Outcome::DiskHit, 10));
+        let (_, o) = second
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(99)))
+            .expect("read");
+        assert_eq!(o, Outcome::MemoryHit, "memory sits in front of disk");
+        let (_, o) = second
+            .get_or_read(&lookup(b"n", &conn, None), || Ok(frame(99)))
+            .expect("read");
+        assert_eq!(o, Outcome::Miss, "a read without a TTL never touches disk");
+
+        let cleared = second.clear(Some("c"));
+        assert_eq!((cleared.memory, cleared.disk.entries), (2, 1));
+        let third = ResultCache::new(DEFAULT_MAX_BYTES, disk());
+        let (_, o) = third
+            .get_or_read(&lookup(b"k", &conn, hour), || Ok(frame(10)))
+            .expect("read");
+        assert_eq!(o, Outcome::Miss);
     }
 }

@@ -50,6 +50,22 @@ enum Command {
         #[command(subcommand)]
         action: Option<ConnectionsAction>,
     },
+    /// Show or clear the disk cache shared by plugboard processes
+    Cache {
+        #[command(subcommand)]
+        action: Option<CacheAction>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheAction {
+    /// Entries and bytes, per connection [default]
+    Stats,
+    /// Remove cached results: all, or one connection's
+    Clear {
+        /// Only this connection's results
+        connection: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +116,10 @@ struct ReadArgs {
     /// Return at most N rows
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
+
+    /// Read again even if a cached result is fresh, and replace it
+    #[arg(long)]
+    refresh: bool,
 
     /// Output format: table, csv, json, ndjson, parquet, arrow
     /// [default: from --output's extension, else table on a terminal, csv otherwise]
@@ -177,7 +197,92 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connections {
             action: None | Some(ConnectionsAction::List),
         } => list_connections(&build_host()?),
+        Command::Cache { action } => {
+            let disk = disk_cache()?;
+            match action {
+                None | Some(CacheAction::Stats) => cache_stats(&disk),
+                Some(CacheAction::Clear { connection }) => {
+                    cache_clear(&disk, connection.as_deref())
+                }
+            }
+        }
     }
+}
+
+/// The disk tier as the environment configures it; `cache` commands need no plugins.
+fn disk_cache() -> anyhow::Result<crate::DiskCache> {
+    let dir = crate::disk::default_dir()
+        .context("cannot tell where the cache is: set PLUGBOARD_CACHE_DIR or HOME")?;
+    let max = crate::disk::default_max_bytes().map_err(anyhow::Error::msg)?;
+    Ok(crate::DiskCache::new(dir, max))
+}
+
+fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
+    use crate::disk::show_bytes;
+    let stats = disk.stats();
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["connection", "entries", "size"]);
+    for (name, usage) in &stats.connections {
+        table.add_row([
+            name.clone(),
+            usage.entries.to_string(),
+            show_bytes(usage.bytes),
+        ]);
+    }
+    table.add_row([
+        "total".to_owned(),
+        stats.total.entries.to_string(),
+        format!(
+            "{} of {}",
+            show_bytes(stats.total.bytes),
+            show_bytes(stats.max_bytes)
+        ),
+    ]);
+    for column in 1..3 {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    println!("{table}");
+    let expired = match stats.expired {
+        0 => String::new(),
+        n => format!(
+            "; {n} expired entr{} awaiting removal",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
+    println!("in {}{expired}", stats.dir.display());
+    Ok(())
+}
+
+fn cache_clear(disk: &crate::DiskCache, connection: Option<&str>) -> anyhow::Result<()> {
+    let cached: Vec<String> = match connection {
+        Some(_) => disk.stats().connections.into_keys().collect(),
+        None => Vec::new(),
+    };
+    let removed = disk.clear(connection);
+    let what = match connection {
+        Some(c) => format!(" of {c:?}"),
+        None => String::new(),
+    };
+    println!(
+        "removed {} cached result{}{what} ({}) from {}",
+        removed.entries,
+        if removed.entries == 1 { "" } else { "s" },
+        crate::disk::show_bytes(removed.bytes),
+        disk.dir().display()
+    );
+    if let Some(c) = connection
+        && removed.entries == 0
+        && !cached.is_empty()
+    {
+        println!(
+            "nothing is cached for {c:?}; cached connections: {}",
+            cached.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn init_logging(verbose: u8) {
@@ -312,6 +417,7 @@ fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
     if let Some(n) = args.limit {
         read = read.limit(n);
     }
+    read = read.refresh(args.refresh);
     let (df, _) = read.fetch_shared()?;
     match &args.output {
         Some(path) => output::write_file(&df, format, path)?,

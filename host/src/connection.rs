@@ -2,8 +2,9 @@
 //! `host.connection("pets_db")?.query(sql).param("owner", "Alice").ttl(ttl).fetch()?`.
 //!
 //! Every read goes through the host's result cache. A `retryable` plugin error resets the
-//! connection and tries again (3 attempts, short backoff); a panic inside the plugin drops
-//! the connection, and the next call reconnects.
+//! connection and tries again (3 attempts, short backoff; `retry_attempts` and
+//! `retry_backoff` per connection); a panic inside the plugin drops the connection, and
+//! the next call reconnects. So does the first call after `connection_ttl`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,26 +14,49 @@ use plugboard_api::{
 };
 use polars::prelude::DataFrame;
 
-use crate::cache::{Outcome, ResultCache, key};
+use crate::cache::{Lookup, Outcome, ResultCache, key};
 use crate::error::{Error, Result};
 use crate::host::{Resolved, canonical_json};
 use crate::loader::{LoadedPlugin, PluginConnection};
 use crate::secrets::Redactor;
 
-/// Attempts for a call that keeps failing with `retryable` errors.
+/// Attempts for a call that keeps failing with `retryable` errors, unless the connection
+/// sets `retry_attempts`.
 pub const MAX_ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(50);
 
+/// How `retryable` errors are retried: `attempts` in all, waiting `backoff × n` after the
+/// n-th failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: MAX_ATTEMPTS,
+            backoff: BACKOFF,
+        }
+    }
+}
+
+type Handle = Arc<dyn PluginConnection>;
+
 /// What the host shares between every handle to one connection.
 pub(crate) struct ConnShared {
-    name: String,
+    name: Arc<str>,
     plugin: Arc<LoadedPlugin>,
     identity: Arc<str>,
     /// The JSON `ConnectRequest`; holds secrets, so it is never logged.
     connect_request: String,
     redactor: Redactor,
     default_ttl: Option<Duration>,
-    handle: Mutex<Option<Arc<dyn PluginConnection>>>,
+    connection_ttl: Option<Duration>,
+    retry: RetryPolicy,
+    /// The plugin's connection and when it was opened.
+    handle: Mutex<Option<(Handle, Instant)>>,
     results: Arc<ResultCache>,
 }
 
@@ -48,11 +72,13 @@ impl ConnShared {
         };
         let shared = Self {
             connect_request: serde_json::to_string(&request).unwrap_or_default(),
-            name: r.name,
+            name: r.name.into(),
             plugin: r.plugin,
             identity: identity.into(),
             redactor: r.redactor,
             default_ttl: r.ttl,
+            connection_ttl: r.connection_ttl,
+            retry: r.retry,
             handle: Mutex::new(None),
             results,
         };
@@ -60,25 +86,34 @@ impl ConnShared {
         Ok(shared)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Arc<dyn PluginConnection>>> {
+    fn lock(&self) -> MutexGuard<'_, Option<(Handle, Instant)>> {
         self.handle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn handle(&self) -> std::result::Result<Arc<dyn PluginConnection>, PluginError> {
+    /// The plugin's connection: the open one, or a new one if there is none or it is older
+    /// than `connection_ttl`. Concurrent first uses wait on the lock and share one connect.
+    fn handle(&self) -> std::result::Result<Handle, PluginError> {
         let mut slot = self.lock();
-        if let Some(h) = &*slot {
-            return Ok(Arc::clone(h));
+        if let Some((h, opened)) = &*slot {
+            if self.connection_ttl.is_none_or(|ttl| opened.elapsed() < ttl) {
+                return Ok(Arc::clone(h));
+            }
+            tracing::debug!(connection = %self.name, "connection_ttl passed; reconnecting");
+            if let Some((old, _)) = slot.take() {
+                old.close();
+            }
         }
         let started = Instant::now();
-        let h: Arc<dyn PluginConnection> = Arc::from(self.plugin.connect(&self.connect_request)?);
+        let h: Handle = Arc::from(self.plugin.connect(&self.connect_request)?);
         tracing::debug!(connection = %self.name, plugin = %self.plugin.manifest.name, elapsed = ?started.elapsed(), "connected");
-        *slot = Some(Arc::clone(&h));
+        *slot = Some((Arc::clone(&h), Instant::now()));
         Ok(h)
     }
 
     /// Closes the plugin's handle; the next call reconnects.
     fn drop_handle(&self) {
-        if let Some(h) = self.lock().take() {
+        let old = self.lock().take();
+        if let Some((h, _)) = old {
             h.close();
         }
     }
@@ -104,13 +139,13 @@ impl ConnShared {
             let result = self.handle().and_then(|h| op(h.as_ref()));
             match result {
                 Ok(v) => return Ok(v),
-                Err(e) if e.retryable && attempt < MAX_ATTEMPTS => {
+                Err(e) if e.retryable && attempt < self.retry.attempts => {
                     tracing::warn!(
                         connection = %self.name, attempt, error = %self.redactor.redact(e.message()),
                         "{what} failed with a retryable error; resetting the connection"
                     );
                     self.drop_handle();
-                    std::thread::sleep(BACKOFF * attempt);
+                    std::thread::sleep(self.retry.backoff * attempt);
                     attempt += 1;
                 }
                 Err(e) => {
@@ -186,13 +221,11 @@ impl Connection {
         self.shared.with_retry("ping", |c| c.ping())
     }
 
-    /// Closes the plugin's connection and drops this connection's cached results; the next
-    /// call reconnects.
+    /// Closes the plugin's connection and drops this connection's cached results, in
+    /// memory and on disk; the next call reconnects.
     pub fn reset(&self) {
         self.shared.drop_handle();
-        self.shared
-            .results
-            .invalidate_connection(&self.shared.identity);
+        self.shared.results.invalidate_connection(&self.shared.name);
     }
 }
 
@@ -203,6 +236,7 @@ pub struct Read<'c> {
     conn: &'c Connection,
     request: ReadRequest,
     ttl: Option<Duration>,
+    refresh: bool,
 }
 
 /// Parameter names are stored without their sigil: `:owner`, `@owner` and `$owner` are `owner`.
@@ -219,6 +253,7 @@ impl<'c> Read<'c> {
                 ..ReadRequest::default()
             },
             ttl: None,
+            refresh: false,
         }
     }
 
@@ -246,6 +281,12 @@ impl<'c> Read<'c> {
         self
     }
 
+    /// Reads again even if a cached result is fresh, and replaces it (in both tiers).
+    pub fn refresh(mut self, yes: bool) -> Self {
+        self.refresh = yes;
+        self
+    }
+
     /// Returns at most `n` rows.
     pub fn limit(mut self, n: u64) -> Self {
         self.request.limit = Some(n);
@@ -269,24 +310,31 @@ impl<'c> Read<'c> {
         self.fetch_shared().map(|(df, _)| df.as_ref().clone())
     }
 
-    /// Like [`Read::fetch`], returning the cached frame itself and whether it was a hit.
+    /// Like [`Read::fetch`], returning the cached frame itself and where it came from.
     pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
         let shared = &self.conn.shared;
         let ttl = self.ttl.or(shared.default_ttl);
         // The cache key: connection identity, method, and the whole canonical request
-        // (query, params sorted by name, limit, options).
+        // (query, params sorted by name, limit, batch size, options sorted by name).
         let request_json = canonical_json(&serde_json::to_value(&self.request).unwrap_or_default());
-        let key = key([shared.identity.as_bytes(), b"read", request_json.as_bytes()]);
+        let lookup = Lookup {
+            key: key([shared.identity.as_bytes(), b"read", request_json.as_bytes()]),
+            connection: &shared.name,
+            identity: &shared.identity,
+            ttl,
+            refresh: self.refresh,
+        };
         let started = Instant::now();
-        let (df, outcome) = shared.results.get_or_read(key, &shared.identity, ttl, || {
+        let (df, outcome) = shared.results.get_or_read(&lookup, || {
             shared.with_retry("read", |c| c.read(&self.request))
         })?;
         tracing::debug!(
-            connection = %shared.name,
-            outcome = ?outcome,
-            rows = df.height(),
-            elapsed = ?started.elapsed(),
-            "read"
+            "read {:?}: {outcome}{}, {} rows × {} columns in {:.2?}",
+            &*shared.name,
+            if self.refresh { " (refresh)" } else { "" },
+            df.height(),
+            df.width(),
+            started.elapsed()
         );
         Ok((df, outcome))
     }
@@ -336,7 +384,7 @@ impl Execute<'_> {
         let result = handle.execute(&self.request);
         match result {
             Ok(n) => {
-                shared.results.invalidate_connection(&shared.identity);
+                shared.results.invalidate_connection(&shared.name);
                 tracing::debug!(connection = %shared.name, rows = n, elapsed = ?started.elapsed(), "execute");
                 Ok(n)
             }

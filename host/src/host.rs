@@ -8,15 +8,29 @@ use std::time::Duration;
 use plugboard_api::Manifest;
 use sha2::{Digest, Sha256};
 
-use crate::cache::{DEFAULT_MAX_BYTES, ResultCache, Stats};
+use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
 use crate::config::PluginsFile;
-use crate::connection::{ConnShared, Connection};
+use crate::connection::{ConnShared, Connection, RetryPolicy};
 use crate::error::{Error, Result};
 use crate::loader::{self, LoadedPlugin};
 use crate::secrets::{self, EnvOverrides, Redactor, Secrets};
 
-/// Keys the host takes out of a connection's table before the plugin sees it.
-pub const RESERVED_KEYS: &[&str] = &["type", "ttl", "max_entries"];
+/// Keys the host takes out of a connection's table before the plugin sees it:
+///
+/// * `type`: the connector kind;
+/// * `ttl`: the default TTL of the connection's reads;
+/// * `connection_ttl`: reconnect on the next use after this long;
+/// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, growing linearly):
+///   how `retryable` plugin errors are retried;
+/// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
+pub const RESERVED_KEYS: &[&str] = &[
+    "type",
+    "ttl",
+    "connection_ttl",
+    "retry_attempts",
+    "retry_backoff",
+    "max_entries",
+];
 
 /// The environment variable naming `plugins.toml`.
 pub const PLUGINS_ENV: &str = "PLUGBOARD_PLUGINS";
@@ -77,6 +91,9 @@ pub struct HostBuilder {
     user_config_dir: Option<PathBuf>,
     use_env: bool,
     cache_max_bytes: u64,
+    /// `None`: from the environment; `Some(None)`: no disk tier.
+    cache_dir: Option<Option<PathBuf>>,
+    disk_max_bytes: Option<u64>,
 }
 
 impl Default for HostBuilder {
@@ -88,6 +105,8 @@ impl Default for HostBuilder {
             user_config_dir: directories::BaseDirs::new().map(|d| d.config_dir().to_path_buf()),
             use_env: true,
             cache_max_bytes: DEFAULT_MAX_BYTES,
+            cache_dir: None,
+            disk_max_bytes: None,
         }
     }
 }
@@ -135,6 +154,21 @@ impl HostBuilder {
         self
     }
 
+    /// The disk tier's folder; `None` turns the disk tier off. Default:
+    /// `$PLUGBOARD_CACHE_DIR`, else `$XDG_CACHE_HOME/plugboard` (`~/.cache/plugboard`).
+    #[must_use]
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = Some(dir);
+        self
+    }
+
+    /// The disk tier's byte bound. Default: `$PLUGBOARD_CACHE_MAX_BYTES`, else 2 GiB.
+    #[must_use]
+    pub fn disk_cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.disk_max_bytes = Some(bytes);
+        self
+    }
+
     /// Reads the configuration and loads the plugins. A plugin that fails to load is
     /// recorded in [`Host::load_errors`] and does not stop the others.
     pub fn build(self) -> Result<Host> {
@@ -169,6 +203,24 @@ impl HostBuilder {
         } else {
             EnvOverrides::default()
         };
+        let disk = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None if self.use_env => crate::disk::default_dir(),
+            None => directories::BaseDirs::new().map(|d| d.cache_dir().join("plugboard")),
+        };
+        let disk = match disk {
+            None => None,
+            Some(dir) => {
+                let max = match self.disk_max_bytes {
+                    Some(m) => m,
+                    None if self.use_env => {
+                        crate::disk::default_max_bytes().map_err(Error::Argument)?
+                    }
+                    None => crate::disk::DEFAULT_DISK_MAX_BYTES,
+                };
+                Some(DiskCache::new(dir, max))
+            }
+        };
         let (plugins, load_errors) = load_plugins(&plugins_file);
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -177,7 +229,7 @@ impl HostBuilder {
                 plugins_file,
                 secrets,
                 env,
-                results: Arc::new(ResultCache::new(self.cache_max_bytes)),
+                results: Arc::new(ResultCache::new(self.cache_max_bytes, disk)),
                 connections: moka::sync::Cache::builder().build(),
             }),
         })
@@ -310,6 +362,8 @@ pub(crate) struct Resolved {
     pub plugin: Arc<LoadedPlugin>,
     pub table: toml::Table,
     pub ttl: Option<Duration>,
+    pub connection_ttl: Option<Duration>,
+    pub retry: RetryPolicy,
     pub redactor: Redactor,
 }
 
@@ -410,14 +464,19 @@ impl Host {
         Ok(Connection::new(shared))
     }
 
-    /// Statistics of the in-memory result cache.
+    /// What the result cache holds, in memory and on disk, by connection.
     pub fn cache_stats(&self) -> Stats {
         self.inner.results.stats()
     }
 
-    /// Drops every cached result.
-    pub fn clear_cache(&self) {
-        self.inner.results.clear();
+    /// Drops cached results in both tiers: every one, or one connection's (by name).
+    pub fn clear_cache(&self, connection: Option<&str>) -> Cleared {
+        self.inner.results.clear(connection)
+    }
+
+    /// The disk tier, if it is on.
+    pub fn disk_cache(&self) -> Option<&DiskCache> {
+        self.inner.results.disk()
     }
 
     fn resolve(&self, name: &str, options: &ConnectOptions) -> Result<Resolved> {
@@ -425,15 +484,34 @@ impl Host {
             secrets::effective_table(name, &self.inner.secrets, &self.inner.env, &options.set)
                 .ok_or_else(|| self.unknown_connection(name))?;
         let plugin = self.select_plugin(name, options.kind.as_deref(), &table)?;
-        let ttl = match table.get("ttl") {
-            None => None,
-            Some(v) => Some(
-                crate::duration::from_toml(v).map_err(|e| Error::Connection {
-                    connection: name.to_owned(),
-                    message: format!("`ttl`: {e}"),
-                })?,
-            ),
+        let bad = |key: &str, message: String| Error::Connection {
+            connection: name.to_owned(),
+            message: format!("`{key}`: {message}"),
         };
+        let duration = |key: &str| {
+            table
+                .get(key)
+                .map(|v| crate::duration::from_toml(v).map_err(|e| bad(key, e)))
+                .transpose()
+        };
+        let ttl = duration("ttl")?;
+        let connection_ttl = duration("connection_ttl")?.filter(|d| !d.is_zero());
+        let mut retry = RetryPolicy::default();
+        if let Some(backoff) = duration("retry_backoff")? {
+            retry.backoff = backoff;
+        }
+        if let Some(v) = table.get("retry_attempts") {
+            retry.attempts = v
+                .as_integer()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "retry_attempts",
+                        format!("expected a whole number from 1 to 100, got {v}"),
+                    )
+                })?;
+        }
         let redactor = Redactor::new(&table, &plugin.manifest.secret_keys);
         let mut table = table;
         for k in RESERVED_KEYS {
@@ -444,6 +522,8 @@ impl Host {
             plugin,
             table,
             ttl,
+            connection_ttl,
+            retry,
             redactor,
         })
     }
@@ -596,10 +676,16 @@ fn show_paths(paths: &[PathBuf]) -> String {
 }
 
 /// A connection's identity: name, plugin and its version, and a digest of its final
-/// config. Secrets enter only through the digest.
+/// config and of the working directory (plugins resolve relative paths, such as
+/// `sqlite:///pets.db`, against it). Secrets enter only through the digest.
 fn identity(r: &Resolved) -> String {
     let canonical = canonical_json(&serde_json::to_value(&r.table).unwrap_or_default());
-    let digest = hex(&Sha256::digest(canonical.as_bytes()));
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(canonical.as_bytes());
+    h.update([0]);
+    h.update(cwd.as_os_str().as_encoded_bytes());
+    let digest = hex(&h.finalize());
     format!(
         "{}|{}@{}|{}",
         r.name,

@@ -23,26 +23,30 @@
 //! ```
 //!
 //! Modules, one idea each: [`config`] (plugins.toml), [`secrets`] (the secrets file,
-//! precedence, redaction), `loader` (the only `unsafe`: libraries and the Arrow import),
-//! [`cache`] (results), `connection` (the API above), [`output`] (formats), `cli`.
+//! precedence, redaction), `sys` (the only `unsafe`: libraries, the Arrow import, mapped
+//! cache files), [`cache`] (results, in memory and on disk), `connection` (the API above), [`output`] (formats), `cli`.
 #![deny(unsafe_code)]
 
 pub mod cache;
 pub mod cli;
 pub mod config;
 mod connection;
+pub mod disk;
 pub mod duration;
 mod error;
 mod host;
-mod loader;
 pub mod output;
 pub mod secrets;
+mod sys;
+
+use crate::sys::loader;
 
 pub use plugboard_api::{Params, Value};
 pub use polars::prelude::DataFrame;
 
-pub use crate::cache::Outcome;
+pub use crate::cache::{Cleared, DiskCache, DiskStats, MemoryStats, Outcome, Stats, Usage};
 pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read};
+pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
 pub use crate::error::{Error, Result};
 pub use crate::host::{
     ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGINS_ENV, PluginInfo, RESERVED_KEYS,

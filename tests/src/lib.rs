@@ -87,6 +87,25 @@ impl Project {
             .project_dir(self.dir.path())
             .user_config_dir(None)
             .use_env(false)
+            .cache_dir(Some(self.cache_dir()))
+    }
+
+    /// The project's own disk cache (the CLI gets it through `PLUGBOARD_CACHE_DIR`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache")
+    }
+
+    /// The disk cache's entry files.
+    pub fn cache_entries(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.cache_dir().join("results-v1"))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "entry"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
     }
 
     pub fn host(&self) -> Host {
@@ -101,8 +120,10 @@ impl Project {
             .env("PLUGBOARD_PLUGINS", "plugins.toml")
             .env("PLUGBOARD_SECRETS", "secrets.toml")
             .env_remove("PLUGBOARD_LOG")
+            .env_remove("PLUGBOARD_CACHE_MAX_BYTES")
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("PLUGBOARD_CACHE_DIR", self.cache_dir())
             .args(args);
         for (k, v) in env {
             cmd.env(k, v);

@@ -1,5 +1,4 @@
-//! The seam between the host and plugin libraries: the only module that uses abi_stable
-//! or `unsafe`.
+//! The seam between the host and plugin libraries: the only module that uses abi_stable.
 //!
 //! It opens a library, checks its ABI, reads its manifest, and turns its connection trait
 //! object into the host's plain [`PluginConnection`] trait. It also imports the Arrow C
@@ -8,7 +7,6 @@
 //!
 //! Libraries are never unloaded: a plugin's code may still be referenced by buffers of a
 //! cached DataFrame (their `release` callbacks live in the plugin).
-#![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};

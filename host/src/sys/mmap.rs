@@ -1,0 +1,96 @@
+//! A disk-cache entry, mapped: its Arrow IPC payload becomes a `DataFrame` whose buffers
+//! point into the mapped file, so a disk hit costs one checksum pass, not a decode and a
+//! copy.
+//!
+//! Soundness rests on two things, both established here:
+//!
+//! * the payload's checksum is verified before polars looks at a single buffer, so the
+//!   bytes are exactly the ones [`crate::disk`] wrote from a valid `DataFrame`;
+//! * entry files are never modified in place: writers rename a fresh file over the old
+//!   one and eviction unlinks, so a mapping stays valid for as long as a frame uses it.
+//!   (Truncating a cache file by hand while a process maps it would still be answered by
+//!   SIGBUS, as for any mapped file.)
+
+use std::fs::File;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use polars::prelude::{Column, DataFrame, Series};
+use polars_arrow::array::Array;
+use polars_arrow::io::ipc::read::read_file_metadata;
+use polars_arrow::mmap::{mmap_dictionaries_unchecked, mmap_unchecked};
+
+/// The bytes of a mapped file from `offset` on.
+struct Window {
+    map: Mmap,
+    offset: usize,
+}
+
+impl AsRef<[u8]> for Window {
+    fn as_ref(&self) -> &[u8] {
+        self.map.get(self.offset..).unwrap_or_default()
+    }
+}
+
+/// Maps `file` (opened read-only), checks that `payload_len` bytes follow `offset` and that
+/// their xxh3-128 is `checksum`, then builds the `DataFrame` over the mapping.
+///
+/// Every failure is a reason string: the caller treats the entry as a miss.
+pub(crate) fn read_ipc_entry(
+    file: &File,
+    offset: usize,
+    payload_len: u64,
+    checksum: u128,
+) -> Result<DataFrame, String> {
+    // SAFETY: see the module docs: entries are replaced by rename and removed by unlink,
+    // never rewritten in place, so the mapped bytes do not change under us.
+    let map = unsafe { Mmap::map(file) }.map_err(|e| format!("cannot map: {e}"))?;
+    let payload = map
+        .get(offset..)
+        .filter(|p| p.len() as u64 == payload_len)
+        .ok_or_else(|| {
+            format!(
+                "size {} does not match the header's {}",
+                map.len(),
+                offset as u64 + payload_len
+            )
+        })?;
+    let actual = xxhash_rust::xxh3::xxh3_128(payload);
+    if actual != checksum {
+        return Err("checksum mismatch".to_owned());
+    }
+    let window = Arc::new(Window { map, offset });
+    let metadata = read_file_metadata(&mut Cursor::new(window.as_ref().as_ref()))
+        .map_err(|e| format!("unreadable IPC footer: {e}"))?;
+    // SAFETY: the payload is byte for byte what `IpcWriter` wrote (checksum above); polars
+    // still bounds- and alignment-checks every buffer it maps.
+    let dictionaries = unsafe { mmap_dictionaries_unchecked(&metadata, Arc::clone(&window)) }
+        .map_err(|e| format!("unreadable dictionaries: {e}"))?;
+    let fields = metadata.schema.as_ref();
+    let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
+    let mut height = 0usize;
+    for i in 0..metadata.blocks.len() {
+        // SAFETY: as above.
+        let batch = unsafe { mmap_unchecked(&metadata, &dictionaries, Arc::clone(&window), i) }
+            .map_err(|e| format!("unreadable batch {i}: {e}"))?;
+        height += batch.height();
+        for (column, array) in chunks.iter_mut().zip(batch.into_arrays()) {
+            column.push(array);
+        }
+    }
+    let columns = fields
+        .iter_values()
+        .zip(chunks)
+        .map(|(field, chunks)| {
+            if chunks.is_empty() {
+                let dtype = polars::prelude::DataType::from_arrow_field(field);
+                return Ok(Series::new_empty(field.name.clone(), &dtype).into());
+            }
+            Series::try_from((field, chunks))
+                .map(Column::from)
+                .map_err(|e| format!("column {:?}: {e}", field.name))
+        })
+        .collect::<Result<Vec<Column>, String>>()?;
+    DataFrame::new(height, columns).map_err(|e| e.to_string())
+}
