@@ -471,8 +471,11 @@ impl DiskCache {
                 }
                 continue;
             }
-            let expired = Self::header_of(&path).is_none_or(|h| h.expires <= now);
-            if expired {
+            let header = Self::header_of(&path);
+            if header.is_none() && !path.exists() {
+                continue; // removed by another process meanwhile
+            }
+            if header.is_none_or(|h| h.expires <= now) {
                 let _ = fs::remove_file(&path);
                 continue;
             }

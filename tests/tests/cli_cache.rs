@@ -1,0 +1,316 @@
+//! The disk cache through the real CLI: separate processes sharing, racing, and recovering
+//! from damaged entries.
+
+use std::time::Duration;
+
+use plugboard_tests::{Project, Run, chinook, cli};
+
+fn project() -> Project {
+    Project::new(
+        &["plugboard_sqlite", "fixture_echo"],
+        &format!(
+            "[connections.echo]\ntype = \"echo\"\n\n\
+             [connections.other]\ntype = \"echo\"\n\n\
+             [connections.db]\nurl = \"sqlite:///w.db\"\n\n\
+             [connections.chinook]\nurl = \"sqlite:///{}?mode=ro\"\nttl = \"1h\"\n",
+            chinook().display()
+        ),
+    )
+}
+
+/// Runs `query echo value -p v=V` and returns `(pid of the process that read it, run)`.
+fn echo_value(p: &Project, v: &str, extra: &[&str]) -> (String, Run) {
+    let param = format!("v={v}");
+    let mut args = vec![
+        "query", "echo", "value", "-p", &param, "-v", "--format", "csv",
+    ];
+    args.extend_from_slice(extra);
+    let run = p.cli(env!("CARGO_BIN_EXE_plugboard-under-test"), &args, &[]);
+    let out = run.ok();
+    let row = out.lines().nth(1).unwrap_or_default().to_owned();
+    let pid = row.rsplit(',').next().unwrap_or_default().to_owned();
+    assert!(!pid.is_empty(), "no pid in {out:?}");
+    (pid, run)
+}
+
+fn outcome(run: &Run) -> &'static str {
+    let err = run.stderr();
+    let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
+        .into_iter()
+        .filter(|o| err.contains(&format!(": {o}")))
+        .collect();
+    assert_eq!(found.len(), 1, "expected one outcome in the log: {err}");
+    found[0]
+}
+
+#[test]
+fn two_processes_share_a_disk_entry_until_its_ttl() {
+    let p = project();
+    let (first, run) = echo_value(&p, "1", &["--ttl", "1h"]);
+    assert_eq!(outcome(&run), "miss");
+    let (second, run) = echo_value(&p, "1", &["--ttl", "1h"]);
+    assert_eq!(outcome(&run), "disk hit");
+    assert_eq!(second, first, "served what the first process read");
+    let log = run.stderr();
+    assert!(
+        log.contains("read \"echo\": disk hit, 1 rows × 3 columns in "),
+        "-v says where the result came from and how long it took: {log}"
+    );
+
+    // Another param is another key; a read without a TTL is not cached across runs.
+    assert_eq!(outcome(&echo_value(&p, "2", &["--ttl", "1h"]).1), "miss");
+    assert_eq!(outcome(&echo_value(&p, "3", &[]).1), "miss");
+    assert_eq!(outcome(&echo_value(&p, "3", &[]).1), "miss");
+
+    // After the TTL the next process reads again.
+    let (a, _) = echo_value(&p, "4", &["--ttl", "1s"]);
+    let (b, run) = echo_value(&p, "4", &["--ttl", "1s"]);
+    assert_eq!((outcome(&run), &b), ("disk hit", &a));
+    std::thread::sleep(Duration::from_millis(1100));
+    let (c, run) = echo_value(&p, "4", &["--ttl", "1s"]);
+    assert_eq!(outcome(&run), "miss");
+    assert_ne!(c, a);
+
+    // --refresh reads again and replaces the entry.
+    let (d, run) = echo_value(&p, "1", &["--ttl", "1h", "--refresh"]);
+    assert_eq!(outcome(&run), "miss");
+    assert_ne!(d, first);
+    let (e, run) = echo_value(&p, "1", &["--ttl", "1h"]);
+    assert_eq!((outcome(&run), e), ("disk hit", d));
+}
+
+#[test]
+fn damaged_entries_are_misses_and_are_replaced() {
+    let p = project();
+    let (first, _) = echo_value(&p, "1", &["--ttl", "1h"]);
+    let entries = p.cache_entries();
+    assert_eq!(entries.len(), 1);
+    let path = &entries[0];
+    let good = std::fs::read(path).expect("read entry");
+
+    let mut damages: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated to half", good[..good.len() / 2].to_vec()),
+        ("truncated inside the header", good[..40].to_vec()),
+        ("empty", Vec::new()),
+    ];
+    for at in [3, 20, good.len() / 2, good.len() - 3] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x01;
+        damages.push(("a flipped bit", bad));
+    }
+    let mut last = first;
+    for (what, bytes) in damages {
+        std::fs::write(path, &bytes).expect("damage the entry");
+        let (pid, run) = echo_value(&p, "1", &["--ttl", "1h"]);
+        assert_eq!(outcome(&run), "miss", "{what}: a miss, not an error");
+        assert_ne!(pid, last, "{what}: read again");
+        assert!(
+            run.stderr().contains("ignoring damaged entry"),
+            "{what}: the damage is reported: {}",
+            run.stderr()
+        );
+        let (again, run) = echo_value(&p, "1", &["--ttl", "1h"]);
+        assert_eq!(
+            (outcome(&run), &again),
+            ("disk hit", &pid),
+            "{what}: the entry was replaced"
+        );
+        last = pid;
+    }
+}
+
+#[test]
+fn the_byte_bound_evicts_the_oldest_entries() {
+    let p = project();
+    echo_value(&p, "0", &["--ttl", "1h"]);
+    let one = std::fs::metadata(&p.cache_entries()[0])
+        .expect("entry")
+        .len();
+    let bound = (one * 5 / 2).to_string();
+    let env = [("PLUGBOARD_CACHE_MAX_BYTES", bound.as_str())];
+    let run = |v: &str| {
+        let param = format!("v={v}");
+        p.cli(
+            env!("CARGO_BIN_EXE_plugboard-under-test"),
+            &["query", "echo", "value", "-p", &param, "--ttl", "1h", "-v"],
+            &env,
+        )
+    };
+    for v in ["1", "2", "3", "4"] {
+        std::thread::sleep(Duration::from_millis(20)); // distinct write times
+        run(v).ok();
+    }
+    assert_eq!(p.cache_entries().len(), 2, "2.5 entries' worth keeps 2");
+    assert_eq!(outcome(&run("4")), "disk hit", "the newest stays");
+    assert_eq!(outcome(&run("3")), "disk hit");
+    assert_eq!(outcome(&run("1")), "miss", "the oldest went first");
+
+    let stats = p
+        .cli(
+            env!("CARGO_BIN_EXE_plugboard-under-test"),
+            &["cache", "stats"],
+            &env,
+        )
+        .ok();
+    assert!(stats.contains("echo") && stats.contains(" 2 "), "{stats}");
+
+    let bad = p
+        .cli(
+            env!("CARGO_BIN_EXE_plugboard-under-test"),
+            &["query", "echo", "value", "--ttl", "1h"],
+            &[("PLUGBOARD_CACHE_MAX_BYTES", "lots")],
+        )
+        .fails();
+    assert!(
+        bad.contains("PLUGBOARD_CACHE_MAX_BYTES: \"lots\" is not a size"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn exec_drops_the_cached_results_for_the_next_process() {
+    let p = project();
+    cli!(
+        p,
+        [
+            "exec",
+            "db",
+            "CREATE TABLE t(x INTEGER)",
+            "INSERT INTO t VALUES (1)"
+        ]
+    )
+    .ok();
+    let count = || {
+        let run = cli!(
+            p,
+            [
+                "query",
+                "db",
+                "SELECT count(*) AS n FROM t",
+                "--ttl",
+                "1h",
+                "-v"
+            ]
+        );
+        (run.ok(), outcome(&run))
+    };
+    assert_eq!(count(), ("n\n1\n".to_owned(), "miss"));
+    assert_eq!(count(), ("n\n1\n".to_owned(), "disk hit"));
+    cli!(p, ["exec", "db", "INSERT INTO t VALUES (2)"]).ok();
+    assert_eq!(
+        count(),
+        ("n\n2\n".to_owned(), "miss"),
+        "not the stale count"
+    );
+    // A failed write drops nothing.
+    cli!(p, ["exec", "db", "INSERT INTO nope VALUES (1)"]).fails();
+    assert_eq!(count(), ("n\n2\n".to_owned(), "disk hit"));
+}
+
+#[test]
+fn cache_stats_and_clear() {
+    let p = project();
+    echo_value(&p, "1", &["--ttl", "1h"]);
+    echo_value(&p, "2", &["--ttl", "1h"]);
+    cli!(p, ["query", "other", "value", "--ttl", "1h"]).ok();
+    cli!(p, ["query", "chinook", "SELECT * FROM Genre"]).ok(); // the section's ttl
+
+    let stats = cli!(p, ["cache", "stats"]).ok();
+    let row = |name: &str| {
+        stats
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stats}"))
+            .split(['│', '┆'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("echo")[1], "2");
+    assert_eq!(row("other")[1], "1");
+    assert_eq!(row("chinook")[1], "1");
+    assert_eq!(row("total")[1], "4");
+    assert!(
+        stats.contains(&p.cache_dir().display().to_string()),
+        "{stats}"
+    );
+
+    let out = cli!(p, ["cache", "clear", "echo"]).ok();
+    assert!(
+        out.starts_with("removed 2 cached results of \"echo\""),
+        "{out}"
+    );
+    assert_eq!(p.cache_entries().len(), 2);
+    let out = cli!(p, ["cache", "clear", "echoo"]).ok();
+    assert!(
+        out.contains("nothing is cached for \"echoo\"; cached connections: chinook, other"),
+        "{out}"
+    );
+    let out = cli!(p, ["cache", "clear"]).ok();
+    assert!(out.starts_with("removed 2 cached results ("), "{out}");
+    assert!(p.cache_entries().is_empty());
+    let stats = cli!(p, ["cache"]).ok();
+    assert!(stats.contains("total"), "{stats}");
+}
+
+/// 8 processes at a time, 400 runs in all, read the same key while others replace it
+/// (`--refresh`) and clear the cache; every run must print the whole, right table.
+#[test]
+fn eight_processes_race_on_one_key() {
+    let p = project();
+    let sql = "SELECT * FROM Track ORDER BY TrackId";
+    let expected = cli!(
+        p,
+        ["query", "chinook", sql, "--ttl", "0", "--format", "csv"]
+    )
+    .ok();
+    assert!(expected.lines().count() > 3000);
+    let bin = env!("CARGO_BIN_EXE_plugboard-under-test");
+    let outcomes: Vec<&'static str> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (p, expected) = (&p, &expected);
+                s.spawn(move || {
+                    let mut seen = Vec::new();
+                    for i in 0..50 {
+                        if w == 0 && i % 10 == 5 {
+                            p.cli(bin, &["cache", "clear"], &[]).ok();
+                        }
+                        let mut args = vec!["query", "chinook", sql, "--format", "csv", "-v"];
+                        if (w + i) % 7 == 3 {
+                            args.push("--refresh");
+                        }
+                        let run = p.cli(bin, &args, &[]);
+                        assert_eq!(&run.ok(), expected, "worker {w} run {i}: a wrong result");
+                        assert!(
+                            !run.stderr().contains("damaged"),
+                            "worker {w} run {i} saw a torn entry: {}",
+                            run.stderr()
+                        );
+                        seen.push(outcome(&run));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    let hits = outcomes.iter().filter(|o| **o == "disk hit").count();
+    let misses = outcomes.iter().filter(|o| **o == "miss").count();
+    assert_eq!(hits + misses, 400);
+    assert!(
+        hits > 100 && misses > 5,
+        "{hits} disk hits, {misses} misses"
+    );
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(p.cache_dir().join("results-v1"))
+        .expect("cache dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
