@@ -222,7 +222,7 @@ impl ResultCache {
                 if let Some((disk, ttl)) = disk
                     && !self.invalidated_since(lookup.connection, started)
                 {
-                    disk.store(
+                    let stored = disk.store(
                         &lookup.key,
                         lookup.connection,
                         lookup.identity,
@@ -230,6 +230,13 @@ impl ResultCache {
                         ttl,
                         started_wall,
                     );
+                    if let Err(e) = stored {
+                        // The read itself succeeded: serve it.
+                        tracing::warn!(
+                            "disk cache: cannot store a result of {:?}: {e}",
+                            &**lookup.connection
+                        );
+                    }
                 }
                 Ok(Entry {
                     df: Arc::new(df),
@@ -254,16 +261,7 @@ impl ResultCache {
 
     /// Drops every result of one connection, in both tiers.
     pub fn invalidate_connection(&self, connection: &str) {
-        self.mark_invalidated(Some(connection));
-        let name: Arc<str> = Arc::from(connection);
-        // Cannot fail: invalidation closures are enabled in `new`.
-        let _ = self
-            .memory
-            .invalidate_entries_if(move |_, e| e.connection == name);
-        self.memory.run_pending_tasks();
-        if let Some(disk) = &self.disk {
-            disk.clear(Some(connection));
-        }
+        self.clear(Some(connection));
     }
 
     /// Drops every result (of one connection, if given), in both tiers.

@@ -322,23 +322,8 @@ impl DiskCache {
     }
 
     /// Stores a result, atomically; `started` is when its read began, so a result read
-    /// before an invalidation is not stored after it. Failures are logged, not returned:
-    /// the read itself succeeded.
+    /// before an invalidation is not stored after it. A failure leaves nothing behind.
     pub(crate) fn store(
-        &self,
-        key: &Key,
-        connection: &str,
-        identity: &str,
-        df: &DataFrame,
-        ttl: Duration,
-        started: SystemTime,
-    ) {
-        if let Err(e) = self.try_store(key, connection, identity, df, ttl, started) {
-            tracing::warn!("disk cache: cannot store a result of {connection:?}: {e}");
-        }
-    }
-
-    fn try_store(
         &self,
         key: &Key,
         connection: &str,
@@ -605,7 +590,9 @@ mod tests {
     }
 
     fn store(cache: &DiskCache, key: &Key, conn: &str, df: &DataFrame, ttl: Duration) {
-        cache.store(key, conn, "id", df, ttl, SystemTime::now());
+        cache
+            .store(key, conn, "id", df, ttl, SystemTime::now())
+            .expect("store");
     }
 
     #[test]
@@ -749,9 +736,11 @@ mod tests {
         // A read that began before a clear does not store what it read.
         let started = SystemTime::now() - Duration::from_secs(1);
         cache.clear(Some("b"));
-        cache.store(&[3; 32], "b", "id", &df, HOUR, started);
+        cache
+            .store(&[3; 32], "b", "id", &df, HOUR, started)
+            .expect("store");
         assert!(cache.load(&[3; 32], HOUR).is_none());
-        cache.store(&[3; 32], "b", "id", &df, HOUR, SystemTime::now());
+        store(&cache, &[3; 32], "b", &df, HOUR);
         assert!(cache.load(&[3; 32], HOUR).is_some(), "a later read does");
         assert_eq!(cache.clear(None).entries, 1, "b's first entry went with b");
         assert_eq!(cache.stats().total, Usage::default());

@@ -48,6 +48,16 @@ pub fn chinook() -> PathBuf {
     p.canonicalize().expect("canonical chinook path")
 }
 
+/// The integer in row 0 of `column`.
+pub fn int(df: &polars::prelude::DataFrame, column: &str) -> i64 {
+    df.column(column)
+        .unwrap_or_else(|e| panic!("no column {column}: {e}"))
+        .i64()
+        .unwrap_or_else(|e| panic!("{column} is not i64: {e}"))
+        .get(0)
+        .unwrap_or_else(|| panic!("{column} is empty or null"))
+}
+
 /// A temporary project: a plugins.toml naming real libraries, a secrets file, a work dir.
 pub struct Project {
     pub dir: tempfile::TempDir,

@@ -4,7 +4,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use plugboard::{Connection, Outcome};
-use plugboard_tests::Project;
+use plugboard_tests::{Project, int};
 
 fn project() -> Project {
     Project::new(
@@ -16,12 +16,7 @@ fn project() -> Project {
 /// How many reads this connection's plugin instance has served (itself included).
 fn reads(c: &Connection) -> i64 {
     let df = c.query("count").ttl(Duration::ZERO).fetch().expect("count");
-    df.column("reads")
-        .expect("reads")
-        .i64()
-        .expect("i64")
-        .get(0)
-        .expect("value")
+    int(&df, "reads")
 }
 
 fn value(c: &Connection, v: i64) -> (i64, Outcome) {
@@ -30,15 +25,7 @@ fn value(c: &Connection, v: i64) -> (i64, Outcome) {
         .param("v", v)
         .fetch_shared()
         .expect("value");
-    (
-        df.column("reads")
-            .expect("reads")
-            .i64()
-            .expect("i64")
-            .get(0)
-            .expect("n"),
-        outcome,
-    )
+    (int(&df, "reads"), outcome)
 }
 
 #[test]
@@ -104,12 +91,7 @@ fn thirty_two_threads_one_read() {
                         .param("sleep_ms", 200)
                         .fetch()
                         .expect("read");
-                    df.column("reads")
-                        .expect("reads")
-                        .i64()
-                        .expect("i64")
-                        .get(0)
-                        .expect("n")
+                    int(&df, "reads")
                 })
             })
             .collect();
@@ -168,15 +150,7 @@ fn counters(c: &Connection) -> (i64, i64) {
         .ttl(Duration::ZERO)
         .fetch()
         .expect("counters");
-    let get = |name: &str| {
-        df.column(name)
-            .expect("column")
-            .i64()
-            .expect("i64")
-            .get(0)
-            .expect("value")
-    };
-    (get("connects"), get("calls"))
+    (int(&df, "connects"), int(&df, "calls"))
 }
 
 #[test]
@@ -184,8 +158,7 @@ fn a_retryable_error_resets_and_retries() {
     let host = tagged("flaky-2", "fail_times = 2").host();
     let c = host.connection("t").expect("connect");
     let df = c.query("flaky").fetch().expect("third attempt succeeds");
-    let attempts = df.column("attempts").expect("attempts").i64().expect("i64");
-    assert_eq!(attempts.get(0), Some(3), "one result, from the third call");
+    assert_eq!(int(&df, "attempts"), 3, "one result, from the third call");
     assert_eq!(
         counters(&c),
         (3, 3),
@@ -220,10 +193,7 @@ fn retries_are_configurable_per_connection() {
     );
     let c = more.host().connection("t").expect("connect");
     let df = c.query("flaky").fetch().expect("fifth attempt succeeds");
-    assert_eq!(
-        df.column("attempts").expect("a").i64().expect("i64").get(0),
-        Some(5)
-    );
+    assert_eq!(int(&df, "attempts"), 5);
 
     let once = tagged("stale-1", "retry_attempts = 1");
     let c = once.host().connection("t").expect("connect");
@@ -356,15 +326,7 @@ fn value_with(c: &Connection, v: i64, ttl: Duration, refresh: bool) -> ((i64, i6
         .refresh(refresh)
         .fetch_shared()
         .expect("value");
-    let get = |name: &str| {
-        df.column(name)
-            .expect("column")
-            .i64()
-            .expect("i64")
-            .get(0)
-            .expect("value")
-    };
-    ((get("reads"), get("pid")), outcome)
+    ((int(&df, "reads"), int(&df, "pid")), outcome)
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
