@@ -130,7 +130,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect(),
     );
 
-    let ms = |d: Duration| format!("{:9.3} ms", d.as_secs_f64() * 1e3);
+    let ms = |d: Duration| {
+        let us = d.as_secs_f64() * 1e6;
+        if us < 1000.0 {
+            format!("{us:8.1} µs")
+        } else {
+            format!("{:8.1} ms", us / 1000.0)
+        }
+    };
     println!(
         "{rows} rows × {} columns; DataFrame {:.1} MB, disk entry {:.1} MB",
         df.width(),
@@ -145,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store.as_secs_f64() / cold.as_secs_f64()
     );
     println!(
-        "  memory hit               {}   ({:.6}× the cold read)",
+        "  memory hit               {}   ({:.2e}× the cold read)",
         ms(memory),
         memory.as_secs_f64() / cold.as_secs_f64()
     );
