@@ -64,6 +64,7 @@
 mod config;
 mod error;
 pub mod ffi;
+pub mod pool;
 mod types;
 
 pub use arrow_array::{self, RecordBatchReader};

@@ -33,7 +33,7 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::ToSqlOutput;
 
 pub use crate::config::Config;
-use crate::pool::Pool;
+use crate::pool::{Manager, Pool};
 use crate::read::query_error;
 
 /// Rows per record batch unless the host asks for another size. Large enough that per-batch
@@ -57,7 +57,11 @@ impl Connector for Sqlite {
 
     fn connect(config: Config) -> Result<Self, PluginError> {
         Ok(Self {
-            pool: Pool::open(config.resolve()?)?,
+            pool: {
+                let settings = config.resolve()?;
+                let size = settings.pool_size;
+                Pool::open(Manager(settings), size)?
+            },
         })
     }
 
@@ -78,7 +82,7 @@ impl Connector for Sqlite {
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
-        if self.pool.settings().read_only {
+        if self.pool.manager().0.read_only {
             return Err(PluginError::query(
                 "this connection is read-only (read_only = true or mode=ro)",
             ));
