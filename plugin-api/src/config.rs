@@ -22,6 +22,23 @@ pub fn from_table<T: DeserializeOwned>(
     })
 }
 
+/// Parses a duration written with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"` (a bare number
+/// is left to the caller, whose key decides its unit).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -39,6 +56,17 @@ mod tests {
 
     fn table(json: &str) -> serde_json::Map<String, serde_json::Value> {
         serde_json::from_str(json).expect("test json")
+    }
+
+    #[test]
+    fn durations_with_units() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
     }
 
     #[test]

@@ -70,7 +70,7 @@ mod types;
 pub use arrow_array::{self, RecordBatchReader};
 pub use arrow_schema;
 
-pub use crate::config::from_table;
+pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
 pub use crate::types::{
     ConnectRequest, ExecuteRequest, Manifest, Params, ReadRequest, Statement, Value,

@@ -267,6 +267,10 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         ("bad_utf8_error", "bad \u{FFFD}"),
         ("null_error", "no message"),
         ("not_struct", "stream of struct arrays"),
+        (
+            "interval",
+            "column \"iv\" has Arrow type Interval(MonthDayNano), which this host cannot hold",
+        ),
     ] {
         let e = raw.query(query).fetch().unwrap_err();
         assert!(matches!(e, Error::Plugin { .. }), "{query}: {e:?}");

@@ -320,6 +320,14 @@ fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginErr
         )));
     };
     let fields = unique_names(fields);
+    for f in &fields {
+        if let Some(t) = unsupported(&f.dtype) {
+            return Err(malformed(format!(
+                "column {:?} has Arrow type {t:?}, which this host cannot hold in a DataFrame",
+                f.name
+            )));
+        }
+    }
     let dtype = ArrowDataType::Struct(fields.clone());
 
     let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
@@ -362,6 +370,43 @@ fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginErr
         .map(|(f, chunks)| to_column(f, chunks))
         .collect::<Result<Vec<_>, _>>()?;
     DataFrame::new(height, columns).map_err(malformed)
+}
+
+/// The first part of `dtype` that polars (as this host builds it) cannot import; polars
+/// would panic on it.
+fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {
+    use ArrowDataType as A;
+    match dtype {
+        A::Null
+        | A::Boolean
+        | A::Int8
+        | A::Int16
+        | A::Int32
+        | A::Int64
+        | A::UInt8
+        | A::UInt16
+        | A::UInt32
+        | A::UInt64
+        | A::Float32
+        | A::Float64
+        | A::Utf8
+        | A::LargeUtf8
+        | A::Utf8View
+        | A::Binary
+        | A::LargeBinary
+        | A::BinaryView
+        | A::FixedSizeBinary(_)
+        | A::Date32
+        | A::Date64
+        | A::Timestamp(..)
+        | A::Duration(_)
+        | A::Time32(_)
+        | A::Time64(_) => None,
+        A::Decimal(precision, _) if *precision <= 38 => None,
+        A::List(f) | A::LargeList(f) => unsupported(&f.dtype),
+        A::Struct(fields) => fields.iter().find_map(|f| unsupported(&f.dtype)),
+        other => Some(other),
+    }
 }
 
 fn to_column(field: &Field, chunks: Vec<Box<dyn Array>>) -> Result<Column, PluginError> {

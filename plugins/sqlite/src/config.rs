@@ -43,27 +43,13 @@ impl DurationSetting {
     fn to_duration(&self, key: &str) -> Result<Duration, PluginError> {
         match self {
             Self::Millis(ms) => Ok(Duration::from_millis(*ms)),
-            Self::Text(t) => parse_duration(t).ok_or_else(|| {
+            Self::Text(t) => plugboard_api::parse_duration(t).ok_or_else(|| {
                 PluginError::config(format!(
                     "`{key}`: {t:?} is not a duration (write 5000, \"250ms\" or \"5s\")"
                 ))
             }),
         }
     }
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => number / 1000.0,
-        "s" => number,
-        "m" => number * 60.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Where the database lives.

@@ -1,0 +1,542 @@
+//! # plugboard-postgres: PostgreSQL, read with binary COPY
+//!
+//! Serves `type = "postgresql"` (or `postgres`), and `type = "sql"` with a `postgresql://`
+//! URL or `dialect = "postgresql"`: a Streamlit `[connections.x]` section for PostgreSQL
+//! works unchanged. See [`config`] for the keys, the libpq environment and `~/.pgpass`.
+//!
+//! * `read` without parameters streams `COPY (query) TO STDOUT (FORMAT binary)` and
+//!   decodes it straight into Arrow builders; with parameters (`:name` or `$1`) it binds
+//!   them on the server (sent as text, so the server parses them as the types it inferred)
+//!   and reads binary result rows. [`types`] has the type mapping.
+//! * `execute` runs the statements in one transaction: all or nothing.
+//! * A small pool of server connections per connection (`pool_size`, default 4).
+//! * Errors carry their SQLSTATE. A connection the server dropped (terminated backend,
+//!   restart, network) is a `retryable` error, so the host resets and retries; a wrong
+//!   password is an `auth` error, never retried; a host that does not answer fails after
+//!   `connect_timeout` (default 10 s).
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod sql;
+pub mod types;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Read as _};
+use std::sync::Arc;
+
+use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
+use plugboard_api::arrow_schema::{ArrowError, Field, Schema};
+use plugboard_api::pool::{Manage, Pool};
+use plugboard_api::{
+    Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, Value,
+    export_connector,
+};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, Statement};
+
+pub use crate::config::Config;
+use crate::config::{Settings, SslMode};
+use crate::types::{ColumnBuilder, column_kind};
+
+/// Rows per record batch unless the host asks for another size.
+pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
+
+/// Opens server connections with the resolved settings.
+pub struct Manager {
+    settings: Settings,
+    config: postgres::Config,
+    tls: postgres_native_tls::MakeTlsConnector,
+}
+
+impl Manager {
+    pub fn new(settings: Settings) -> Result<Self, PluginError> {
+        let mut config = postgres::Config::new();
+        config
+            .host(&settings.host)
+            .port(settings.port)
+            .user(&settings.user)
+            .dbname(&settings.dbname)
+            .application_name(&settings.application_name)
+            .connect_timeout(settings.connect_timeout)
+            .ssl_mode(match settings.sslmode {
+                SslMode::Disable => postgres::config::SslMode::Disable,
+                SslMode::Prefer => postgres::config::SslMode::Prefer,
+                SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                    postgres::config::SslMode::Require
+                }
+            });
+        if let Some(p) = &settings.password {
+            config.password(p);
+        }
+        if let Some(o) = &settings.options {
+            config.options(o);
+        }
+        let mut tls = native_tls::TlsConnector::builder();
+        match settings.sslmode {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+                tls.danger_accept_invalid_certs(true)
+                    .danger_accept_invalid_hostnames(true);
+            }
+            SslMode::VerifyCa => {
+                tls.danger_accept_invalid_hostnames(true);
+            }
+            SslMode::VerifyFull => {}
+        }
+        if let Some(path) = &settings.sslrootcert {
+            let pem = std::fs::read(path).map_err(|e| {
+                PluginError::config(format!(
+                    "`sslrootcert`: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
+                PluginError::config(format!("`sslrootcert`: {}: {e}", path.display()))
+            })?;
+            tls.add_root_certificate(cert);
+        }
+        let tls = tls
+            .build()
+            .map_err(|e| PluginError::config(format!("cannot set up TLS: {e}")))?;
+        Ok(Self {
+            settings,
+            config,
+            tls: postgres_native_tls::MakeTlsConnector::new(tls),
+        })
+    }
+
+    fn target(&self) -> String {
+        format!(
+            "{}@{}:{}/{}",
+            self.settings.user, self.settings.host, self.settings.port, self.settings.dbname
+        )
+    }
+}
+
+impl Manage for Manager {
+    type Conn = Client;
+
+    fn connect(&self) -> Result<Client, PluginError> {
+        self.config.connect(self.tls.clone()).map_err(|e| {
+            let err = classify(&e, Stage::Connect);
+            let message = format!("cannot connect to {}: {}", self.target(), err.message());
+            PluginError::new(err.kind, message)
+        })
+    }
+
+    fn reusable(&self, conn: &mut Client) -> bool {
+        !conn.is_closed()
+    }
+}
+
+/// Where an error happened: a failure to connect is not a stale connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connect,
+    Established,
+}
+
+/// Turns a driver error into a plugin error: its SQLSTATE decides the kind, and whether
+/// resetting the connection may help.
+fn classify(e: &postgres::Error, stage: Stage) -> PluginError {
+    let established = stage == Stage::Established;
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let mut message = format!("{} {code}: {}", db.severity(), db.message());
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            message.push_str(&format!("; hint: {hint}"));
+        }
+        let (kind, retryable) = match code {
+            c if c.starts_with("28") => (ErrorKind::AUTH, false),
+            "3D000" => (ErrorKind::CONFIG, false),
+            // Terminated backend, server shutting down or starting, lost connection.
+            c if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300") => {
+                (ErrorKind::CONNECT, established)
+            }
+            // Serialization failures and deadlocks: a retry of the read can succeed.
+            "40001" | "40P01" => (ErrorKind::QUERY, true),
+            _ => (ErrorKind::QUERY, false),
+        };
+        let err = PluginError::new(kind, message);
+        return if retryable { err.retryable() } else { err };
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    let err = PluginError::connect(message);
+    if established { err.retryable() } else { err }
+}
+
+/// A parameter sent in text format: the server parses it as the type it inferred for the
+/// placeholder, as psql and libpq do.
+#[derive(Debug)]
+struct TextParam<'a>(&'a Value);
+
+impl ToSql for TextParam<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let text = match self.0 {
+            Value::Null => return Ok(IsNull::Yes),
+            Value::Bool(b) => if *b { "t" } else { "f" }.to_owned(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) if f.is_nan() => "NaN".to_owned(),
+            Value::Float(f) if f.is_infinite() => {
+                if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
+            }
+            Value::Float(f) => f.to_string(),
+            Value::String(s) => s.clone(),
+            Value::Bytes(b) => {
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!("\\x{hex}")
+            }
+        };
+        out.extend_from_slice(text.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> postgres::types::Format {
+        postgres::types::Format::Text
+    }
+
+    to_sql_checked!();
+}
+
+/// A value's raw binary bytes.
+struct Raw<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The values for a statement's placeholders, in order; unknown or missing names are
+/// errors that list the statement's own parameters.
+fn bind<'p>(
+    names: &[String],
+    params: &'p Params,
+    shared: Option<&'p Params>,
+    strict: bool,
+) -> Result<Vec<TextParam<'p>>, PluginError> {
+    let expected = || {
+        if names.is_empty() {
+            "it takes none".to_owned()
+        } else {
+            format!(
+                "it takes {}",
+                names
+                    .iter()
+                    .map(|n| format!(":{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    if strict && let Some(unknown) = params.keys().find(|k| !names.contains(k)) {
+        return Err(PluginError::query(format!(
+            "unknown parameter {unknown:?}: {}",
+            expected()
+        )));
+    }
+    names
+        .iter()
+        .map(|n| {
+            params
+                .get(n)
+                .or_else(|| shared.and_then(|s| s.get(n)))
+                .map(TextParam)
+                .ok_or_else(|| {
+                    PluginError::query(format!("missing parameter {n:?}: {}", expected()))
+                })
+        })
+        .collect()
+}
+
+/// A connection to one PostgreSQL database.
+pub struct Postgres {
+    pool: Pool<Manager>,
+}
+
+type Batches = RecordBatchIterator<std::vec::IntoIter<Result<RecordBatch, ArrowError>>>;
+
+impl Connector for Postgres {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        Manifest::new("postgres", env!("CARGO_PKG_VERSION"))
+            .description("PostgreSQL databases: binary COPY reads, server-side parameters")
+            .kinds(["postgresql", "postgres"])
+            .schemes(["postgresql"])
+            .secret_keys(["password"])
+    }
+
+    fn connect(config: Config) -> Result<Self, PluginError> {
+        let settings = config.resolve()?;
+        let size = settings.pool_size;
+        Ok(Self {
+            pool: Pool::open(Manager::new(settings)?, size)?,
+        })
+    }
+
+    fn read(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<impl plugboard_api::RecordBatchReader + Send + 'static, PluginError> {
+        let mut conn = self.pool.get()?;
+        let result = read(&mut conn, request);
+        if conn.is_closed() {
+            conn.discard();
+        }
+        result
+    }
+
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        let mut conn = self.pool.get()?;
+        let result = execute(&mut conn, request);
+        if conn.is_closed() {
+            conn.discard();
+        }
+        result
+    }
+
+    fn ping(&self) -> Result<(), PluginError> {
+        let mut conn = self.pool.get()?;
+        conn.simple_query("")
+            .map(drop)
+            .map_err(|e| classify(&e, Stage::Established))
+    }
+
+    fn close(&self) {
+        self.pool.clear();
+    }
+}
+
+fn read(client: &mut Client, request: &ReadRequest) -> Result<Batches, PluginError> {
+    let rewritten = sql::rewrite(&request.query)?;
+    let params = bind(&rewritten.names, &request.params, None, true)?;
+    let copyable = sql::is_copyable(&rewritten.sql);
+    let text = match (request.limit, copyable) {
+        (Some(n), true) => format!(
+            "SELECT * FROM ({}\n) AS plugboard_limited LIMIT {n}",
+            sql::trim_statement(&rewritten.sql)
+        ),
+        _ => rewritten.sql.clone(),
+    };
+    let statement = client
+        .prepare(&text)
+        .map_err(|e| classify(&e, Stage::Established))?;
+    let mut columns = statement
+        .columns()
+        .iter()
+        .map(|c| {
+            column_kind(c.name(), c.type_())
+                .map(|kind| ColumnBuilder::new(c.name(), kind, 1024))
+                .map_err(PluginError::unsupported)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let protocol = request
+        .options
+        .get("protocol")
+        .and_then(|v| v.as_str())
+        .unwrap_or("auto");
+    let use_copy = match protocol {
+        "auto" => copyable && params.is_empty(),
+        "copy" if copyable && params.is_empty() => true,
+        "copy" => {
+            return Err(PluginError::query(
+                "protocol \"copy\" needs a SELECT without parameters",
+            ));
+        }
+        "rows" => false,
+        other => {
+            return Err(PluginError::query(format!(
+                "option protocol: {other:?} is not auto, copy or rows"
+            )));
+        }
+    };
+    let rows = if use_copy {
+        read_copy(client, &text, &mut columns)?
+    } else {
+        read_rows(client, &statement, &params, request.limit, &mut columns)?
+    };
+    let arrays: Vec<ArrayRef> = columns.iter_mut().map(ColumnBuilder::finish).collect();
+    let fields: Vec<Field> = statement
+        .columns()
+        .iter()
+        .zip(&arrays)
+        .map(|(c, a)| Field::new(c.name(), a.data_type().clone(), true))
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
+        .map_err(|e| PluginError::internal(format!("cannot assemble the result: {e}")))?;
+    let size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+    let batches: Vec<Result<RecordBatch, ArrowError>> = (0..rows)
+        .step_by(size)
+        .map(|start| Ok(batch.slice(start, size.min(rows - start))))
+        .collect();
+    Ok(RecordBatchIterator::new(batches.into_iter(), schema))
+}
+
+/// Streams `COPY (query) TO STDOUT (FORMAT binary)` into the builders; returns the rows.
+fn read_copy(
+    client: &mut Client,
+    query: &str,
+    columns: &mut [ColumnBuilder],
+) -> Result<usize, PluginError> {
+    let copy = format!(
+        "COPY ({}\n) TO STDOUT (FORMAT binary)",
+        sql::trim_statement(query)
+    );
+    let mut reader = client
+        .copy_out(copy.as_str())
+        .map_err(|e| classify(&e, Stage::Established))?;
+    let io = |e: std::io::Error| {
+        // The driver reports a server error inside the stream as an io::Error wrapping it.
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<postgres::Error>())
+        {
+            Some(pg) => classify(pg, Stage::Established),
+            None => PluginError::connect(format!("reading the COPY stream: {e}")).retryable(),
+        }
+    };
+    let malformed = |what: &str| PluginError::internal(format!("unexpected COPY data: {what}"));
+    let mut header = [0u8; 19];
+    reader.read_exact(&mut header).map_err(io)?;
+    if &header[..11] != b"PGCOPY\n\xff\r\n\0" {
+        return Err(malformed("bad signature"));
+    }
+    let extension = u32::from_be_bytes([header[15], header[16], header[17], header[18]]);
+    std::io::copy(
+        &mut (&mut reader).take(u64::from(extension)),
+        &mut std::io::sink(),
+    )
+    .map_err(io)?;
+    let mut rows = 0usize;
+    let mut value = Vec::new();
+    loop {
+        let mut count = [0u8; 2];
+        reader.read_exact(&mut count).map_err(io)?;
+        let count = i16::from_be_bytes(count);
+        if count == -1 {
+            break;
+        }
+        if count as usize != columns.len() {
+            return Err(malformed("a row with the wrong number of fields"));
+        }
+        for column in columns.iter_mut() {
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len).map_err(io)?;
+            let len = i32::from_be_bytes(len);
+            if len < 0 {
+                column.push(None).map_err(PluginError::internal)?;
+                continue;
+            }
+            let len = len as usize;
+            // Borrow straight from the driver's buffer when the value is whole in it.
+            let buf = reader.fill_buf().map_err(io)?;
+            if buf.len() >= len {
+                column
+                    .push(Some(&buf[..len]))
+                    .map_err(PluginError::internal)?;
+                reader.consume(len);
+            } else {
+                value.resize(len, 0);
+                reader.read_exact(&mut value).map_err(io)?;
+                column.push(Some(&value)).map_err(PluginError::internal)?;
+            }
+        }
+        rows += 1;
+    }
+    // Drain the end of the stream so the connection is ready for the next statement.
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
+    Ok(rows)
+}
+
+/// Binds the parameters on the server and reads binary result rows.
+fn read_rows(
+    client: &mut Client,
+    statement: &Statement,
+    params: &[TextParam<'_>],
+    limit: Option<u64>,
+    columns: &mut [ColumnBuilder],
+) -> Result<usize, PluginError> {
+    let values = params.iter().map(|p| p as &dyn ToSql);
+    let mut rows = client
+        .query_raw(statement, values)
+        .map_err(|e| classify(&e, Stage::Established))?;
+    let mut n = 0usize;
+    while let Some(row) = rows.next().map_err(|e| classify(&e, Stage::Established))? {
+        if limit.is_some_and(|l| n as u64 >= l) {
+            continue; // the rest of the result is drained, not kept
+        }
+        for (i, column) in columns.iter_mut().enumerate() {
+            let raw: Option<Raw<'_>> = row
+                .try_get(i)
+                .map_err(|e| PluginError::internal(e.to_string()))?;
+            column
+                .push(raw.map(|r| r.0))
+                .map_err(PluginError::internal)?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn execute(client: &mut Client, request: &ExecuteRequest) -> Result<u64, PluginError> {
+    let error = |e: postgres::Error| classify(&e, Stage::Established);
+    let mut tx = client.transaction().map_err(error)?;
+    let mut total = 0u64;
+    let mut used = BTreeSet::new();
+    for statement in &request.statements {
+        let rewritten = sql::rewrite(&statement.sql)?;
+        used.extend(rewritten.names.iter().cloned());
+        if rewritten.names.is_empty() {
+            // No parameters: the simple protocol, which also runs several statements.
+            for message in tx.simple_query(&rewritten.sql).map_err(error)? {
+                if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
+                    total += n;
+                }
+            }
+        } else {
+            let params = bind(
+                &rewritten.names,
+                &statement.params,
+                Some(&request.params),
+                false,
+            )?;
+            let refs: Vec<&(dyn ToSql + Sync)> =
+                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            total += tx.execute(rewritten.sql.as_str(), &refs).map_err(error)?;
+        }
+    }
+    if let Some(unknown) = request.params.keys().find(|k| !used.contains(*k)) {
+        return Err(PluginError::query(format!(
+            "unknown parameter {unknown:?}: no statement uses it"
+        )));
+    }
+    tx.commit().map_err(error)?;
+    Ok(total)
+}
+
+export_connector!(Postgres);
