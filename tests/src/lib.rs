@@ -193,3 +193,175 @@ macro_rules! cli {
         $project.cli(env!("CARGO_BIN_EXE_plugboard-under-test"), &[$($arg),*], &[$(($k, $v)),*])
     };
 }
+
+/// The PostgreSQL server on 127.0.0.1:5432 (trust auth, user `postgres`), driven with `psql`.
+pub mod pg {
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    /// A URL for one of the server's databases, as the `postgres` superuser.
+    pub fn url(db: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:5432/{db}")
+    }
+
+    /// Runs `psql` with `args` against `db`; returns its standard output, panics on failure.
+    pub fn psql(db: &str, args: &[&str]) -> String {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", db])
+            .args(args)
+            .output()
+            .expect("run psql (is the PostgreSQL client installed?)");
+        assert!(
+            out.status.success(),
+            "psql {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// One value, as psql prints it unaligned.
+    pub fn value(db: &str, sql: &str) -> String {
+        psql(db, &["-A", "-t", "-c", sql]).trim().to_owned()
+    }
+
+    /// A query's result as CSV, the way psql writes it.
+    pub fn csv(db: &str, sql: &str) -> String {
+        psql(db, &["--csv", "-c", sql])
+    }
+
+    /// The database holding Chinook, loaded once from `../shared/data/chinook/`.
+    pub fn chinook() -> &'static str {
+        static DB: OnceLock<()> = OnceLock::new();
+        const NAME: &str = "plugboard_chinook";
+        DB.get_or_init(|| {
+            let loaded = value(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{NAME}'"),
+            ) == "1"
+                && value(NAME, "SELECT to_regclass('public.track') IS NOT NULL") == "t"
+                && value(NAME, "SELECT count(*) FROM track") == "3503";
+            if loaded {
+                return;
+            }
+            psql(
+                "postgres",
+                &[
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"),
+                ],
+            );
+            psql("postgres", &["-c", &format!("CREATE DATABASE {NAME}")]);
+            let script =
+                std::fs::read_to_string(super::chinook().with_file_name("chinook_postgres.sql"))
+                    .expect("chinook_postgres.sql beside chinook.sqlite");
+            // The script creates and switches to its own database; load it into ours.
+            let body: String = script
+                .lines()
+                .filter(|l| {
+                    !(l.starts_with("DROP DATABASE")
+                        || l.starts_with("CREATE DATABASE")
+                        || l.starts_with("\\c "))
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let file = tempfile::NamedTempFile::new().expect("temp file");
+            std::fs::write(file.path(), body).expect("write script");
+            psql(NAME, &["-f", &file.path().display().to_string()]);
+        });
+        NAME
+    }
+
+    /// A database for tests' own tables (each test uses table names of its own).
+    pub fn scratch() -> &'static str {
+        static DB: OnceLock<()> = OnceLock::new();
+        const NAME: &str = "plugboard_scratch";
+        DB.get_or_init(|| {
+            if value(
+                "postgres",
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{NAME}'"),
+            ) != "1"
+            {
+                psql("postgres", &["-c", &format!("CREATE DATABASE {NAME}")]);
+            }
+        });
+        NAME
+    }
+
+    /// A role that must log in with a password (`scram-sha-256` over TCP), for the tests of
+    /// authentication: the server trusts everyone else. Adds its `pg_hba.conf` lines once.
+    pub fn password_role() -> (&'static str, &'static str) {
+        static ROLE: OnceLock<()> = OnceLock::new();
+        const USER: &str = "plugboard_pw";
+        const PASSWORD: &str = "right-password";
+        ROLE.get_or_init(|| {
+            psql(
+                "postgres",
+                &[
+                    "-c",
+                    &format!(
+                        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{USER}') \
+                         THEN CREATE ROLE {USER} LOGIN; END IF; END $$; \
+                         SET password_encryption = 'scram-sha-256'; \
+                         ALTER ROLE {USER} PASSWORD '{PASSWORD}'"
+                    ),
+                ],
+            );
+            let hba = value("postgres", "SHOW hba_file");
+            let text = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+            let lines = format!(
+                "host all {USER} 127.0.0.1/32 scram-sha-256\nhost all {USER} ::1/128 scram-sha-256\n"
+            );
+            if !text.contains(&lines) {
+                std::fs::write(&hba, format!("{lines}{text}")).expect("write pg_hba.conf");
+                value("postgres", "SELECT pg_reload_conf()");
+                // The postmaster rereads the file asynchronously.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+        });
+        (USER, PASSWORD)
+    }
+}
+
+/// Runs `f` with a tracing subscriber on this thread that records the host's log lines
+/// (debug and up); returns `f`'s result and the log.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("plugboard=debug"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let log =
+        String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    (result, log)
+}
