@@ -361,6 +361,7 @@ fn a_transaction_that_fails_halfway_leaves_nothing() {
         .fetch()
         .expect("the connection is still usable");
     assert_eq!(int(&df, "n"), 3);
+    c.ping().expect("ping, the health check");
 }
 
 #[test]
