@@ -24,7 +24,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "PLUGBOARD_SECRETS", value_name = "PATH")]
     secrets: Option<PathBuf>,
 
-    /// Log what happens (-v: cache hits and misses, timings; -vv: more)
+    /// Log what happens (-v: cache hits and misses, timings, plugins' logs; -vv: more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -291,7 +291,8 @@ fn init_logging(verbose: u8) {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
         _ => EnvFilter::new(match verbose {
             0 => "warn",
-            1 => "warn,plugboard=debug",
+            // Plugins log under their own names (`sqlite`, `postgres`): info and up.
+            1 => "info,plugboard=debug",
             _ => "debug",
         }),
     };

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,
-    package_version_strings,
     prefix_type::PrefixTypeTrait,
     sabi_trait,
     sabi_trait::TD_Opaque,
@@ -216,12 +215,79 @@ pub struct PluginMod {
     pub connect: extern "C" fn(RStr<'_>) -> RResult<FfiConnectionBox, PluginError>,
 }
 
+/// The symbol of the log capability (since 1.1): `extern "C" fn(FfiLogSink)`, exported by
+/// [`crate::export_plugin_module!`]. The host looks it up after abi_stable's checks; a 1.0
+/// plugin has none, and logs nowhere.
+///
+/// Why a symbol and not a root-module field: abi_stable refuses a library whose prefix type
+/// has *fewer* fields than the host's, so a field added in 1.1 would make every 1.0 plugin
+/// unloadable. The root module and the connection vtable stay as 1.0 defined them for all of
+/// 1.x; capabilities added in a minor are C-ABI symbols whose names carry their own version.
+pub const LOG_SINK_SYMBOL: &[u8] = b"plugboard_set_log_sink_v1\0";
+
+/// The host's log callback: `log(context, level, target, message)`, with `level` 1 (error)
+/// to 5 (trace) as in the `log` crate. `context` is the host's, passed back unchanged.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug)]
+pub struct FfiLogSink {
+    pub context: usize,
+    pub log: extern "C" fn(usize, u8, RStr<'_>, RStr<'_>),
+}
+
+/// Forwards the plugin's `log` records to the host's sink.
+struct HostLogger;
+
+static LOG_SINK: std::sync::OnceLock<FfiLogSink> = std::sync::OnceLock::new();
+
+impl log::Log for HostLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        // The host's subscriber filters; it cannot tell us its filter cheaply.
+        LOG_SINK.get().is_some()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if let Some(sink) = LOG_SINK.get() {
+            let message = record.args().to_string();
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                (sink.log)(
+                    sink.context,
+                    record.level() as u8,
+                    RStr::from_str(record.target()),
+                    RStr::from_str(&message),
+                );
+            }));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The `set_log_sink` of every SDK plugin: routes the `log` crate to the host. Raw-ABI
+/// plugins can use it as theirs.
+pub extern "C" fn install_log_sink(sink: FfiLogSink) {
+    let _ = catch_unwind(|| {
+        if LOG_SINK.set(sink).is_ok() {
+            // Fails only if the plugin installed a logger of its own; then it keeps it.
+            if log::set_logger(&HostLogger).is_ok() {
+                log::set_max_level(log::LevelFilter::Trace);
+            }
+        }
+    });
+}
+
 impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
     const BASE_NAME: &'static str = "plugboard_plugin";
     const NAME: &'static str = "plugboard plugin";
-    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    /// The interface's major version only. abi_stable accepts a library only if its minor
+    /// is at least the host's, which is the reverse of what plugins need (a new host must
+    /// load plugins built against older minors). 1.0.0 plugins report their package
+    /// version, "1.0.0", which matches; see [`LOG_SINK_SYMBOL`] for how minors add things.
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION);
 }
+
+/// What [`PluginModRef`] reports to abi_stable: `<API major>.0.0`.
+pub const ABI_VERSION: &str = "1.0.0";
 
 /// Runs `f`, turning a panic into a [`PluginError`] of kind `panic`.
 pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {

@@ -69,6 +69,9 @@ mod types;
 
 pub use arrow_array::{self, RecordBatchReader};
 pub use arrow_schema;
+/// Log with `plugboard_api::log::info!(…)` (or the `log` crate itself): records reach the
+/// host's log, with the plugin's name as their target.
+pub use log;
 
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
@@ -150,5 +153,11 @@ macro_rules! export_plugin_module {
                 )
             }
         };
+
+        /// Since plugin-api 1.1: the host hands over its log sink (see `LOG_SINK_SYMBOL`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plugboard_set_log_sink_v1(sink: $crate::ffi::FfiLogSink) {
+            $crate::ffi::install_log_sink(sink)
+        }
     };
 }

@@ -332,8 +332,8 @@ pub mod pg {
     }
 }
 
-/// Runs `f` with a tracing subscriber on this thread that records the host's log lines
-/// (debug and up); returns `f`'s result and the log.
+/// Runs `f` with a tracing subscriber on this thread that records the host's log lines and
+/// its plugins' (debug and up); returns `f`'s result and the log.
 pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     use std::sync::{Arc, Mutex};
 
@@ -355,7 +355,7 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("plugboard=debug"))
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .without_time()

@@ -346,3 +346,40 @@ fn pins_are_checked_before_loading_and_dirs_load_every_library() {
         "the folder's library loaded; the mispinned one did not"
     );
 }
+
+#[test]
+fn plugin_logs_reach_the_host_log_under_the_plugins_name() {
+    let p = Project::new(
+        &["fixture_echo"],
+        "[connections.e]\ntype = \"echo\"\ntag = \"logs\"\n",
+    );
+    let host = p.host();
+    let (_, log) = plugboard_tests::capture_logs(|| {
+        let c = host.connection("e").expect("connect");
+        c.query("log").fetch().expect("read");
+    });
+    assert!(
+        log.contains("INFO echo: echo connected (tag \"logs\")"),
+        "connect's log, targeted `echo`:\n{log}"
+    );
+    assert!(
+        log.contains("WARN echo: echo was asked to log (read 1)"),
+        "{log}"
+    );
+
+    // Through the CLI, plugins' records show with -v.
+    let run = plugboard_tests::cli!(p, ["query", "e", "log", "-v"]);
+    run.ok();
+    assert!(
+        run.stderr().contains("echo was asked to log"),
+        "{}",
+        run.stderr()
+    );
+    let quiet = plugboard_tests::cli!(p, ["query", "e", "log"]);
+    quiet.ok();
+    assert!(
+        quiet.stderr().contains("echo was asked to log"),
+        "warnings show without -v too: {}",
+        quiet.stderr()
+    );
+}

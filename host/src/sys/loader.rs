@@ -11,9 +11,11 @@
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{LibraryError, lib_header_from_path};
+use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_path};
 use abi_stable::std_types::{RResult, RStr};
-use plugboard_api::ffi::{FfiArrowArrayStream, FfiConnectionBox, PluginModRef};
+use plugboard_api::ffi::{
+    FfiArrowArrayStream, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef,
+};
 use plugboard_api::{API_VERSION, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest};
 use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Series};
 use polars_arrow::array::{Array, StructArray};
@@ -69,11 +71,75 @@ pub(crate) fn load(path: &Path) -> Result<LoadedPlugin, String> {
     if manifest.name.is_empty() {
         return Err("its manifest has an empty name".to_owned());
     }
+    connect_log_sink(&path, &manifest.name);
     Ok(LoadedPlugin {
         path,
         manifest,
         module,
     })
+}
+
+/// Hands the plugin the host's log sink, if it has the capability (plugin-api 1.1+; a 1.0
+/// plugin lacks the symbol and logs nowhere).
+fn connect_log_sink(path: &Path, plugin: &str) {
+    let Ok(library) = RawLibrary::load_at(path) else {
+        return;
+    };
+    // SAFETY: the symbol's type is fixed by its versioned name (`_v1`), as plugin-api
+    // defines it; the library stays loaded (this handle is leaked: libraries are never
+    // unloaded, their code may back a cached DataFrame).
+    let set = unsafe { library.get::<extern "C" fn(FfiLogSink)>(LOG_SINK_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
+    if let Some(set) = set {
+        set(FfiLogSink {
+            context: register_log_target(plugin),
+            log: host_log,
+        });
+    }
+    std::mem::forget(library);
+}
+
+/// Plugin names by log context: a sink's `context` is an index here.
+static LOG_TARGETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn register_log_target(name: &str) -> usize {
+    let mut targets = LOG_TARGETS.lock().unwrap_or_else(|p| p.into_inner());
+    match targets.iter().position(|t| t == name) {
+        Some(i) => i,
+        None => {
+            targets.push(name.to_owned());
+            targets.len() - 1
+        }
+    }
+}
+
+/// A plugin's log record, re-emitted as a tracing event whose target is the plugin's name
+/// (its own module path rides along), so the host's subscriber filters and prints it.
+extern "C" fn host_log(context: usize, level: u8, module: RStr<'_>, message: RStr<'_>) {
+    let _ = std::panic::catch_unwind(|| {
+        let target = LOG_TARGETS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(context)
+            .cloned()
+            .unwrap_or_else(|| "plugin".to_owned());
+        let level = match level {
+            1 => log::Level::Error,
+            2 => log::Level::Warn,
+            3 => log::Level::Info,
+            4 => log::Level::Debug,
+            _ => log::Level::Trace,
+        };
+        let _ = tracing_log::format_trace(
+            &log::Record::builder()
+                .level(level)
+                .target(&target)
+                .module_path(Some(module.as_str()))
+                .args(format_args!("{}", message.as_str()))
+                .build(),
+        );
+    });
 }
 
 /// abi_stable's layout report can run to thousands of lines: keep its first error block.

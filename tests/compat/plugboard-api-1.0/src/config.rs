@@ -1,0 +1,86 @@
+//! Turning a connection's table into a connector's typed config, with errors that name the key.
+
+use serde::de::DeserializeOwned;
+
+use crate::PluginError;
+
+/// Deserializes a connector's `Config` from its connection table.
+///
+/// Errors are `config` errors that name the offending key, e.g.
+/// ``busy_timeout: invalid type: string "x", expected u64``.
+pub fn from_table<T: DeserializeOwned>(
+    table: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, PluginError> {
+    serde_path_to_error::deserialize(serde_json::Value::Object(table)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            PluginError::config(inner.to_string())
+        } else {
+            PluginError::config(format!("`{path}`: {inner}"))
+        }
+    })
+}
+
+/// Parses a duration written with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"` (a bare number
+/// is left to the caller, whose key decides its unit).
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return None,
+    };
+    std::time::Duration::try_from_secs_f64(secs).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        path: String,
+        #[serde(default)]
+        timeout_ms: u64,
+    }
+
+    fn table(json: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(json).expect("test json")
+    }
+
+    #[test]
+    fn durations_with_units() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration(" 1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = from_table::<Config>(table(r#"{"path":"a","timeout_ms":"x"}"#)).unwrap_err();
+        assert_eq!(e.kind, crate::ErrorKind::CONFIG);
+        assert!(e.message().starts_with("`timeout_ms`:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_named() {
+        let e = from_table::<Config>(table(r#"{"path":"a","tiemout_ms":1}"#)).unwrap_err();
+        assert!(e.message().contains("tiemout_ms"), "{e}");
+        let e = from_table::<Config>(table(r#"{}"#)).unwrap_err();
+        assert!(e.message().contains("path"), "{e}");
+    }
+}

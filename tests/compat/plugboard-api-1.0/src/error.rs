@@ -1,0 +1,138 @@
+//! The one error type that crosses the boundary: plain data, no vtable to downcast.
+
+use std::fmt;
+
+use abi_stable::{StableAbi, std_types::RString};
+
+/// What went wrong, as an extensible number: new kinds can be added without an ABI break,
+/// and a host that does not know a kind treats it like [`ErrorKind::INTERNAL`].
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorKind(pub u8);
+
+impl ErrorKind {
+    /// The connection's configuration is wrong (a missing or unknown key, a bad value).
+    pub const CONFIG: Self = Self(1);
+    /// The source refused the credentials.
+    pub const AUTH: Self = Self(2);
+    /// The source could not be reached or opened.
+    pub const CONNECT: Self = Self(3);
+    /// The request itself is wrong (bad SQL, a missing parameter, a missing table).
+    pub const QUERY: Self = Self(4);
+    /// The connector does not offer this operation.
+    pub const UNSUPPORTED: Self = Self(5);
+    /// The connector panicked; the host drops the connection and reconnects next time.
+    pub const PANIC: Self = Self(6);
+    /// A bug or an unexpected state inside the connector.
+    pub const INTERNAL: Self = Self(7);
+
+    /// A lowercase name for messages and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CONFIG => "config",
+            Self::AUTH => "auth",
+            Self::CONNECT => "connect",
+            Self::QUERY => "query",
+            Self::UNSUPPORTED => "unsupported",
+            Self::PANIC => "panic",
+            _ => "internal",
+        }
+    }
+}
+
+impl fmt::Debug for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An error reported by a connector.
+///
+/// `retryable` is how a connector says "this connection went stale": the host resets the
+/// connection and tries again only for those errors.
+#[repr(C)]
+#[derive(StableAbi, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    pub kind: ErrorKind,
+    pub retryable: bool,
+    pub message: RString,
+}
+
+impl PluginError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            retryable: false,
+            message: RString::from(message.into()),
+        }
+    }
+
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONFIG, message)
+    }
+
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AUTH, message)
+    }
+
+    pub fn connect(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CONNECT, message)
+    }
+
+    pub fn query(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::QUERY, message)
+    }
+
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::UNSUPPORTED, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INTERNAL, message)
+    }
+
+    /// Marks the error as "the connection went stale; reconnect and try again".
+    #[must_use]
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+
+    pub fn message(&self) -> &str {
+        self.message.as_str()
+    }
+}
+
+impl fmt::Debug for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginError")
+            .field("kind", &self.kind)
+            .field("retryable", &self.retryable)
+            .field("message", &self.message.as_str())
+            .finish()
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} error: {}", self.kind, self.message)?;
+        if self.retryable {
+            f.write_str(" (retryable)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<arrow_schema::ArrowError> for PluginError {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        Self::internal(format!("arrow: {e}"))
+    }
+}

@@ -1,0 +1,347 @@
+//! The ABI itself: the root module, the connection trait object and the Arrow stream mirror.
+//!
+//! This is the only module of `plugboard-api` that uses `abi_stable` types or `unsafe`, so
+//! the ABI technology can be replaced by changing this file and the host's `loader`.
+//! Plugin authors never touch it: [`crate::export_connector!`] generates everything here
+//! from a safe [`crate::Connector`].
+//!
+//! Compatibility rules (see `docs/` for the promise made to plugin authors):
+//! * fields of [`PluginMod`] and methods of [`FfiConnection`] are only ever appended after
+//!   the `last_prefix_field` marker;
+//! * requests, configs and the manifest cross as JSON text, so they grow without an ABI break;
+//! * [`API_VERSION`](crate::API_VERSION) is bumped on a semantic break the layout checker
+//!   cannot see.
+#![allow(unsafe_code)]
+// `#[sabi_trait]` expands to impls the lint does not like; the expansion is abi_stable's.
+#![allow(non_local_definitions)]
+
+use std::ffi::{c_char, c_int, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use abi_stable::{
+    StableAbi, declare_root_module_statics,
+    library::RootModule,
+    package_version_strings,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait,
+    sabi_trait::TD_Opaque,
+    sabi_types::VersionStrings,
+    std_types::{RBox, RErr, ROk, RResult, RStr, RString},
+};
+use arrow_array::{RecordBatch, RecordBatchReader, ffi_stream::FFI_ArrowArrayStream};
+use arrow_schema::{ArrowError, SchemaRef};
+
+use crate::{ConnectRequest, Connector, ExecuteRequest, PluginError, ReadRequest};
+
+/// Re-exports used by [`crate::export_connector!`]'s expansion; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable::library::{
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+    };
+}
+
+/// A `#[repr(C)]` mirror of the Arrow C Stream Interface's `struct ArrowArrayStream`,
+/// layout-identical to it, so it can cross the boundary inside abi_stable types.
+///
+/// The consumer owns it and must call `release` exactly once; dropping it does so.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiArrowArrayStream {
+    pub get_schema:
+        Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream, out: *mut c_void) -> c_int>,
+    pub get_next:
+        Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream, out: *mut c_void) -> c_int>,
+    pub get_last_error:
+        Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream) -> *const c_char>,
+    pub release: Option<unsafe extern "C" fn(stream: *mut FfiArrowArrayStream)>,
+    pub private_data: *mut c_void,
+}
+
+// SAFETY: the C stream interface lets a stream be moved between threads as long as its
+// callbacks are not called concurrently; `&mut self` access enforces that.
+unsafe impl Send for FfiArrowArrayStream {}
+
+impl Drop for FfiArrowArrayStream {
+    fn drop(&mut self) {
+        if let Some(release) = self.release {
+            // SAFETY: a stream with a non-null `release` has not been released yet; the
+            // callback marks it released.
+            unsafe { release(self) };
+        }
+    }
+}
+
+impl std::fmt::Debug for FfiArrowArrayStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiArrowArrayStream")
+            .field("released", &self.release.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FfiArrowArrayStream {
+    /// Exports a reader as a C stream. Every call into the reader runs under
+    /// `catch_unwind`: a panic becomes a stream error, never an abort of the host.
+    pub fn from_reader<R>(reader: R) -> Result<Self, PluginError>
+    where
+        R: RecordBatchReader + Send + 'static,
+    {
+        let reader = GuardedReader::new(reader)?;
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        // SAFETY: both types are `#[repr(C)]` images of the same C struct; transmute moves
+        // the value without running arrow-rs's `Drop`, so ownership passes intact.
+        Ok(unsafe { std::mem::transmute::<FFI_ArrowArrayStream, FfiArrowArrayStream>(stream) })
+    }
+}
+
+/// A reader whose every call is guarded against panics, and which checks that each batch
+/// matches the schema it declared (a consumer reads buffers by the declared schema).
+struct GuardedReader<R> {
+    inner: Option<R>,
+    schema: SchemaRef,
+    batches: usize,
+}
+
+impl<R: RecordBatchReader> GuardedReader<R> {
+    fn new(reader: R) -> Result<Self, PluginError> {
+        let schema = catch_unwind(AssertUnwindSafe(|| reader.schema()))
+            .map_err(|p| panic_error("reading the stream's schema", &*p))?;
+        Ok(Self {
+            inner: Some(reader),
+            schema,
+            batches: 0,
+        })
+    }
+
+    fn poison(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
+}
+
+impl<R: RecordBatchReader> Iterator for GuardedReader<R> {
+    type Item = Result<RecordBatch, ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        match catch_unwind(AssertUnwindSafe(|| inner.next())) {
+            Ok(Some(Ok(batch))) => {
+                self.batches += 1;
+                let declared = self.schema.fields().iter().map(|f| f.data_type());
+                let actual = batch.schema_ref().fields().iter().map(|f| f.data_type());
+                if declared.ne(actual) {
+                    let msg = format!(
+                        "batch {} does not match the stream's schema: declared {:?}, got {:?}",
+                        self.batches,
+                        self.schema.fields(),
+                        batch.schema_ref().fields()
+                    );
+                    self.poison();
+                    return Some(Err(ArrowError::SchemaError(msg)));
+                }
+                Some(Ok(batch))
+            }
+            Ok(Some(Err(e))) => Some(Err(e)),
+            Ok(None) => {
+                self.poison();
+                None
+            }
+            Err(payload) => {
+                self.poison();
+                let e = panic_error("reading a batch", &*payload);
+                Some(Err(ArrowError::ExternalError(Box::new(e))))
+            }
+        }
+    }
+}
+
+impl<R: RecordBatchReader> RecordBatchReader for GuardedReader<R> {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+impl<R> Drop for GuardedReader<R> {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
+}
+
+/// An open connection, as the host sees it across the boundary.
+///
+/// `read` is the only required method; the others were added as optional capabilities
+/// after the prefix and have defaults, so an object that lacks them still works.
+#[sabi_trait]
+pub trait FfiConnection: Send + Sync {
+    /// `request` is a JSON [`ReadRequest`]. Returns a stream of struct arrays.
+    #[sabi(last_prefix_field)]
+    fn read(&self, request: RStr<'_>) -> RResult<FfiArrowArrayStream, PluginError>;
+
+    /// `request` is a JSON [`ExecuteRequest`]; all statements run in one transaction.
+    fn execute(&self, _request: RStr<'_>) -> RResult<u64, PluginError> {
+        RErr(PluginError::unsupported(
+            "this connector does not support execute",
+        ))
+    }
+
+    /// A cheap health check.
+    fn ping(&self) -> RResult<(), PluginError> {
+        ROk(())
+    }
+
+    /// Called once before the host drops the connection.
+    fn close(&self) {}
+}
+
+/// The boxed connection trait object returned by `connect`.
+pub type FfiConnectionBox = FfiConnection_TO<'static, RBox<()>>;
+
+/// The root module every plugin exports.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
+#[allow(missing_debug_implementations)]
+pub struct PluginMod {
+    /// [`crate::API_VERSION`] of the `plugboard-api` the plugin was built with.
+    pub api_version: u32,
+    /// The plugin's [`crate::Manifest`] as JSON.
+    pub manifest: extern "C" fn() -> RResult<RString, PluginError>,
+    /// Opens a connection; the argument is a JSON [`ConnectRequest`].
+    #[sabi(last_prefix_field)]
+    pub connect: extern "C" fn(RStr<'_>) -> RResult<FfiConnectionBox, PluginError>,
+}
+
+impl RootModule for PluginModRef {
+    declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "plugboard_plugin";
+    const NAME: &'static str = "plugboard plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// Runs `f`, turning a panic into a [`PluginError`] of kind `panic`.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.into(),
+        Err(payload) => RErr(panic_error("the call", &*payload)),
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread happened, recorded by the plugin's panic hook.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A plugin has its own copy of std, so the host's panic hook does not apply to it. This
+/// hook prints nothing (the host reports the panic as an error, once) and keeps the
+/// location for the error message.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            PANIC_LOCATION.with(|p| *p.borrow_mut() = location);
+        }));
+    });
+}
+
+fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginError {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    let location = PANIC_LOCATION
+        .with(|p| p.borrow_mut().take())
+        .map(|l| format!(" (at {l})"))
+        .unwrap_or_default();
+    PluginError::new(
+        crate::ErrorKind::PANIC,
+        format!("plugin panicked during {during}: {what}{location}"),
+    )
+}
+
+/// Builds the root module for a connector type; called by [`crate::export_connector!`].
+#[doc(hidden)]
+pub fn root_module<C: Connector>() -> PluginModRef {
+    install_panic_hook();
+    PluginMod {
+        api_version: crate::API_VERSION,
+        manifest: manifest_glue::<C>,
+        connect: connect_glue::<C>,
+    }
+    .leak_into_prefix()
+}
+
+extern "C" fn manifest_glue<C: Connector>() -> RResult<RString, PluginError> {
+    guard(|| {
+        serde_json::to_string(&C::manifest())
+            .map(RString::from)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the manifest: {e}")))
+    })
+}
+
+extern "C" fn connect_glue<C: Connector>(args: RStr<'_>) -> RResult<FfiConnectionBox, PluginError> {
+    guard(|| {
+        let request: ConnectRequest = parse_json(args, "connect request")?;
+        let config = crate::config::from_table::<C::Config>(request.config)?;
+        let connection = C::connect(config)?;
+        Ok(FfiConnection_TO::from_value(
+            Glue(std::mem::ManuallyDrop::new(connection)),
+            TD_Opaque,
+        ))
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    text: RStr<'_>,
+    what: &str,
+) -> Result<T, PluginError> {
+    serde_json::from_str(text.as_str())
+        .map_err(|e| PluginError::internal(format!("malformed {what} from the host: {e}")))
+}
+
+/// Adapts a safe [`Connector`] to the FFI trait object.
+struct Glue<C>(std::mem::ManuallyDrop<C>);
+
+impl<C> Drop for Glue<C> {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is taken exactly once, here, and never used again.
+        let inner = unsafe { std::mem::ManuallyDrop::take(&mut self.0) };
+        // A panicking destructor must not unwind into the host's drop of the trait object.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+    }
+}
+
+impl<C: Connector> FfiConnection for Glue<C> {
+    fn read(&self, request: RStr<'_>) -> RResult<FfiArrowArrayStream, PluginError> {
+        guard(|| {
+            let request: ReadRequest = parse_json(request, "read request")?;
+            FfiArrowArrayStream::from_reader(self.0.read(&request)?)
+        })
+    }
+
+    fn execute(&self, request: RStr<'_>) -> RResult<u64, PluginError> {
+        guard(|| {
+            let request: ExecuteRequest = parse_json(request, "execute request")?;
+            self.0.execute(&request)
+        })
+    }
+
+    fn ping(&self) -> RResult<(), PluginError> {
+        guard(|| self.0.ping())
+    }
+
+    fn close(&self) {
+        let _ = guard(|| {
+            self.0.close();
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,154 @@
+//! # plugboard-api: write a plugboard connector
+//!
+//! A connector is a shared library that the `plugboard` host loads at run time. This crate
+//! is the only one the host and plugins share: the ABI types, the error carrier, the Arrow
+//! stream mirror and the [`export_connector!`] macro. It holds no polars, no async runtime
+//! and no I/O. A connector author writes a safe [`Connector`] and one macro line; no
+//! `unsafe` and no `abi_stable` type is needed.
+//!
+//! A complete connector that serves a table of the numbers `0..n`:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use plugboard_api::arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchIterator};
+//! use plugboard_api::arrow_schema::{DataType, Field, Schema};
+//! use plugboard_api::{Connector, Manifest, PluginError, ReadRequest, Value, export_connector};
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config { start: i64 }
+//!
+//! struct Series { start: i64 }
+//!
+//! impl Connector for Series {
+//!     type Config = Config;
+//!
+//!     fn manifest() -> Manifest {
+//!         Manifest::new("series", env!("CARGO_PKG_VERSION")).kinds(["series"])
+//!     }
+//!
+//!     fn connect(config: Config) -> Result<Self, PluginError> {
+//!         Ok(Series { start: config.start })
+//!     }
+//!
+//!     fn read(&self, request: &ReadRequest)
+//!         -> Result<impl plugboard_api::RecordBatchReader + Send + 'static, PluginError> {
+//!         let n = match request.params.get("n") {
+//!             Some(Value::Int(n)) => *n,
+//!             _ => return Err(PluginError::query("parameter :n (an integer) is required")),
+//!         };
+//!         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+//!         let column: ArrayRef = Arc::new(Int64Array::from_iter_values(self.start..self.start + n));
+//!         let batch = RecordBatch::try_new(schema.clone(), vec![column])?;
+//!         Ok(RecordBatchIterator::new([Ok(batch)], schema))
+//!     }
+//! }
+//!
+//! export_connector!(Series);
+//! # fn main() {}
+//! ```
+//!
+//! Build it as a `cdylib`, list the library in `plugins.toml`, and a connection with
+//! `type = "series"` reads through it.
+//!
+//! ## What the host guarantees a connector
+//!
+//! * `connect` receives exactly its own connection's table (after precedence, with the
+//!   host's reserved keys `type`, `ttl` and `max_entries` removed) and nothing else.
+//! * Parameters arrive typed ([`Value`]); bind them with the driver, never splice them.
+//! * Every call may come from any thread, concurrently: connectors are `Send + Sync`.
+//! * A panic anywhere in a connector (connect, read, inside the stream, in `Drop`) becomes a
+//!   [`PluginError`] of kind `panic`; the host drops that connection and reconnects.
+// `unsafe` is denied workspace-wide; only `ffi` allows it.
+
+mod config;
+mod error;
+pub mod ffi;
+pub mod pool;
+mod types;
+
+pub use arrow_array::{self, RecordBatchReader};
+pub use arrow_schema;
+
+pub use crate::config::{from_table, parse_duration};
+pub use crate::error::{ErrorKind, PluginError};
+pub use crate::types::{
+    ConnectRequest, ExecuteRequest, Manifest, Params, ReadRequest, Statement, Value,
+};
+
+/// The semantic version of the plugin interface, checked by the host after the layout check.
+///
+/// Bumped only on a change of meaning the layout checker cannot see.
+pub const API_VERSION: u32 = 1;
+
+/// A data connector, written in safe Rust.
+///
+/// Implement it and call [`export_connector!`] once; the glue that turns it into a loadable
+/// plugin (panic guards, JSON decoding, the Arrow C stream) is generated.
+pub trait Connector: Sized + Send + Sync + 'static {
+    /// The connection's table, deserialized. Use `#[serde(deny_unknown_fields)]` so that a
+    /// misspelt key is reported by name.
+    type Config: serde::de::DeserializeOwned;
+
+    /// The plugin's name, version, connector kinds, URL schemes and secret keys.
+    fn manifest() -> Manifest;
+
+    /// Opens a connection.
+    fn connect(config: Self::Config) -> Result<Self, PluginError>;
+
+    /// Reads a table. Batches are pulled by the host one at a time.
+    fn read(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<impl RecordBatchReader + Send + 'static, PluginError>;
+
+    /// Runs statements in one transaction and returns the rows they affected.
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        let _ = request;
+        Err(PluginError::unsupported(
+            "this connector does not support execute",
+        ))
+    }
+
+    /// A cheap health check.
+    fn ping(&self) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Called once before the host drops the connection.
+    fn close(&self) {}
+}
+
+/// Exports a [`Connector`] as this library's plugin root module.
+///
+/// Use it once per `cdylib`.
+#[macro_export]
+macro_rules! export_connector {
+    ($connector:ty) => {
+        $crate::export_plugin_module!($crate::ffi::root_module::<$connector>);
+    };
+}
+
+/// Exports a hand-built root module: a `fn() -> plugboard_api::ffi::PluginModRef`.
+///
+/// For plugins written against the raw ABI instead of [`Connector`]; most authors want
+/// [`export_connector!`].
+#[macro_export]
+macro_rules! export_plugin_module {
+    ($root:expr) => {
+        /// The abi_stable library header: the one symbol the plugboard host looks up.
+        #[unsafe(no_mangle)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::ffi::__private::LibHeader = {
+            extern "C" fn __plugboard_root_module() -> $crate::ffi::__private::RootModuleResult {
+                $crate::ffi::__private::__call_root_module_loader($root)
+            }
+            // SAFETY: the constructor returns the root module of type `PluginModRef`.
+            unsafe {
+                $crate::ffi::__private::LibHeader::from_constructor::<$crate::ffi::PluginModRef>(
+                    __plugboard_root_module,
+                    $crate::ffi::__private::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+}

@@ -1,0 +1,220 @@
+//! A small blocking connection pool for connectors whose driver connections are `Send` but
+//! not `Sync` (SQLite, PostgreSQL, most client libraries).
+//!
+//! Each call checks one connection out for its whole duration. Up to `max` connections are
+//! open at once; further callers wait for one to come back. A connection is opened only when
+//! no idle one is left, and one that comes back broken (or while its thread panics) is
+//! closed instead of handed to the next caller.
+//!
+//! ```
+//! use plugboard_api::PluginError;
+//! use plugboard_api::pool::{Manage, Pool};
+//!
+//! struct Numbers;
+//! impl Manage for Numbers {
+//!     type Conn = Vec<u32>;
+//!     fn connect(&self) -> Result<Vec<u32>, PluginError> {
+//!         Ok(Vec::new())
+//!     }
+//! }
+//!
+//! let pool = Pool::open(Numbers, 2)?;
+//! pool.get()?.push(7);
+//! assert_eq!(*pool.get()?, vec![7]); // the same connection came back
+//! # Ok::<(), PluginError>(())
+//! ```
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::PluginError;
+
+/// How a pool opens and checks its connections.
+pub trait Manage: Send + Sync {
+    type Conn: Send;
+
+    /// Opens a new connection.
+    fn connect(&self) -> Result<Self::Conn, PluginError>;
+
+    /// Whether a connection that comes back may serve the next caller (default: yes). Say no
+    /// for one that is closed or was left inside a transaction.
+    fn reusable(&self, _conn: &mut Self::Conn) -> bool {
+        true
+    }
+}
+
+/// A pool of at most `max` connections.
+pub struct Pool<M: Manage> {
+    manager: M,
+    max: usize,
+    state: Mutex<State<M::Conn>>,
+    returned: Condvar,
+}
+
+struct State<C> {
+    idle: Vec<C>,
+    open: usize,
+}
+
+/// A checked-out connection; it goes back to the pool when dropped.
+pub struct Pooled<'a, M: Manage> {
+    pool: &'a Pool<M>,
+    conn: Option<M::Conn>,
+}
+
+impl<M: Manage> Pool<M> {
+    /// A pool that opens its first connection now, so bad settings fail at connect time.
+    pub fn open(manager: M, max: usize) -> Result<Self, PluginError> {
+        let first = manager.connect()?;
+        Ok(Self {
+            manager,
+            max: max.max(1),
+            state: Mutex::new(State {
+                idle: vec![first],
+                open: 1,
+            }),
+            returned: Condvar::new(),
+        })
+    }
+
+    pub fn manager(&self) -> &M {
+        &self.manager
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<M::Conn>> {
+        // A poisoned lock only means a caller panicked while holding it; the idle list is
+        // still consistent (connections are pushed whole).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection, a new one if fewer than `max` are open, else the next one back.
+    pub fn get(&self) -> Result<Pooled<'_, M>, PluginError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(Pooled {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if state.open < self.max {
+                state.open += 1;
+                drop(state);
+                return match self.manager.connect() {
+                    Ok(conn) => Ok(Pooled {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Closes every idle connection; checked-out ones close when they come back broken or
+    /// stay for the next caller.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        let n = state.idle.len();
+        state.idle.clear();
+        state.open -= n;
+        drop(state);
+        self.returned.notify_all();
+    }
+}
+
+impl<M: Manage> Pooled<'_, M> {
+    /// Closes this connection instead of returning it (after an error that broke it).
+    pub fn discard(mut self) {
+        if self.conn.take().is_some() {
+            self.pool.lock().open -= 1;
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+impl<M: Manage> Deref for Pooled<'_, M> {
+    type Target = M::Conn;
+    fn deref(&self) -> &M::Conn {
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until drop")
+    }
+}
+
+impl<M: Manage> DerefMut for Pooled<'_, M> {
+    fn deref_mut(&mut self) -> &mut M::Conn {
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until drop")
+    }
+}
+
+impl<M: Manage> Drop for Pooled<'_, M> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let keep = !std::thread::panicking() && self.pool.manager.reusable(&mut conn);
+            let mut state = self.pool.lock();
+            if keep {
+                state.idle.push(conn);
+            } else {
+                state.open -= 1;
+            }
+            drop(state);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Counting(AtomicUsize);
+
+    impl Manage for Counting {
+        type Conn = (usize, bool);
+        fn connect(&self) -> Result<(usize, bool), PluginError> {
+            Ok((self.0.fetch_add(1, Ordering::SeqCst), false))
+        }
+        fn reusable(&self, conn: &mut (usize, bool)) -> bool {
+            !conn.1
+        }
+    }
+
+    #[test]
+    fn reuses_bounds_and_drops_broken_connections() {
+        let pool = Pool::open(Counting(AtomicUsize::new(0)), 2).expect("pool");
+        let a = pool.get().expect("a");
+        let b = pool.get().expect("b");
+        assert_eq!((a.0, b.0), (0, 1));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| pool.get().expect("c").0);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "a third caller waits at max 2");
+            drop(a);
+            assert_eq!(waiter.join().expect("join"), 0, "and gets the returned one");
+        });
+        let mut b = b;
+        b.1 = true; // broken
+        drop(b);
+        assert_eq!(pool.get().expect("d").0, 0);
+        let (x, y) = (pool.get().expect("x"), pool.get().expect("y"));
+        assert_eq!(
+            (x.0, y.0),
+            (0, 2),
+            "the broken one was replaced by a new connection"
+        );
+        y.discard();
+        drop(x);
+        pool.clear();
+        assert_eq!(pool.get().expect("z").0, 3);
+    }
+}

@@ -1,0 +1,178 @@
+//! What crosses the boundary as serialized JSON: requests, parameters and the manifest.
+//!
+//! These are plain serde types, not ABI mirrors, so they can gain fields in a minor
+//! version: every field has a default and unknown fields are ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A typed parameter value, bound by the driver and never spliced into query text.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    String(String),
+    Bytes(Vec<u8>),
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => f.write_str("null"),
+            Self::Bool(v) => write!(f, "{v}"),
+            Self::Int(v) => write!(f, "{v}"),
+            Self::Float(v) => write!(f, "{v:?}"),
+            Self::String(v) => write!(f, "{v:?}"),
+            Self::Bytes(v) => write!(f, "<{} bytes>", v.len()),
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident $(as $cast:ty)?),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::$variant((v $(as $cast)?).into()) }
+        }
+    )*};
+}
+value_from!(
+    bool => Bool, i8 => Int as i64, i16 => Int as i64, i32 => Int as i64, i64 => Int,
+    u8 => Int as i64, u16 => Int as i64, u32 => Int as i64, f32 => Float as f64, f64 => Float,
+    String => String, &str => String, Vec<u8> => Bytes, &[u8] => Bytes,
+);
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// Named parameters, ordered by name so that equal parameter sets serialize equally.
+///
+/// Names are stored without a leading `:`, `$` or `@`.
+pub type Params = BTreeMap<String, Value>;
+
+/// What `connect` receives: the connection's name (for messages) and its own merged table,
+/// with the host's reserved keys (`type`, `ttl`, `max_entries`) already removed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConnectRequest {
+    pub name: String,
+    pub config: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A request to read a table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReadRequest {
+    /// The query text (SQL for a database) or the target (a path for a file connector).
+    pub query: String,
+    /// Named parameters bound by the driver.
+    pub params: Params,
+    /// Stop after this many rows.
+    pub limit: Option<u64>,
+    /// Rows per record batch the host would like; a connector may round it.
+    pub batch_size: Option<usize>,
+    /// Connector-specific read options (for example a file format), passed through as given.
+    pub options: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One statement of a write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Params,
+}
+
+/// A request to run statements as one transaction: all of them or none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecuteRequest {
+    pub statements: Vec<Statement>,
+    /// Parameters shared by every statement; each statement binds the ones it uses, and
+    /// one that no statement uses is an error.
+    pub params: Params,
+}
+
+/// What a connector says about itself; read by the host right after loading.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Manifest {
+    /// The plugin's unique name (`sqlite`, `postgres`, ...).
+    pub name: String,
+    /// The plugin's own version; part of every cache key.
+    pub version: String,
+    pub description: String,
+    /// Connector kinds it serves: a connection's `type` (`sqlite`, `sql`, ...).
+    pub kinds: Vec<String>,
+    /// URL schemes it accepts (`sqlite`, `postgresql`, ...), chosen when `type = "sql"`.
+    pub schemes: Vec<String>,
+    /// Config keys whose values are secret: printed as `***` everywhere.
+    pub secret_keys: Vec<String>,
+}
+
+impl Manifest {
+    /// A manifest with the name and version, everything else empty.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            ..Self::default()
+        }
+    }
+
+    #[must_use]
+    pub fn description(mut self, d: impl Into<String>) -> Self {
+        self.description = d.into();
+        self
+    }
+
+    #[must_use]
+    pub fn kinds<S: Into<String>>(mut self, kinds: impl IntoIterator<Item = S>) -> Self {
+        self.kinds = kinds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    #[must_use]
+    pub fn schemes<S: Into<String>>(mut self, schemes: impl IntoIterator<Item = S>) -> Self {
+        self.schemes = schemes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    #[must_use]
+    pub fn secret_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
+        self.secret_keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_with_their_types() {
+        let mut params = Params::new();
+        params.insert("a".into(), Value::Int(1));
+        params.insert("b".into(), Value::String("1".into()));
+        params.insert("c".into(), Value::Bytes(vec![0, 255]));
+        params.insert("d".into(), Value::Null);
+        let text = serde_json::to_string(&params).expect("serialize");
+        let back: Params = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back, params);
+        assert_ne!(back["a"], back["b"], "an int and a string stay distinct");
+    }
+
+    #[test]
+    fn unknown_request_fields_are_ignored() {
+        let r: ReadRequest =
+            serde_json::from_str(r#"{"query":"select 1","future_field":true}"#).expect("parse");
+        assert_eq!(r.query, "select 1");
+    }
+}
