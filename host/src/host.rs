@@ -428,11 +428,10 @@ impl Host {
                     secrets::effective_table(&name, &self.inner.secrets, &self.inner.env, &[])
                         .unwrap_or_default();
                 let plugin = self.select_plugin(&name, None, &table);
-                let secret_keys = plugin
-                    .as_ref()
-                    .map(|p| p.manifest.secret_keys.clone())
-                    .unwrap_or_default();
-                let redactor = Redactor::new(&table, &secret_keys);
+                let redactor = match &plugin {
+                    Ok(p) => crate::schema::redactor(&p.manifest, &table),
+                    Err(_) => Redactor::new(&table, &[]),
+                };
                 ConnectionInfo {
                     table: redactor.redact_table(&table),
                     plugin: plugin
@@ -512,11 +511,15 @@ impl Host {
                     )
                 })?;
         }
-        let redactor = Redactor::new(&table, &plugin.manifest.secret_keys);
+        let redactor = crate::schema::redactor(&plugin.manifest, &table);
         let mut table = table;
         for k in RESERVED_KEYS {
             table.remove(*k);
         }
+        crate::schema::check(&plugin.manifest, &table).map_err(|message| Error::Connection {
+            connection: name.to_owned(),
+            message,
+        })?;
         Ok(Resolved {
             name: name.to_owned(),
             plugin,
@@ -659,7 +662,10 @@ fn url_scheme(table: &toml::Table) -> Option<String> {
     })
 }
 
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))

@@ -36,6 +36,7 @@ pub mod duration;
 mod error;
 mod host;
 pub mod output;
+mod schema;
 pub mod secrets;
 mod sys;
 

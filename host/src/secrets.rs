@@ -281,6 +281,8 @@ fn looks_secret(key: &str) -> bool {
 #[derive(Clone, Default)]
 pub struct Redactor {
     secret_keys: Vec<String>,
+    /// Whether keys that look secret count too (for plugins that declare no config schema).
+    heuristic: bool,
     values: Vec<String>,
 }
 
@@ -297,8 +299,19 @@ impl Redactor {
     /// `secret_keys` are the plugin's declared secret keys; keys that look secret
     /// (`password`, `token`, ...) and passwords inside URLs are always included.
     pub fn new(table: &toml::Table, secret_keys: &[String]) -> Self {
+        Self::build(table, secret_keys, true)
+    }
+
+    /// Exactly `secret_keys` (a plugin's config schema says which keys are secret), plus
+    /// passwords inside URLs.
+    pub fn exact(table: &toml::Table, secret_keys: &[String]) -> Self {
+        Self::build(table, secret_keys, false)
+    }
+
+    fn build(table: &toml::Table, secret_keys: &[String], heuristic: bool) -> Self {
         let mut r = Redactor {
             secret_keys: secret_keys.to_vec(),
+            heuristic,
             values: Vec::new(),
         };
         r.collect(table);
@@ -309,7 +322,7 @@ impl Redactor {
     }
 
     fn is_secret_key(&self, key: &str) -> bool {
-        looks_secret(key) || self.secret_keys.iter().any(|k| k == key)
+        (self.heuristic && looks_secret(key)) || self.secret_keys.iter().any(|k| k == key)
     }
 
     fn collect(&mut self, table: &toml::Table) {

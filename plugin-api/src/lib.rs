@@ -76,7 +76,8 @@ pub use log;
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
 pub use crate::types::{
-    ConnectRequest, ExecuteRequest, Manifest, Params, ReadRequest, Statement, Value,
+    ConfigKey, ConnectRequest, ExecuteRequest, KeyType, Manifest, Params, ReadRequest, Statement,
+    Value,
 };
 
 /// The semantic version of the plugin interface, checked by the host after the layout check.

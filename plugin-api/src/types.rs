@@ -115,6 +115,71 @@ pub struct Manifest {
     pub schemes: Vec<String>,
     /// Config keys whose values are secret: printed as `***` everywhere.
     pub secret_keys: Vec<String>,
+    /// Since 1.1: the keys a connection's table may hold. When present, the host checks a
+    /// table against it before `connect` (unknown keys, missing required keys, types), and
+    /// redacts exactly the keys marked secret. Empty: the plugin checks its own config.
+    pub config: Vec<ConfigKey>,
+}
+
+/// The type of a config key's value, as the host checks it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyType {
+    String,
+    Integer,
+    /// An integer or a float.
+    Number,
+    Boolean,
+    /// Seconds as a number, or text with a unit (`"5s"`).
+    Duration,
+    Table,
+    Array,
+    #[default]
+    Any,
+}
+
+/// One key of a connector's config, declared in its [`Manifest`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigKey {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: KeyType,
+    pub required: bool,
+    pub secret: bool,
+    pub description: String,
+}
+
+impl ConfigKey {
+    pub fn new(name: impl Into<String>, kind: KeyType) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            ..Self::default()
+        }
+    }
+
+    pub fn string(name: impl Into<String>) -> Self {
+        Self::new(name, KeyType::String)
+    }
+
+    #[must_use]
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
+    #[must_use]
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    #[must_use]
+    pub fn describe(mut self, text: impl Into<String>) -> Self {
+        self.description = text.into();
+        self
+    }
 }
 
 impl Manifest {
@@ -148,6 +213,13 @@ impl Manifest {
     #[must_use]
     pub fn secret_keys<S: Into<String>>(mut self, keys: impl IntoIterator<Item = S>) -> Self {
         self.secret_keys = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Declares a config key (see [`Manifest::config`]).
+    #[must_use]
+    pub fn key(mut self, key: ConfigKey) -> Self {
+        self.config.push(key);
         self
     }
 }

@@ -30,6 +30,7 @@ panic_in_connect = true
 
 [connections.raw]
 type = "raw"
+mode = "strict"
 "#;
 
 fn project() -> Project {
@@ -381,5 +382,43 @@ fn plugin_logs_reach_the_host_log_under_the_plugins_name() {
         quiet.stderr().contains("echo was asked to log"),
         "warnings show without -v too: {}",
         quiet.stderr()
+    );
+}
+
+#[test]
+fn a_declared_config_schema_is_checked_before_connect() {
+    let p = Project::new(
+        &["fixture_raw", "plugboard_sqlite"],
+        "[connections.typo]\ntype = \"raw\"\nmode = \"x\"\nmod = \"y\"\n\n\
+         [connections.missing]\ntype = \"raw\"\n\n\
+         [connections.mistyped]\ntype = \"sqlite\"\ndatabase = \":memory:\"\npool_size = \"4\"\n\n\
+         [connections.secrets]\ntype = \"raw\"\nmode = \"m\"\napi_key = \"key-123456\"\ntoken = \"tok-visible\"\npassword = \"pw-visible\"\n",
+    );
+    let host = p.host();
+    let e = host
+        .connection("typo")
+        .expect_err("unknown key")
+        .to_string();
+    assert!(
+        e.contains(
+            "connection \"typo\": unknown key `mod` for the raw connector; did you mean `mode`?"
+        ),
+        "{e}"
+    );
+    let e = host.connection("missing").expect_err("missing").to_string();
+    assert!(e.contains("missing required key `mode` (any text)"), "{e}");
+    let e = host.connection("mistyped").expect_err("type").to_string();
+    assert!(
+        e.contains("`pool_size` must be an integer, got string"),
+        "{e}"
+    );
+
+    // `connections list` hides exactly what the schema marks secret.
+    let out = plugboard_tests::cli!(p, ["connections", "list"]).ok();
+    assert!(!out.contains("key-123456"), "{out}");
+    assert!(out.contains("api_key = \"***\""), "{out}");
+    assert!(
+        out.contains("tok-visible") && out.contains("pw-visible"),
+        "keys the schema does not mark secret are shown: {out}"
     );
 }

@@ -283,11 +283,36 @@ impl Connector for Postgres {
     type Config = Config;
 
     fn manifest() -> Manifest {
+        use plugboard_api::{ConfigKey, KeyType};
+        let s = ConfigKey::string;
         Manifest::new("postgres", env!("CARGO_PKG_VERSION"))
             .description("PostgreSQL databases: binary COPY reads, server-side parameters")
             .kinds(["postgresql", "postgres"])
             .schemes(["postgresql"])
-            .secret_keys(["password"])
+            .key(s("url").describe("postgresql://user:password@host:port/database?sslmode=…"))
+            .key(s("dialect").describe("SQLAlchemy's dialect: postgresql"))
+            .key(s("driver").describe("accepted for Streamlit compatibility, ignored"))
+            .key(s("username"))
+            .key(s("password").secret())
+            .key(s("host"))
+            .key(ConfigKey::new("port", KeyType::Integer))
+            .key(s("database"))
+            .key(ConfigKey::new("query", KeyType::Table).describe("URL options"))
+            .key(s("sslmode").describe("disable, allow, prefer, require, verify-ca, verify-full"))
+            .key(s("sslrootcert").describe("a PEM file of trusted CAs"))
+            .key(
+                ConfigKey::new("connect_timeout", KeyType::Duration)
+                    .describe("seconds, or \"5s\" (default 10 s)"),
+            )
+            .key(
+                ConfigKey::new("pool_size", KeyType::Integer)
+                    .describe("server connections (default 4)"),
+            )
+            .key(s("application_name"))
+            .key(
+                ConfigKey::new("create_engine_kwargs", KeyType::Any)
+                    .describe("accepted for Streamlit compatibility, ignored"),
+            )
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {

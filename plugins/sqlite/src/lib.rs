@@ -49,10 +49,30 @@ impl Connector for Sqlite {
     type Config = Config;
 
     fn manifest() -> Manifest {
+        use plugboard_api::{ConfigKey, KeyType};
         Manifest::new("sqlite", env!("CARGO_PKG_VERSION"))
             .description("SQLite databases (bundled SQLite)")
             .kinds(["sqlite"])
             .schemes(["sqlite"])
+            .key(
+                ConfigKey::string("url")
+                    .describe("sqlite:///relative.db, sqlite:////abs.db, sqlite:// (in memory)"),
+            )
+            .key(ConfigKey::string("dialect").describe("SQLAlchemy's dialect: sqlite"))
+            .key(ConfigKey::string("database").describe("a file path, or :memory:"))
+            .key(
+                ConfigKey::new("query", KeyType::Table).describe("URL options: mode, timeout, uri"),
+            )
+            .key(ConfigKey::new("read_only", KeyType::Boolean))
+            .key(ConfigKey::new("create", KeyType::Boolean).describe("create the file if missing"))
+            .key(
+                ConfigKey::new("busy_timeout", KeyType::Duration)
+                    .describe("milliseconds, or \"5s\""),
+            )
+            .key(
+                ConfigKey::new("pool_size", KeyType::Integer)
+                    .describe("concurrent readers (default 4)"),
+            )
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {
