@@ -34,6 +34,8 @@ pub const RESERVED_KEYS: &[&str] = &[
 
 /// The environment variable naming `plugins.toml`.
 pub const PLUGINS_ENV: &str = "PLUGBOARD_PLUGINS";
+/// The environment variable listing drop-in plugin folders (`:`-separated, like `PATH`).
+pub const PLUGIN_PATH_ENV: &str = "PLUGBOARD_PLUGIN_PATH";
 /// The environment variable naming the secrets file.
 pub const SECRETS_ENV: &str = "PLUGBOARD_SECRETS";
 
@@ -179,7 +181,7 @@ impl HostBuilder {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
-        let plugins_file = match self.plugins_file.clone().or_else(|| env_path(PLUGINS_ENV)) {
+        let mut plugins_file = match self.plugins_file.clone().or_else(|| env_path(PLUGINS_ENV)) {
             Some(path) => PluginsFile::read(&path)?,
             None => {
                 let default = self.project_dir.join("plugins.toml");
@@ -190,6 +192,12 @@ impl HostBuilder {
                 }
             }
         };
+        // Drop-in folders from the environment, like PATH: loaded after plugins.toml's.
+        if let Some(path) = env_path(PLUGIN_PATH_ENV) {
+            plugins_file
+                .dirs
+                .extend(std::env::split_paths(&path).filter(|d| !d.as_os_str().is_empty()));
+        }
         let secret_files = match self.secrets_files.clone() {
             Some(files) => files,
             None => match env_path(SECRETS_ENV) {

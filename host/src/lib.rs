@@ -50,6 +50,6 @@ pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read};
 pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
 pub use crate::error::{Error, Result};
 pub use crate::host::{
-    ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGINS_ENV, PluginInfo, RESERVED_KEYS,
-    SECRETS_ENV,
+    ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGIN_PATH_ENV, PLUGINS_ENV, PluginInfo,
+    RESERVED_KEYS, SECRETS_ENV,
 };

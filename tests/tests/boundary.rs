@@ -422,3 +422,39 @@ fn a_declared_config_schema_is_checked_before_connect() {
         "keys the schema does not mark secret are shown: {out}"
     );
 }
+
+#[test]
+fn plugboard_plugin_path_drops_in_folders_and_duplicates_name_both_paths() {
+    let p = Project::new(
+        &[],
+        "[connections.m]\ntype = \"sqlite\"\ndatabase = \":memory:\"\n",
+    );
+    let (a, b) = (p.path("org-a"), p.path("org-b"));
+    std::fs::create_dir(&a).expect("mkdir");
+    std::fs::create_dir(&b).expect("mkdir");
+    std::fs::copy(lib("plugboard_sqlite"), a.join("libsqlite.so")).expect("copy");
+    std::fs::copy(lib("fixture_echo"), a.join("libecho.so")).expect("copy");
+    std::fs::copy(lib("fixture_echo"), b.join("libecho_again.so")).expect("copy");
+    let path = std::env::join_paths([&a, &b]).expect("join");
+    let path = path.to_string_lossy();
+    let run = plugboard_tests::cli!(
+        p,
+        ["query", "m", "SELECT 7 AS x"],
+        env = ["PLUGBOARD_PLUGIN_PATH" => &path]
+    );
+    assert_eq!(
+        run.ok(),
+        "x\n7\n",
+        "a plugin found only through the path serves"
+    );
+    let e = plugboard_tests::cli!(p, ["plugins", "list"], env = ["PLUGBOARD_PLUGIN_PATH" => &path])
+        .fails();
+    assert!(
+        e.contains(&format!(
+            "two plugins are named \"echo\": {} and {}",
+            a.join("libecho.so").display(),
+            b.join("libecho_again.so").display()
+        )),
+        "{e}"
+    );
+}
