@@ -74,6 +74,8 @@ enum PluginsAction {
     List,
     /// Load one library on its own and report its manifest
     Check { path: PathBuf },
+    /// Write a sha256 pin for every [[plugin]] in plugins.toml (comments are kept)
+    Pin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +195,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugins { action } => match action {
             None | Some(PluginsAction::List) => list_plugins(&build_host()?),
             Some(PluginsAction::Check { path }) => check_plugin(path),
+            Some(PluginsAction::Pin) => pin_plugins(cli.plugins.as_deref()),
         },
         Command::Connections {
             action: None | Some(ConnectionsAction::List),
@@ -480,6 +483,24 @@ fn list_plugins(host: &Host) -> anyhow::Result<()> {
                 .join("; ")
         );
     }
+    Ok(())
+}
+
+fn pin_plugins(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let path = path.map_or_else(
+        || PathBuf::from("plugins.toml"),
+        std::path::Path::to_path_buf,
+    );
+    let pins = crate::config::pin(&path)?;
+    for (lib, digest) in &pins {
+        println!("{digest}  {}", lib.display());
+    }
+    println!(
+        "pinned {} plugin{} in {}; a library that changes will be refused until pinned again",
+        pins.len(),
+        if pins.len() == 1 { "" } else { "s" },
+        path.display()
+    );
     Ok(())
 }
 

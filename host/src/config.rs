@@ -120,6 +120,46 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Writes a `sha256` pin for every `[[plugin]]` of the file at `path`, keeping its comments
+/// and layout, atomically. Returns each library and its digest. Libraries found through
+/// `dirs` are not listed in the file, so they are not pinned.
+pub fn pin(path: &Path) -> Result<Vec<(PathBuf, String)>> {
+    use sha2::{Digest, Sha256};
+
+    let text = read_text(path)?;
+    let parsed = PluginsFile::parse(&text, path)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| Error::Config {
+                path: path.to_path_buf(),
+                message: crate::error::one_line(&e.to_string()),
+            })?;
+    let mut pins = Vec::new();
+    if let Some(entries) = doc
+        .get_mut("plugin")
+        .and_then(toml_edit::Item::as_array_of_tables_mut)
+    {
+        for (table, entry) in entries.iter_mut().zip(&parsed.plugins) {
+            let bytes = std::fs::read(&entry.path).map_err(|error| Error::Read {
+                path: entry.path.clone(),
+                error,
+            })?;
+            let digest = crate::host::hex(&Sha256::digest(&bytes));
+            table["sha256"] = toml_edit::value(digest.clone());
+            pins.push((entry.path.clone(), digest));
+        }
+    }
+    let text = doc.to_string();
+    crate::output::write_atomically(path, |out| {
+        out.write_all(text.as_bytes())
+            .map_err(|error| Error::Write {
+                path: path.to_path_buf(),
+                error,
+            })
+    })?;
+    Ok(pins)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,6 +115,15 @@ fn stdout_error(error: std::io::Error) -> Error {
 
 /// Writes `df` to `path` atomically.
 pub fn write_file(df: &DataFrame, format: Format, path: &Path) -> Result<()> {
+    write_atomically(path, |out| write(df, format, out))
+}
+
+/// Writes a file through a temporary file in the same folder, renamed into place once
+/// whole and synced: a failure leaves the old file (or none), never half of a new one.
+pub(crate) fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -129,7 +138,7 @@ pub fn write_file(df: &DataFrame, format: Format, path: &Path) -> Result<()> {
         .map_err(write_err)?;
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        write(df, format, &mut buffered).map_err(|e| match e {
+        fill(&mut buffered).map_err(|e| match e {
             Error::Write { error, .. } => write_err(error),
             other => other,
         })?;

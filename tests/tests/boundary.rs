@@ -458,3 +458,36 @@ fn plugboard_plugin_path_drops_in_folders_and_duplicates_name_both_paths() {
         "{e}"
     );
 }
+
+#[test]
+fn plugins_pin_writes_pins_that_the_loader_enforces() {
+    let p = Project::new(
+        &[],
+        "[connections.m]\ntype = \"sqlite\"\ndatabase = \":memory:\"\n",
+    );
+    let copy = p.path("libsqlite.so");
+    std::fs::copy(lib("plugboard_sqlite"), &copy).expect("copy");
+    p.write(
+        "plugins.toml",
+        "# our connectors\n[[plugin]]\npath = \"libsqlite.so\"   # the embedded default\n",
+    );
+    let out = plugboard_tests::cli!(p, ["plugins", "pin"]).ok();
+    assert!(out.contains("pinned 1 plugin in plugins.toml"), "{out}");
+    let text = std::fs::read_to_string(p.path("plugins.toml")).expect("read");
+    assert!(
+        text.starts_with("# our connectors\n") && text.contains("# the embedded default"),
+        "comments kept: {text}"
+    );
+    let digest = out.split_whitespace().next().expect("digest").to_owned();
+    assert_eq!(digest.len(), 64);
+    assert!(text.contains(&format!("sha256 = \"{digest}\"")), "{text}");
+    plugboard_tests::cli!(p, ["query", "m", "SELECT 1 AS x"]).ok();
+
+    // Another library under the pinned name is refused before it is opened.
+    std::fs::copy(lib("fixture_echo"), &copy).expect("swap the library");
+    let e = plugboard_tests::cli!(p, ["query", "m", "SELECT 1 AS x"]).fails();
+    assert!(e.contains("does not match the pin"), "{e}");
+
+    let e = plugboard_tests::cli!(p, ["plugins", "pin", "--plugins", "nope.toml"]).fails();
+    assert!(e.contains("nope.toml"), "{e}");
+}
