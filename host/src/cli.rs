@@ -515,9 +515,34 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
     println!("api version: {}", plugboard_api::API_VERSION);
     println!("kinds:       {}", m.kinds.join(", "));
     println!("schemes:     {}", m.schemes.join(", "));
-    println!("secret keys: {}", m.secret_keys.join(", "));
+    if m.config.is_empty() {
+        println!("config keys: (not declared; the plugin checks its own config)");
+    } else {
+        let keys: Vec<&str> = m.config.iter().map(|k| k.name.as_str()).collect();
+        println!("config keys: {}", keys.join(", "));
+        let secret: Vec<&str> = m
+            .config
+            .iter()
+            .filter(|k| k.secret)
+            .map(|k| k.name.as_str())
+            .collect();
+        println!("secret keys: {}", secret.join(", "));
+    }
     if !m.description.is_empty() {
         println!("description: {}", m.description);
+    }
+    // The checks that need no inputs from the plugin; each connector's own tests run the
+    // full suite with its working config and queries.
+    let module = plugboard_api::ffi::Module::load(&plugin.path).map_err(anyhow::Error::msg)?;
+    let report = plugboard_api::conformance::run_basic(module);
+    print!("{report}");
+    let failed = report.checks.iter().filter(|c| c.outcome.is_err()).count();
+    if failed > 0 {
+        bail!(
+            "{} failed {failed} conformance check{}",
+            m.name,
+            if failed == 1 { "" } else { "s" }
+        );
     }
     Ok(())
 }

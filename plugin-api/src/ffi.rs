@@ -337,6 +337,12 @@ fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginErro
 #[doc(hidden)]
 pub fn root_module<C: Connector>() -> PluginModRef {
     install_panic_hook();
+    module_of::<C>()
+}
+
+/// The root module without the plugin's quiet panic hook (in-process uses, such as tests,
+/// keep the process's own hook and its messages).
+fn module_of<C: Connector>() -> PluginModRef {
     PluginMod {
         api_version: crate::API_VERSION,
         manifest: manifest_glue::<C>,
@@ -409,5 +415,93 @@ impl<C: Connector> FfiConnection for Glue<C> {
             self.0.close();
             Ok(())
         });
+    }
+}
+
+impl FfiArrowArrayStream {
+    /// The stream as arrow-rs's reader (which releases it when dropped).
+    pub fn into_reader(
+        self,
+    ) -> Result<arrow_array::ffi_stream::RecordBatchStreamReader, ArrowError> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: both types are `#[repr(C)]` images of the same C struct; `this` is not
+        // dropped, so ownership (and the one `release`) moves to the reader.
+        let stream =
+            unsafe { std::mem::transmute_copy::<FfiArrowArrayStream, FFI_ArrowArrayStream>(&this) };
+        arrow_array::ffi_stream::RecordBatchStreamReader::try_new(stream)
+    }
+}
+
+/// A plugin's root module behind a safe API: what the conformance suite, tests and tools
+/// call instead of the raw function pointers.
+#[derive(Clone, Copy)]
+pub struct Module(PluginModRef);
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("api_version", &self.api_version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection opened through a [`Module`].
+pub struct ModuleConnection(FfiConnectionBox);
+
+impl std::fmt::Debug for ModuleConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModuleConnection")
+    }
+}
+
+impl Module {
+    /// The module of a connector in this process (as its plugin would export it).
+    pub fn of<C: Connector>() -> Self {
+        Self(module_of::<C>())
+    }
+
+    /// Loads a plugin library, with abi_stable's checks.
+    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+        abi_stable::library::lib_header_from_path(path)
+            .and_then(|h| h.init_root_module::<PluginModRef>())
+            .map(Self)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn api_version(&self) -> u32 {
+        self.0.api_version()
+    }
+
+    /// The manifest, as JSON text.
+    pub fn manifest_json(&self) -> Result<String, PluginError> {
+        (self.0.manifest())()
+            .into_result()
+            .map(RString::into_string)
+    }
+
+    pub fn connect(&self, request: &ConnectRequest) -> Result<ModuleConnection, PluginError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
+        (self.0.connect())(RStr::from_str(&json))
+            .into_result()
+            .map(ModuleConnection)
+    }
+}
+
+impl ModuleConnection {
+    pub fn read(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<arrow_array::ffi_stream::RecordBatchStreamReader, PluginError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
+        let stream = self.0.read(RStr::from_str(&json)).into_result()?;
+        stream
+            .into_reader()
+            .map_err(|e| PluginError::internal(format!("unreadable stream: {e}")))
+    }
+
+    pub fn close(&self) {
+        self.0.close();
     }
 }

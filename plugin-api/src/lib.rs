@@ -62,6 +62,8 @@
 // `unsafe` is denied workspace-wide; only `ffi` allows it.
 
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 pub mod ffi;
 pub mod pool;

@@ -1,0 +1,413 @@
+//! Checks every connector must pass, run against a connector in this process or a built
+//! plugin library (enable the `conformance` feature).
+//!
+//! ```no_run
+//! # #[cfg(feature = "conformance")] {
+//! use plugboard_api::conformance::{Case, run};
+//! use plugboard_api::ffi::Module;
+//! # struct MyConnector;
+//! # fn case() -> Case { unimplemented!() }
+//! // In-process, in a test of the connector's crate:
+//! // let report = run(Module::of::<MyConnector>(), &case());
+//! // A built library:
+//! let report = run(Module::load("target/debug/libmy_connector.so".as_ref()).unwrap(), &case());
+//! assert!(report.passed(), "{report}");
+//! # }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use arrow_array::{Array, RecordBatchReader};
+
+use crate::ffi::{Module, ModuleConnection};
+use crate::{API_VERSION, ConnectRequest, ErrorKind, Manifest, PluginError, ReadRequest, Value};
+
+/// What to run the checks with: a connector's own working inputs. Serializable, so a
+/// connector can keep its case in a file that both its own tests and tools read.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Case {
+    /// A config that connects.
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// A read that returns at least two rows.
+    pub rows: ReadRequest,
+    /// A read that returns no rows.
+    pub empty: ReadRequest,
+    /// A read whose first column's first value is the text parameter `v`, as bound.
+    pub echo_param: ReadRequest,
+    /// A read that fails.
+    pub failing: ReadRequest,
+    /// A config with one bad key, and that key.
+    pub bad_config: (serde_json::Map<String, serde_json::Value>, String),
+}
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub outcome: Result<(), String>,
+}
+
+/// All checks of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub plugin: String,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.outcome.is_ok())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed = self.checks.iter().filter(|c| c.outcome.is_err()).count();
+        writeln!(
+            f,
+            "conformance of {}: {} of {} checks passed",
+            self.plugin,
+            self.checks.len() - failed,
+            self.checks.len()
+        )?;
+        for c in &self.checks {
+            match &c.outcome {
+                Ok(()) => writeln!(f, "  ok    {}", c.name)?,
+                Err(why) => writeln!(f, "  FAIL  {}: {why}", c.name)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A text that breaks any query it is spliced into.
+pub const HOSTILE: &str = "x' OR '1'='1\"; -- :v $1 ? /*";
+
+fn request(config: &serde_json::Map<String, serde_json::Value>) -> ConnectRequest {
+    ConnectRequest {
+        name: "conformance".to_owned(),
+        config: config.clone(),
+    }
+}
+
+fn err(e: PluginError) -> String {
+    format!("{} error: {}", e.kind, e.message())
+}
+
+/// Reads everything; returns the declared schema's width, the batches' widths matching it,
+/// and the row count.
+fn drain(conn: &ModuleConnection, req: &ReadRequest) -> Result<(usize, usize), String> {
+    let reader = conn.read(req).map_err(err)?;
+    let schema = reader.schema();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("the stream failed: {e}"))?;
+        if batch.schema().fields() != schema.fields() {
+            return Err(format!(
+                "a batch's schema {:?} differs from the stream's {:?}",
+                batch.schema().fields(),
+                schema.fields()
+            ));
+        }
+        rows += batch.num_rows();
+    }
+    Ok((schema.fields().len(), rows))
+}
+
+/// The checks that need no inputs from the connector: its manifest, and that an unknown
+/// config key is a `config` error naming it. What `plugboard plugins check` runs.
+pub fn run_basic(module: Module) -> Report {
+    let mut bad = serde_json::Map::new();
+    bad.insert(UNKNOWN_KEY.to_owned(), serde_json::Value::Bool(true));
+    let case = Case {
+        bad_config: (bad, UNKNOWN_KEY.to_owned()),
+        ..Case::default()
+    };
+    let mut report = run_checks(module, &case, false);
+    report.checks.truncate(2);
+    report
+}
+
+/// A config key no connector has.
+pub const UNKNOWN_KEY: &str = "plugboard_conformance_unknown_key";
+
+/// Runs every check; a check that cannot run (no connection) fails with the reason.
+pub fn run(module: Module, case: &Case) -> Report {
+    run_checks(module, case, true)
+}
+
+fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
+    let mut report = Report::default();
+    let mut check = |name: &'static str, outcome: Result<(), String>| {
+        report.checks.push(Check { name, outcome });
+    };
+
+    let manifest: Result<Manifest, String> = module
+        .manifest_json()
+        .map_err(err)
+        .and_then(|j| serde_json::from_str(&j).map_err(|e| format!("not JSON: {e}")));
+    check(
+        "the manifest is valid and declares what the plugin serves",
+        manifest.as_ref().map_err(Clone::clone).and_then(|m| {
+            if module.api_version() != API_VERSION {
+                return Err(format!(
+                    "built for plugin-api {}, this suite speaks {API_VERSION}",
+                    module.api_version()
+                ));
+            }
+            if m.name.is_empty() || m.version.is_empty() {
+                return Err("name and version must not be empty".to_owned());
+            }
+            if m.kinds.is_empty() && m.schemes.is_empty() {
+                return Err("it declares no kinds and no schemes: nothing can select it".to_owned());
+            }
+            if !m.config.is_empty()
+                && let Some(k) = case
+                    .config
+                    .keys()
+                    .find(|k| !m.config.iter().any(|d| &d.name == *k))
+            {
+                return Err(format!(
+                    "the working config uses `{k}`, which the schema does not declare"
+                ));
+            }
+            Ok(())
+        }),
+    );
+    let plugin = manifest.map(|m| m.name).unwrap_or_else(|_| "?".to_owned());
+
+    let (bad, key) = &case.bad_config;
+    check(
+        "a bad config is a config error naming the key",
+        match module.connect(&request(bad)) {
+            Ok(c) => {
+                c.close();
+                Err(format!("connect accepted the bad `{key}`"))
+            }
+            Err(e) if e.kind == ErrorKind::CONFIG && e.message().contains(key.as_str()) => Ok(()),
+            Err(e) => Err(format!(
+                "expected a config error naming `{key}`, got {}",
+                err(e)
+            )),
+        },
+    );
+
+    if !reads {
+        report.plugin = plugin;
+        return report;
+    }
+    let conn = match module.connect(&request(&case.config)) {
+        Ok(c) => c,
+        Err(e) => {
+            check("the working config connects", Err(err(e)));
+            report.plugin = plugin;
+            return report;
+        }
+    };
+
+    let mut rows = case.rows.clone();
+    rows.batch_size = Some(1);
+    check(
+        "the schema is the same in every batch",
+        drain(&conn, &rows).and_then(|(_, n)| {
+            if n >= 2 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the `rows` read returned {n} rows; the case needs 2 or more"
+                ))
+            }
+        }),
+    );
+    check(
+        "an empty result still has a schema",
+        drain(&conn, &case.empty).and_then(|(width, n)| match (width, n) {
+            (0, _) => Err("no columns".to_owned()),
+            (_, 0) => Ok(()),
+            (_, n) => Err(format!("the `empty` read returned {n} rows")),
+        }),
+    );
+
+    let mut echo = case.echo_param.clone();
+    echo.params
+        .insert("v".to_owned(), Value::String(HOSTILE.to_owned()));
+    check(
+        "parameters are bound, not spliced into the query",
+        conn.read(&echo).map_err(err).and_then(|reader| {
+            let batch = reader
+                .into_iter()
+                .next()
+                .ok_or("no batch")?
+                .map_err(|e| e.to_string())?;
+            let column = batch.columns().first().ok_or("no column")?;
+            let text = arrow_cast_string(column.as_ref())?;
+            if text == HOSTILE {
+                Ok(())
+            } else {
+                Err(format!("expected the parameter back, got {text:?}"))
+            }
+        }),
+    );
+
+    check(
+        "a failing read is an error, not a panic",
+        match conn
+            .read(&case.failing)
+            .map(|r| r.into_iter().find_map(Result::err))
+        {
+            Ok(None) => Err("the failing read succeeded".to_owned()),
+            Ok(Some(_)) => Ok(()),
+            Err(e) if e.kind == ErrorKind::PANIC => Err(err(e)),
+            Err(_) => Ok(()),
+        },
+    );
+
+    check(
+        "a stream dropped early is released",
+        (|| {
+            let mut reader = conn.read(&rows).map_err(err)?;
+            reader
+                .next()
+                .ok_or("no first batch")?
+                .map_err(|e| e.to_string())?;
+            drop(reader);
+            // A stream still holding its connection would make the next read wait forever
+            // on a pool of one: give it ten seconds.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _ = tx.send(drain(&conn, &case.rows));
+                });
+                match rx.recv_timeout(Duration::from_secs(10)) {
+                    Ok(r) => r.map(drop),
+                    Err(_) => Err("the next read did not finish within 10 s".to_owned()),
+                }
+            })
+        })(),
+    );
+    conn.close();
+    report.plugin = plugin;
+    report
+}
+
+/// A string array's first value (Utf8, LargeUtf8 or Utf8View).
+fn arrow_cast_string(a: &dyn Array) -> Result<String, String> {
+    use arrow_array::{LargeStringArray, StringArray, StringViewArray};
+    let any = a.as_any();
+    let value = if let Some(s) = any.downcast_ref::<StringArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else if let Some(s) = any.downcast_ref::<StringViewArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else if let Some(s) = any.downcast_ref::<LargeStringArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else {
+        return Err(format!("the first column is {}, not text", a.data_type()));
+    };
+    value.ok_or_else(|| "the first value is missing or null".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch, RecordBatchIterator, StringArray};
+    use arrow_schema::{Field, Schema};
+
+    use super::*;
+    use crate::{Connector, PluginError};
+
+    /// Gets everything wrong that the suite checks.
+    struct Sloppy;
+
+    impl Connector for Sloppy {
+        type Config = serde_json::Map<String, serde_json::Value>; // accepts any key
+        fn manifest() -> Manifest {
+            Manifest::new("sloppy", "0.1").kinds(["sloppy"])
+        }
+        fn connect(_: Self::Config) -> Result<Self, PluginError> {
+            Ok(Sloppy)
+        }
+        fn read(
+            &self,
+            r: &ReadRequest,
+        ) -> Result<impl RecordBatchReader + Send + 'static, PluginError> {
+            let one = |name: &str, a: ArrayRef| {
+                let schema = Arc::new(Schema::new(vec![Field::new(
+                    name,
+                    a.data_type().clone(),
+                    false,
+                )]));
+                RecordBatch::try_new(schema, vec![a]).expect("batch")
+            };
+            match r.query.as_str() {
+                // Two batches of different types (names do not cross the C interface).
+                "rows" => {
+                    let a = one("x", Arc::new(Int64Array::from(vec![1])));
+                    let b = one("x", Arc::new(StringArray::from(vec!["2"])));
+                    let schema = a.schema();
+                    Ok(RecordBatchIterator::new(
+                        vec![Ok(a), Ok(b)].into_iter(),
+                        schema,
+                    ))
+                }
+                // An "empty" result with no columns.
+                "empty" => Ok(RecordBatchIterator::new(
+                    Vec::new().into_iter(),
+                    Arc::new(Schema::empty()),
+                )),
+                // Splices the parameter into a template instead of binding it.
+                "echo" => {
+                    let spliced = format!("'{:?}'", r.params.get("v"));
+                    let a = one("v", Arc::new(StringArray::from(vec![spliced])));
+                    let schema = a.schema();
+                    Ok(RecordBatchIterator::new(vec![Ok(a)].into_iter(), schema))
+                }
+                _ => panic!("sloppy panics on what it does not know"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_sloppy_connector_fails_each_check_it_breaks() {
+        let read = |q: &str| ReadRequest {
+            query: q.to_owned(),
+            ..ReadRequest::default()
+        };
+        let case = Case {
+            rows: read("rows"),
+            empty: read("empty"),
+            echo_param: read("echo"),
+            failing: read("nope"),
+            bad_config: (serde_json::Map::new(), "url".to_owned()),
+            ..Case::default()
+        };
+        let report = run(Module::of::<Sloppy>(), &case);
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.outcome.is_err())
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "a bad config is a config error naming the key",
+                "the schema is the same in every batch",
+                "an empty result still has a schema",
+                "parameters are bound, not spliced into the query",
+                "a failing read is an error, not a panic",
+                // Its follow-up read of `rows` fails too.
+                "a stream dropped early is released",
+            ],
+            "{report}"
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("FAIL  a failing read is an error, not a panic: panic error"),
+            "{report}"
+        );
+    }
+}
