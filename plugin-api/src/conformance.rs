@@ -34,8 +34,12 @@ pub struct Case {
     pub rows: ReadRequest,
     /// A read that returns no rows.
     pub empty: ReadRequest,
-    /// A read whose first column's first value is the text parameter `v`, as bound.
+    /// A read whose result holds a text parameter, as bound, as the first value of
+    /// `echo_column` (default: the first column). The suite sets the parameter itself,
+    /// named `echo_param_name` (default `v`).
     pub echo_param: ReadRequest,
+    pub echo_param_name: Option<String>,
+    pub echo_column: Option<String>,
     /// A read that fails.
     pub failing: ReadRequest,
     /// A config with one bad key, and that key.
@@ -231,8 +235,12 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
     );
 
     let mut echo = case.echo_param.clone();
-    echo.params
-        .insert("v".to_owned(), Value::String(HOSTILE.to_owned()));
+    echo.params.insert(
+        case.echo_param_name
+            .clone()
+            .unwrap_or_else(|| "v".to_owned()),
+        Value::String(HOSTILE.to_owned()),
+    );
     check(
         "parameters are bound, not spliced into the query",
         conn.read(&echo).map_err(err).and_then(|reader| {
@@ -241,7 +249,12 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
                 .next()
                 .ok_or("no batch")?
                 .map_err(|e| e.to_string())?;
-            let column = batch.columns().first().ok_or("no column")?;
+            let column = match &case.echo_column {
+                Some(name) => batch.column_by_name(name).ok_or_else(|| {
+                    format!("no column {name:?} in {:?}", batch.schema().fields())
+                })?,
+                None => batch.columns().first().ok_or("no column")?,
+            };
             let text = arrow_cast_string(column.as_ref())?;
             if text == HOSTILE {
                 Ok(())
