@@ -119,6 +119,11 @@ struct ReadArgs {
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
 
+    /// A connector read option, KEY=VALUE (typed like --param): for files, format=csv,
+    /// delimiter=';', header=false, columns=a,b, ...
+    #[arg(short = 'O', long = "option", value_name = "KEY=VALUE")]
+    option: Vec<String>,
+
     /// Read again even if a cached result is fresh, and replace it
     #[arg(long)]
     refresh: bool,
@@ -355,6 +360,16 @@ fn parse_param(text: &str) -> anyhow::Result<(String, Value)> {
     Ok((name.to_owned(), value))
 }
 
+/// A read option's value, typed by its look like a parameter's (`5`, `true`, else text).
+fn option_value(v: &str) -> serde_json::Value {
+    match infer_value(v) {
+        Value::Int(i) => i.into(),
+        Value::Float(f) => f.into(),
+        Value::Bool(b) => b.into(),
+        _ => v.into(),
+    }
+}
+
 fn infer_value(v: &str) -> Value {
     if let Ok(i) = v.parse::<i64>() {
         // Keep leading zeros ("007") as text: they are identifiers, not numbers.
@@ -420,6 +435,12 @@ fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.limit {
         read = read.limit(n);
+    }
+    for option in &args.option {
+        let (key, value) = option
+            .split_once('=')
+            .with_context(|| format!("--option {option:?}: expected KEY=VALUE"))?;
+        read = read.option(key.trim(), option_value(value));
     }
     read = read.refresh(args.refresh);
     let (df, _) = read.fetch_shared()?;

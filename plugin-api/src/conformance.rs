@@ -37,6 +37,10 @@ pub struct Case {
     /// A read whose result holds a text parameter, as bound, as the first value of
     /// `echo_column` (default: the first column). The suite sets the parameter itself,
     /// named `echo_param_name` (default `v`).
+    ///
+    /// A connector that takes no parameters (a file reader) leaves this empty: the suite
+    /// then checks that the `rows` read with a parameter is refused rather than run with the
+    /// parameter silently dropped.
     pub echo_param: ReadRequest,
     pub echo_param_name: Option<String>,
     pub echo_column: Option<String>,
@@ -234,35 +238,29 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
         }),
     );
 
-    let mut echo = case.echo_param.clone();
-    echo.params.insert(
-        case.echo_param_name
-            .clone()
-            .unwrap_or_else(|| "v".to_owned()),
-        Value::String(HOSTILE.to_owned()),
-    );
-    check(
-        "parameters are bound, not spliced into the query",
-        conn.read(&echo).map_err(err).and_then(|reader| {
-            let batch = reader
-                .into_iter()
-                .next()
-                .ok_or("no batch")?
-                .map_err(|e| e.to_string())?;
-            let column = match &case.echo_column {
-                Some(name) => batch.column_by_name(name).ok_or_else(|| {
-                    format!("no column {name:?} in {:?}", batch.schema().fields())
-                })?,
-                None => batch.columns().first().ok_or("no column")?,
-            };
-            let text = arrow_cast_string(column.as_ref())?;
-            if text == HOSTILE {
-                Ok(())
-            } else {
-                Err(format!("expected the parameter back, got {text:?}"))
-            }
-        }),
-    );
+    let param_name = case
+        .echo_param_name
+        .clone()
+        .unwrap_or_else(|| "v".to_owned());
+    if case.echo_param.query.is_empty() {
+        let mut with_param = case.rows.clone();
+        with_param
+            .params
+            .insert(param_name, Value::String(HOSTILE.to_owned()));
+        check(
+            "parameters are bound, not spliced into the query",
+            match conn.read(&with_param) {
+                Ok(_) => Err("a parameter was accepted and ignored; refuse it".to_owned()),
+                Err(e) if e.kind == ErrorKind::PANIC => Err(err(e)),
+                Err(_) => Ok(()),
+            },
+        );
+    } else {
+        let mut echo = case.echo_param.clone();
+        echo.params
+            .insert(param_name, Value::String(HOSTILE.to_owned()));
+        check_echo(&mut check, &conn, &echo, case);
+    }
 
     check(
         "a failing read is an error, not a panic",
@@ -303,6 +301,36 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
     conn.close();
     report.plugin = plugin;
     report
+}
+
+fn check_echo(
+    check: &mut impl FnMut(&'static str, Result<(), String>),
+    conn: &ModuleConnection,
+    echo: &ReadRequest,
+    case: &Case,
+) {
+    check(
+        "parameters are bound, not spliced into the query",
+        conn.read(echo).map_err(err).and_then(|reader| {
+            let batch = reader
+                .into_iter()
+                .next()
+                .ok_or("no batch")?
+                .map_err(|e| e.to_string())?;
+            let column = match &case.echo_column {
+                Some(name) => batch.column_by_name(name).ok_or_else(|| {
+                    format!("no column {name:?} in {:?}", batch.schema().fields())
+                })?,
+                None => batch.columns().first().ok_or("no column")?,
+            };
+            let text = arrow_cast_string(column.as_ref())?;
+            if text == HOSTILE {
+                Ok(())
+            } else {
+                Err(format!("expected the parameter back, got {text:?}"))
+            }
+        }),
+    );
 }
 
 /// A string array's first value (Utf8, LargeUtf8 or Utf8View).

@@ -365,3 +365,133 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
         String::from_utf8_lossy(&buffer.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     (result, log)
 }
+
+/// Real servers on 127.0.0.1 for the files connector: Python's `http.server`, and moto's S3
+/// server from PyPI in a virtual environment of the tests' own (created on first use).
+pub mod servers {
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// moto, pinned: the version the tests were written against.
+    const MOTO: &str = "moto[server]==5.2.5";
+
+    /// A server process, killed when dropped.
+    pub struct Server {
+        child: Child,
+        pub port: u16,
+    }
+
+    impl Server {
+        pub fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on 127.0.0.1")
+    }
+
+    fn start(mut cmd: Command, port: u16, what: &str) -> Server {
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let mut server = Server { child, port };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("{what} exited at start: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// `python3 -m http.server` serving `dir`.
+    pub fn http(dir: &Path) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir);
+        start(cmd, port, "python3 -m http.server")
+    }
+
+    /// The tests' Python environment with moto, made once per target folder.
+    fn venv() -> &'static Path {
+        static VENV: OnceLock<PathBuf> = OnceLock::new();
+        VENV.get_or_init(|| {
+            let dir = std::env::var_os("PLUGBOARD_TEST_VENV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| super::deps_dir().join("../../test-venv"));
+            let marker = dir.join(format!(".installed-{}", MOTO.replace(['[', ']', '='], "_")));
+            if !marker.exists() {
+                let run = |cmd: &mut Command| {
+                    let out = cmd.output().expect("run python3");
+                    assert!(
+                        out.status.success(),
+                        "{cmd:?} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                };
+                run(Command::new("python3").args(["-m", "venv"]).arg(&dir));
+                run(Command::new(dir.join("bin/pip")).args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    MOTO,
+                ]));
+                std::fs::write(&marker, "").expect("write the venv marker");
+            }
+            dir
+        })
+    }
+
+    /// An S3 server (moto) with IAM checks, a bucket, and `uploads` (key, local file) in it;
+    /// returns the server and the access key id and secret that are allowed in.
+    pub fn s3(bucket: &str, uploads: &[(&str, &Path)]) -> (Server, String, String) {
+        let venv = venv();
+        let port = free_port();
+        let mut cmd = Command::new(venv.join("bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .env("INITIAL_NO_AUTH_ACTION_COUNT", "4");
+        let server = start(cmd, port, "moto_server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/s3_setup.py");
+        let out = Command::new(venv.join("bin/python"))
+            .arg(script)
+            .arg(server.url())
+            .arg(bucket)
+            .args(uploads.iter().map(|(k, p)| format!("{k}={}", p.display())))
+            .output()
+            .expect("run s3_setup.py");
+        assert!(
+            out.status.success(),
+            "s3_setup.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (id, secret) = text.trim().split_once(' ').expect("key id and secret");
+        (server, id.to_owned(), secret.to_owned())
+    }
+}

@@ -1,0 +1,684 @@
+//! Where files are: a local folder, an HTTP(S) server or an S3 bucket, and the rules that
+//! keep a path inside the connection's `root`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::path::Path as Key;
+use object_store::{ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use plugboard_api::PluginError;
+use url::Url;
+
+use crate::format::Input;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    File,
+    Http,
+    S3,
+}
+
+impl Protocol {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "file" | "local" => Self::File,
+            "http" | "https" => Self::Http,
+            "s3" | "s3a" => Self::S3,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Http => "http(s)",
+            Self::S3 => "s3",
+        }
+    }
+}
+
+/// One file to read: the name it is reported by, and where its bytes are.
+pub struct Source {
+    pub name: String,
+    /// Found by listing a folder rather than named or matched by a glob.
+    pub listed: bool,
+    kind: SourceKind,
+}
+
+enum SourceKind {
+    Local(PathBuf),
+    Remote(Arc<dyn ObjectStore>, Key),
+}
+
+enum Root {
+    /// Canonical: symlinks resolved, so that a file's canonical path can be checked against it.
+    Local(PathBuf),
+    /// The store (`s3://bucket`, `https://host:port`) and the key prefix under it.
+    Remote { store: String, prefix: String },
+}
+
+/// A connection's place: protocol, root, and the object stores it has built.
+pub struct Location {
+    protocol: Protocol,
+    root: Option<Root>,
+    /// object_store settings (`aws_region`, `allow_http`, ...), checked when a store is built.
+    options: Vec<(String, String)>,
+    bearer_token: Option<String>,
+    stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Location {
+    pub fn new(
+        protocol: Option<Protocol>,
+        root: Option<&str>,
+        options: Vec<(String, String)>,
+        bearer_token: Option<String>,
+    ) -> Result<Self, PluginError> {
+        let root_url = root.filter(|r| r.contains("://")).map(|r| {
+            Url::parse(r).map_err(|e| PluginError::config(format!("root = {r:?}: not a URL: {e}")))
+        });
+        let root_url = root_url.transpose()?;
+        let implied = match &root_url {
+            Some(url) => Some(Protocol::parse(url.scheme()).ok_or_else(|| {
+                PluginError::config(format!(
+                    "root = {:?}: the {} scheme is not supported; use file, http, https or s3",
+                    url.as_str(),
+                    url.scheme()
+                ))
+            })?),
+            None => None,
+        };
+        let protocol = match (protocol, implied) {
+            (Some(p), Some(i)) if p != i => {
+                return Err(PluginError::config(format!(
+                    "protocol = {:?} but root is a {} URL",
+                    p.name(),
+                    i.name()
+                )));
+            }
+            (p, i) => p.or(i).unwrap_or(Protocol::File),
+        };
+        if protocol == Protocol::File
+            && let Some((key, _)) = options.first()
+        {
+            return Err(PluginError::config(format!(
+                "{key} applies to remote stores; this connection reads local files \
+                 (set protocol or a root URL)"
+            )));
+        }
+        if protocol != Protocol::S3
+            && let Some((key, _)) = options.iter().find(|(k, _)| k.starts_with("aws_"))
+        {
+            return Err(PluginError::config(format!(
+                "{key} applies to protocol = \"s3\" only"
+            )));
+        }
+        let root = match (root, root_url) {
+            (None, _) => None,
+            (Some(_), Some(url)) if url.scheme() == "file" => {
+                Some(local_root(&url.to_file_path().map_err(|()| {
+                    PluginError::config(format!("root = {:?}: not a local path", url.as_str()))
+                })?)?)
+            }
+            (Some(_), Some(url)) => {
+                let (store, prefix) = split_url(&url)?;
+                Some(Root::Remote { store, prefix })
+            }
+            (Some(_), None) if protocol == Protocol::File => {
+                Some(local_root(Path::new(root.unwrap_or_default()))?)
+            }
+            (Some(r), None) if protocol == Protocol::S3 => {
+                let (store, prefix) = split_url(&s3_url(r)?)?;
+                Some(Root::Remote { store, prefix })
+            }
+            (Some(r), None) => {
+                return Err(PluginError::config(format!(
+                    "root = {r:?}: an http(s) root must be a URL (https://host/folder/)"
+                )));
+            }
+        };
+        let runtime = match protocol {
+            Protocol::File => None,
+            _ => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("plugboard-files")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        PluginError::internal(format!("cannot start an I/O runtime: {e}"))
+                    })?,
+            ),
+        };
+        let location = Location {
+            protocol,
+            root,
+            options,
+            bearer_token,
+            stores: Mutex::new(HashMap::new()),
+            runtime,
+        };
+        // Build the root's store now, so that a bad option is reported by connect.
+        if let Some(Root::Remote { store, .. }) = &location.root {
+            location.store(store)?;
+        }
+        Ok(location)
+    }
+
+    /// The files a target names: one file, every file a glob matches, or every file under a
+    /// folder (hidden and `_`-prefixed ones skipped), sorted by name.
+    pub fn resolve(&self, target: &str) -> Result<Vec<Source>, PluginError> {
+        let target = target.trim();
+        if target.is_empty() {
+            return Err(PluginError::query(
+                "no path given: read a file, a folder or a glob",
+            ));
+        }
+        match self.protocol {
+            Protocol::File => self.resolve_local(target),
+            _ => self.resolve_remote(target),
+        }
+    }
+
+    fn resolve_local(&self, target: &str) -> Result<Vec<Source>, PluginError> {
+        let target = target.strip_prefix("file://").unwrap_or(target);
+        let (path, root) = match &self.root {
+            Some(Root::Local(root)) => (root.join(confine(target)?), Some(root)),
+            _ => (PathBuf::from(target), None),
+        };
+        let shown = |p: &Path| match root {
+            Some(root) => p.strip_prefix(root).unwrap_or(p).display().to_string(),
+            None => p.display().to_string(),
+        };
+        let folder = !has_glob(target) && path.is_dir();
+        let paths = if has_glob(target) {
+            let pattern = path.to_string_lossy().into_owned();
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let matches = glob::glob_with(&pattern, options)
+                .map_err(|e| PluginError::query(format!("{target}: not a valid glob: {e}")))?;
+            let mut files: Vec<PathBuf> = matches
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(PluginError::query(format!("{target}: no files match")));
+            }
+            files
+        } else if path.is_dir() {
+            let mut files = Vec::new();
+            walk(&path, &mut files).map_err(|e| {
+                PluginError::query(format!("{target}: cannot list the folder: {e}"))
+            })?;
+            files.sort();
+            if files.is_empty() {
+                return Err(PluginError::query(format!(
+                    "{target}: the folder holds no files"
+                )));
+            }
+            files
+        } else if path.exists() {
+            vec![path]
+        } else {
+            return Err(PluginError::query(format!("{target}: file not found")));
+        };
+        paths
+            .into_iter()
+            .map(|path| {
+                if let Some(root) = root {
+                    let real = path.canonicalize().map_err(|e| {
+                        PluginError::query(format!("{}: cannot open: {e}", shown(&path)))
+                    })?;
+                    if !real.starts_with(root) {
+                        return Err(PluginError::query(format!(
+                            "{}: refused: it leads outside the connection's root (to {})",
+                            shown(&path),
+                            real.display()
+                        )));
+                    }
+                }
+                Ok(Source {
+                    name: shown(&path),
+                    listed: folder,
+                    kind: SourceKind::Local(path),
+                })
+            })
+            .collect()
+    }
+
+    fn resolve_remote(&self, target: &str) -> Result<Vec<Source>, PluginError> {
+        let (store_name, key) = if target.contains("://") {
+            let url = Url::parse(target)
+                .map_err(|e| PluginError::query(format!("{target}: not a URL: {e}")))?;
+            if Protocol::parse(url.scheme()) != Some(self.protocol) {
+                return Err(PluginError::query(format!(
+                    "{target}: this connection reads {} paths, not {} URLs",
+                    self.protocol.name(),
+                    url.scheme()
+                )));
+            }
+            let (store, key) = split_url(&url)?;
+            match &self.root {
+                Some(Root::Remote {
+                    store: root,
+                    prefix,
+                }) => {
+                    let inside = store == *root
+                        && (prefix.is_empty()
+                            || key == *prefix
+                            || key.starts_with(&format!("{prefix}/")));
+                    if !inside {
+                        return Err(PluginError::query(format!(
+                            "{target}: refused: it is outside the connection's root"
+                        )));
+                    }
+                    let rest = key[prefix.len()..].trim_start_matches('/');
+                    (store, join(prefix, &confine(rest)?))
+                }
+                _ => (store, key),
+            }
+        } else {
+            match &self.root {
+                Some(Root::Remote { store, prefix }) => {
+                    (store.clone(), join(prefix, &confine(target)?))
+                }
+                _ if self.protocol == Protocol::S3 => {
+                    let path = confine(target)?;
+                    let (bucket, key) = path.split_once('/').unwrap_or((&path, ""));
+                    (format!("s3://{bucket}"), key.to_string())
+                }
+                _ => {
+                    return Err(PluginError::query(format!(
+                        "{target}: give a full URL, or set the connection's root to a URL"
+                    )));
+                }
+            }
+        };
+        let store = self.store(&store_name)?;
+        let shown = |key: &str| format!("{store_name}/{key}");
+        let mut folder = false;
+        let keys = if has_glob(&key) {
+            let pattern = glob::Pattern::new(&key)
+                .map_err(|e| PluginError::query(format!("{target}: not a valid glob: {e}")))?;
+            let fixed: Vec<&str> = key.split('/').take_while(|part| !has_glob(part)).collect();
+            let options = glob::MatchOptions {
+                require_literal_separator: true,
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let keys: Vec<String> = self
+                .list(&store, target, &fixed.join("/"))?
+                .into_iter()
+                .filter(|k| pattern.matches_with(k, options))
+                .collect();
+            if keys.is_empty() {
+                return Err(PluginError::query(format!("{target}: no files match")));
+            }
+            keys
+        } else if key.is_empty()
+            || key.ends_with('/')
+            || self.is_folder(&store, &shown(&key), &key)?
+        {
+            let keys: Vec<String> = self
+                .list(&store, target, key.trim_end_matches('/'))?
+                .into_iter()
+                .filter(|k| !hidden(k))
+                .collect();
+            if keys.is_empty() {
+                return Err(PluginError::query(format!(
+                    "{target}: the folder holds no files"
+                )));
+            }
+            folder = true;
+            keys
+        } else {
+            vec![key]
+        };
+        Ok(keys
+            .into_iter()
+            .map(|key| Source {
+                name: shown(&key),
+                listed: folder,
+                kind: SourceKind::Remote(store.clone(), Key::from(key.as_str())),
+            })
+            .collect())
+    }
+
+    /// Lists every key under a prefix (a folder, recursively), sorted.
+    fn list(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        target: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, PluginError> {
+        if self.protocol == Protocol::Http {
+            return Err(PluginError::unsupported(format!(
+                "{target}: an HTTP server cannot be listed; name each file (globs and folders \
+                 need s3 or local files)"
+            )));
+        }
+        let prefix = (!prefix.is_empty()).then(|| Key::from(prefix));
+        let listing = self.block_on(store.list(prefix.as_ref()).try_collect::<Vec<_>>());
+        let mut keys: Vec<String> = listing
+            .map_err(|e| remote_error(target, e))?
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Whether an S3 key that names no object is a folder of objects.
+    fn is_folder(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        target: &str,
+        key: &str,
+    ) -> Result<bool, PluginError> {
+        if self.protocol != Protocol::S3 {
+            return Ok(false);
+        }
+        match self.block_on(store.head(&Key::from(key))) {
+            Ok(_) => Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {
+                let under = self.list(store, target, key)?;
+                if under.is_empty() {
+                    Err(PluginError::query(format!("{target}: file not found")))
+                } else {
+                    Ok(true)
+                }
+            }
+            Err(e) => Err(remote_error(target, e)),
+        }
+    }
+
+    /// Opens the sources: local files as handles, remote ones fetched, eight at a time.
+    pub fn open(&self, sources: Vec<Source>) -> Result<Vec<(String, Input)>, PluginError> {
+        let remote: Vec<(String, Arc<dyn ObjectStore>, Key)> = sources
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SourceKind::Remote(store, key) => {
+                    Some((s.name.clone(), store.clone(), key.clone()))
+                }
+                SourceKind::Local(_) => None,
+            })
+            .collect();
+        let mut fetched = if remote.is_empty() {
+            Vec::new()
+        } else {
+            self.block_on(
+                futures::stream::iter(remote)
+                    .map(|(name, store, key)| async move {
+                        let bytes = match store.get(&key).await {
+                            Ok(got) => got.bytes().await,
+                            Err(e) => Err(e),
+                        };
+                        bytes.map_err(|e| remote_error(&name, e))
+                    })
+                    .buffered(8)
+                    .collect::<Vec<_>>(),
+            )
+        }
+        .into_iter();
+        sources
+            .into_iter()
+            .map(|source| {
+                let input = match source.kind {
+                    SourceKind::Local(path) => {
+                        Input::File(std::fs::File::open(&path).map_err(|e| {
+                            PluginError::query(format!("{}: cannot open: {e}", source.name))
+                        })?)
+                    }
+                    SourceKind::Remote(..) => {
+                        Input::Bytes(fetched.next().ok_or_else(|| {
+                            PluginError::internal("a fetched file went missing")
+                        })??)
+                    }
+                };
+                Ok((source.name, input))
+            })
+            .collect()
+    }
+
+    /// A cheap check that the root is there.
+    pub fn ping(&self) -> Result<(), PluginError> {
+        match &self.root {
+            Some(Root::Local(root)) if !root.is_dir() => Err(PluginError::connect(format!(
+                "root {} is no longer a folder",
+                root.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("remote protocols have a runtime")
+            .block_on(future)
+    }
+
+    fn store(&self, name: &str) -> Result<Arc<dyn ObjectStore>, PluginError> {
+        let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = stores.get(name) {
+            return Ok(store.clone());
+        }
+        // An http:// URL written in the section (the root, the endpoint) or read is consent
+        // to plain HTTP; object_store would otherwise refuse it.
+        let plain_http = name.starts_with("http://")
+            || self
+                .options
+                .iter()
+                .any(|(k, v)| k == "aws_endpoint" && v.starts_with("http://"));
+        let mut client = ClientOptions::new().with_allow_http(plain_http);
+        let mut s3 = Vec::new();
+        for (key, value) in &self.options {
+            match key.parse::<ClientConfigKey>() {
+                Ok(k) => client = client.with_config(k, value),
+                Err(_) => s3.push((key, value)),
+            }
+        }
+        if let Some(token) = &self.bearer_token {
+            let mut headers = http::HeaderMap::new();
+            let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| PluginError::config("bearer_token: not valid in an HTTP header"))?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+            client = client.with_default_headers(headers);
+        }
+        // A refused connection fails in seconds, not after object_store's default 3 minutes.
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: std::time::Duration::from_secs(15),
+            ..RetryConfig::default()
+        };
+        let built: object_store::Result<Arc<dyn ObjectStore>> = match name.split_once("://") {
+            Some(("s3", bucket)) => {
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client)
+                    .with_retry(retry);
+                for (key, value) in s3 {
+                    let k = key.parse::<AmazonS3ConfigKey>().map_err(|_| {
+                        PluginError::config(format!("{key}: not an object_store S3 option"))
+                    })?;
+                    builder = builder.with_config(k, value);
+                }
+                builder.build().map(|s| Arc::new(s) as _)
+            }
+            _ => HttpBuilder::new()
+                .with_url(name)
+                .with_client_options(client)
+                .with_retry(retry)
+                .build()
+                .map(|s| Arc::new(s) as _),
+        };
+        let store = built.map_err(|e| PluginError::config(format!("cannot set up {name}: {e}")))?;
+        stores.insert(name.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
+fn local_root(root: &Path) -> Result<Root, PluginError> {
+    let canonical = root.canonicalize().map_err(|e| {
+        PluginError::config(format!("root = {:?}: {e}", root.display().to_string()))
+    })?;
+    if !canonical.is_dir() {
+        return Err(PluginError::config(format!(
+            "root = {:?}: not a folder",
+            root.display().to_string()
+        )));
+    }
+    Ok(Root::Local(canonical))
+}
+
+/// `bucket/prefix` (an S3 root given without its scheme) as a URL.
+fn s3_url(root: &str) -> Result<Url, PluginError> {
+    Url::parse(&format!("s3://{}", root.trim_start_matches('/')))
+        .map_err(|e| PluginError::config(format!("root = {root:?}: not a bucket/prefix: {e}")))
+}
+
+/// A URL as its store (`s3://bucket`, `http://host:port`) and the key under it.
+fn split_url(url: &Url) -> Result<(String, String), PluginError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| PluginError::query(format!("{url}: the URL names no host or bucket")))?;
+    let store = match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    };
+    let key = Key::from_url_path(url.path())
+        .map_err(|e| PluginError::query(format!("{url}: {e}")))?
+        .to_string();
+    Ok((store, key))
+}
+
+/// A relative path, normalized, that cannot leave the folder it is joined to.
+fn confine(path: &str) -> Result<String, PluginError> {
+    let escape = || {
+        PluginError::query(format!(
+            "{path}: refused: paths are read under the connection's root and may not leave it"
+        ))
+    };
+    if path.starts_with('/') || path.starts_with('\\') || Path::new(path).is_absolute() {
+        return Err(escape());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop().ok_or_else(escape)?;
+            }
+            _ => parts.push(part),
+        }
+    }
+    let mut joined = parts.join("/");
+    if path.ends_with('/') && !joined.is_empty() {
+        joined.push('/');
+    }
+    Ok(joined)
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    match (prefix.is_empty(), rest.is_empty()) {
+        (true, _) => rest.to_string(),
+        (false, true) => format!("{prefix}/"),
+        (false, false) => format!("{prefix}/{rest}"),
+    }
+}
+
+fn has_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// `.hidden` and `_SUCCESS`-style files that a folder read skips.
+fn hidden(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with(['.', '_']))
+}
+
+fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        if hidden(&path.file_name().unwrap_or_default().to_string_lossy()) {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, files)?;
+        } else if path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn remote_error(name: &str, error: object_store::Error) -> PluginError {
+    match error {
+        object_store::Error::NotFound { .. } => {
+            PluginError::query(format!("{name}: file not found"))
+        }
+        object_store::Error::Unauthenticated { .. }
+        | object_store::Error::PermissionDenied { .. } => {
+            PluginError::auth(format!("{name}: access denied: {error}"))
+        }
+        other => PluginError::connect(format!("{name}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confine_keeps_paths_inside() {
+        assert_eq!(confine("a/b.csv").ok().as_deref(), Some("a/b.csv"));
+        assert_eq!(confine("./a//b/../c.csv").ok().as_deref(), Some("a/c.csv"));
+        assert_eq!(confine("trips/").ok().as_deref(), Some("trips/"));
+        for escape in [
+            "../x.csv",
+            "a/../../x.csv",
+            "/etc/passwd",
+            "..",
+            "a\\..\\..\\x",
+            "*/../../x",
+        ] {
+            let err = confine(escape).expect_err(escape);
+            assert!(
+                err.message().contains("refused"),
+                "{escape}: {}",
+                err.message()
+            );
+        }
+    }
+
+    #[test]
+    fn urls_split_into_store_and_key() {
+        let url = Url::parse("s3://bucket/a/b%20c.csv").expect("url");
+        assert_eq!(
+            split_url(&url).ok(),
+            Some(("s3://bucket".into(), "a/b c.csv".into()))
+        );
+        let url = Url::parse("http://127.0.0.1:8080/data/x.csv").expect("url");
+        assert_eq!(
+            split_url(&url).ok(),
+            Some(("http://127.0.0.1:8080".into(), "data/x.csv".into()))
+        );
+    }
+
+    #[test]
+    fn folder_reads_skip_hidden_files() {
+        assert!(hidden("trips/_SUCCESS"));
+        assert!(hidden(".DS_Store"));
+        assert!(!hidden("trips/part-0.parquet"));
+    }
+}

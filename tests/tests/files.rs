@@ -1,0 +1,777 @@
+//! The files connector through the real `.so`: every format against a reference frame,
+//! globs and folders, read options, root confinement, damaged files, and the same reads
+//! from a real HTTP server and a real S3 server (moto, with IAM checks) on 127.0.0.1.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use plugboard::Host;
+use plugboard_tests::{Project, cli, servers};
+use polars::prelude::*;
+
+const ROWS: usize = 1000;
+
+/// The frame every file holds: ints, text, floats with nulls, bools.
+fn reference() -> DataFrame {
+    df!(
+        "id" => (0..ROWS as i64).collect::<Vec<_>>(),
+        "vendor" => (0..ROWS).map(|i| format!("vendor-{}", i % 7)).collect::<Vec<_>>(),
+        "distance" => (0..ROWS)
+            .map(|i| (i % 11 != 3).then_some(i as f64 * 0.25))
+            .collect::<Vec<_>>(),
+        "passengers" => (0..ROWS as i64).map(|i| i % 5 + 1).collect::<Vec<_>>(),
+        "paid" => (0..ROWS).map(|i| i % 3 != 0).collect::<Vec<_>>(),
+    )
+    .expect("reference frame")
+}
+
+fn create(path: &Path) -> std::fs::File {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::File::create(path).expect("create")
+}
+
+fn write_csv(df: &DataFrame, path: &Path, separator: u8) {
+    CsvWriter::new(create(path))
+        .with_separator(separator)
+        .finish(&mut df.clone())
+        .expect("write csv");
+}
+
+fn write_parquet(df: &DataFrame, path: &Path) {
+    ParquetWriter::new(create(path))
+        .finish(&mut df.clone())
+        .expect("write parquet");
+}
+
+fn write_json(df: &DataFrame, path: &Path, format: JsonFormat) {
+    JsonWriter::new(create(path))
+        .with_json_format(format)
+        .finish(&mut df.clone())
+        .expect("write json");
+}
+
+fn write_ipc(df: &DataFrame, path: &Path) {
+    IpcWriter::new(create(path))
+        .finish(&mut df.clone())
+        .expect("write ipc");
+}
+
+fn gzip(path: &Path) -> PathBuf {
+    let out = PathBuf::from(format!("{}.gz", path.display()));
+    let mut enc = flate2::write::GzEncoder::new(create(&out), flate2::Compression::default());
+    enc.write_all(&std::fs::read(path).expect("read"))
+        .expect("gzip");
+    enc.finish().expect("gzip");
+    out
+}
+
+fn zstd(path: &Path) -> PathBuf {
+    let out = PathBuf::from(format!("{}.zst", path.display()));
+    let data = zstd::encode_all(&std::fs::read(path).expect("read")[..], 3).expect("zstd");
+    std::fs::write(&out, data).expect("write zst");
+    out
+}
+
+/// The reference in every format, plain and compressed, in `dir`; returns the file names.
+fn every_format(dir: &Path) -> Vec<String> {
+    let df = reference();
+    write_csv(&df, &dir.join("trips.csv"), b',');
+    write_csv(&df, &dir.join("trips.tsv"), b'\t');
+    write_parquet(&df, &dir.join("trips.parquet"));
+    write_json(&df, &dir.join("trips.json"), JsonFormat::Json);
+    write_json(&df, &dir.join("trips.ndjson"), JsonFormat::JsonLines);
+    write_ipc(&df, &dir.join("trips.arrow"));
+    std::fs::copy(dir.join("trips.arrow"), dir.join("trips.feather")).expect("copy");
+    gzip(&dir.join("trips.csv"));
+    gzip(&dir.join("trips.json"));
+    zstd(&dir.join("trips.tsv"));
+    zstd(&dir.join("trips.ndjson"));
+    [
+        "trips.csv",
+        "trips.tsv",
+        "trips.parquet",
+        "trips.json",
+        "trips.ndjson",
+        "trips.arrow",
+        "trips.feather",
+        "trips.csv.gz",
+        "trips.json.gz",
+        "trips.tsv.zst",
+        "trips.ndjson.zst",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `df` split into `parts` Parquet files `dir/part-<i>.parquet`.
+fn parts(df: &DataFrame, dir: &Path, parts: usize) {
+    let size = df.height().div_ceil(parts);
+    for i in 0..parts {
+        write_parquet(
+            &df.slice((i * size) as i64, size),
+            &dir.join(format!("part-{i}.parquet")),
+        );
+    }
+}
+
+fn project(secrets: &str) -> Project {
+    Project::new(&["plugboard_files"], secrets)
+}
+
+fn local(p: &Project) -> Host {
+    std::fs::create_dir_all(p.path("data")).expect("mkdir");
+    p.builder().build().expect("host")
+}
+
+fn local_project() -> Project {
+    // The root is the project's own `data` folder, given as an absolute path so that the
+    // library tests do not depend on the working directory.
+    let p = project("");
+    let root = p.path("data");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    p.write(
+        "secrets.toml",
+        &format!(
+            "[connections.files]\ntype = \"files\"\nroot = {:?}\n",
+            root.display().to_string()
+        ),
+    );
+    p
+}
+
+#[track_caller]
+fn assert_frame(got: &DataFrame, want: &DataFrame, what: &str) {
+    assert_eq!(got.schema(), want.schema(), "{what}: schema");
+    assert!(
+        got.equals_missing(want),
+        "{what}: values differ\n got: {got}\nwant: {want}"
+    );
+}
+
+#[test]
+fn every_format_reads_as_the_reference() {
+    let p = local_project();
+    let files = every_format(&p.path("data"));
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+    let want = reference();
+    for name in &files {
+        let got = conn
+            .read(name)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_frame(&got, &want, name);
+    }
+    // The CLI prints what polars would write: the CSV file itself, byte for byte.
+    let csv = std::fs::read_to_string(p.path("data/trips.csv")).expect("read");
+    for name in ["trips.parquet", "trips.ndjson.zst", "trips.csv.gz"] {
+        let out = cli!(p, ["read", "files", name, "--format", "csv"]).ok();
+        assert!(
+            out == csv,
+            "{name}: CLI output differs from the reference CSV"
+        );
+    }
+}
+
+#[test]
+fn read_options_override_what_the_name_says() {
+    let p = local_project();
+    let data = p.path("data");
+    let want = reference();
+    write_csv(&want, &data.join("trips.data"), b';');
+    std::fs::write(data.join("raw.txt"), "x|y\n1|NA\n2|b\n").expect("write");
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+
+    let err = conn
+        .read("trips.data")
+        .fetch()
+        .expect_err("no format")
+        .to_string();
+    assert!(err.contains("trips.data: cannot tell the format"), "{err}");
+    let got = conn
+        .read("trips.data")
+        .option("format", "csv")
+        .option("delimiter", ";")
+        .fetch()
+        .expect("csv with ;");
+    assert_frame(&got, &want, "format + delimiter");
+
+    let got = conn
+        .read("trips.data")
+        .option("format", "csv")
+        .option("delimiter", ";")
+        .option("columns", serde_json::json!(["paid", "id"]))
+        .limit(10)
+        .fetch()
+        .expect("columns + limit");
+    assert_frame(
+        &got,
+        &want.select(["paid", "id"]).expect("select").head(Some(10)),
+        "columns",
+    );
+
+    let got = conn
+        .read("raw.txt")
+        .option("format", "csv")
+        .option("delimiter", "|")
+        .option("header", false)
+        .option("skip_rows", 1)
+        .option("null_values", "NA")
+        .fetch()
+        .expect("headerless");
+    let expected = df!("column_1" => [1i64, 2], "column_2" => [None, Some("b")]).expect("df");
+    assert_frame(&got, &expected, "header = false, null_values");
+
+    // The same through the CLI: -O KEY=VALUE.
+    let out = cli!(
+        p,
+        [
+            "read",
+            "files",
+            "data/raw.txt",
+            "-O",
+            "format=csv",
+            "-O",
+            "delimiter=|",
+            "-O",
+            "columns=y"
+        ]
+    );
+    // The CLI's connection has its root as an absolute path, so data/ is not under it.
+    assert!(out.fails().contains("data/raw.txt: file not found"));
+    let out = cli!(
+        p,
+        [
+            "read",
+            "files",
+            "raw.txt",
+            "-O",
+            "format=csv",
+            "-O",
+            "delimiter=|",
+            "-O",
+            "columns=y"
+        ]
+    )
+    .ok();
+    assert_eq!(out, "y\nNA\nb\n");
+    let out = cli!(
+        p,
+        [
+            "read",
+            "files",
+            "raw.txt",
+            "-O",
+            "format=csv",
+            "-O",
+            "delimiter=|",
+            "-O",
+            "null_values=NA"
+        ]
+    )
+    .ok();
+    assert_eq!(out, "x,y\n1,\n2,b\n");
+    let err = cli!(p, ["read", "files", "raw.txt", "-O", "fromat=csv"]).fails();
+    assert!(err.contains("unknown read option \"fromat\""), "{err}");
+    let err = cli!(p, ["read", "files", "raw.txt", "-p", "v=1"]).fails();
+    assert!(err.contains("takes no parameters"), "{err}");
+}
+
+#[test]
+fn globs_and_folders_read_as_one_table() {
+    let p = local_project();
+    let data = p.path("data");
+    let want = reference();
+    parts(&want, &data.join("trips"), 4);
+    std::fs::write(data.join("trips/_SUCCESS"), "").expect("write");
+    std::fs::write(data.join("trips/.part-0.parquet.crc"), "junk").expect("write");
+    std::fs::write(data.join("trips/README.md"), "# not data").expect("write");
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+
+    for target in [
+        "trips/*.parquet",
+        "trips/part-?.parquet",
+        "trips",
+        "trips/",
+        "trips/**/*.parquet",
+    ] {
+        let got = conn
+            .read(target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert_frame(&got, &want, target);
+    }
+    // A limit stops reading files once it is met, in file order.
+    let got = conn
+        .read("trips/*.parquet")
+        .limit(300)
+        .fetch()
+        .expect("limit");
+    assert_frame(&got, &want.head(Some(300)), "limit across files");
+
+    let err = conn
+        .read("trips/*.csv")
+        .fetch()
+        .expect_err("no match")
+        .to_string();
+    assert!(err.contains("trips/*.csv: no files match"), "{err}");
+    // A glob names its files: README.md matched by * is not skipped silently.
+    let err = conn
+        .read("trips/*")
+        .fetch()
+        .expect_err("README")
+        .to_string();
+    assert!(
+        err.contains("trips/README.md: cannot tell the format"),
+        "{err}"
+    );
+
+    // Files that disagree on a type, or on the columns, are named with the column.
+    let other = data.join("mixed");
+    write_parquet(&want.head(Some(5)), &other.join("a.parquet"));
+    let mut changed = want.head(Some(5));
+    changed
+        .replace(
+            "passengers",
+            changed
+                .column("passengers")
+                .expect("col")
+                .cast(&DataType::Float64)
+                .expect("cast"),
+        )
+        .expect("replace");
+    write_parquet(&changed, &other.join("b.parquet"));
+    let err = conn
+        .read("mixed/*.parquet")
+        .fetch()
+        .expect_err("mismatch")
+        .to_string();
+    assert!(
+        err.contains("schema mismatch: column passengers is f64 in mixed/b.parquet but i64 in mixed/a.parquet"),
+        "{err}"
+    );
+    write_parquet(
+        &want.head(Some(5)).drop("paid").expect("drop"),
+        &other.join("b.parquet"),
+    );
+    let err = conn
+        .read("mixed")
+        .fetch()
+        .expect_err("mismatch")
+        .to_string();
+    assert!(
+        err.contains("schema mismatch: mixed/b.parquet has columns"),
+        "{err}"
+    );
+}
+
+#[test]
+fn paths_that_leave_the_root_are_refused() {
+    let p = local_project();
+    let data = p.path("data");
+    let want = reference();
+    write_csv(&want, &data.join("trips.csv"), b',');
+    std::fs::write(p.path("outside.csv"), "secret\n42\n").expect("write");
+    std::fs::create_dir_all(p.path("elsewhere")).expect("mkdir");
+    std::fs::write(p.path("elsewhere/x.csv"), "secret\n42\n").expect("write");
+    std::os::unix::fs::symlink(p.path("outside.csv"), data.join("link.csv")).expect("symlink");
+    std::os::unix::fs::symlink(p.path("elsewhere"), data.join("linkdir")).expect("symlink");
+    std::os::unix::fs::symlink(data.join("trips.csv"), data.join("alias.csv")).expect("symlink");
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+
+    let absolute = data.join("trips.csv").display().to_string();
+    let outside = p.path("outside.csv").display().to_string();
+    for target in [
+        "../outside.csv",
+        "trips/../../outside.csv",
+        outside.as_str(),
+        absolute.as_str(),
+        "/etc/passwd",
+        "file:///etc/passwd",
+        "link.csv",
+        "linkdir/x.csv",
+        "linkdir/*.csv",
+        "linkdir",
+        "*.csv",
+    ] {
+        let err = conn.read(target).fetch().expect_err(target).to_string();
+        assert!(err.contains("refused"), "{target}: {err}");
+        assert!(!err.contains("42"), "{target}: {err}");
+    }
+    // A symlink that stays inside the root is fine.
+    let got = conn.read("alias.csv").fetch().expect("alias");
+    assert_frame(&got, &want, "symlink inside the root");
+
+    let err = cli!(p, ["read", "files", "../outside.csv"]).fails();
+    assert!(err.contains("../outside.csv: refused"), "{err}");
+}
+
+#[test]
+fn damaged_files_are_errors_naming_the_file_and_format() {
+    let p = local_project();
+    let data = p.path("data");
+    let want = reference();
+    write_parquet(&want, &data.join("good.parquet"));
+    write_ipc(&want, &data.join("good.arrow"));
+    let parquet = std::fs::read(data.join("good.parquet")).expect("read");
+    let ipc = std::fs::read(data.join("good.arrow")).expect("read");
+    std::fs::write(
+        data.join("truncated.parquet"),
+        &parquet[..parquet.len() / 2],
+    )
+    .expect("write");
+    let mut flipped = parquet.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle - 64..middle + 64].fill(0xA5);
+    std::fs::write(data.join("scribbled.parquet"), &flipped).expect("write");
+    std::fs::write(
+        data.join("noise.parquet"),
+        b"PAR1 this is not a parquet file",
+    )
+    .expect("write");
+    std::fs::write(data.join("truncated.arrow"), &ipc[..ipc.len() / 3]).expect("write");
+    std::fs::write(data.join("bad.json"), "[{\"a\": 1}, {\"a\": ").expect("write");
+    std::fs::write(data.join("bad.csv.gz"), "plain text, not gzip").expect("write");
+    std::fs::write(data.join("bad.ndjson.zst"), "not zstd").expect("write");
+    std::fs::write(data.join("empty.parquet"), "").expect("write");
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+
+    for (name, format) in [
+        ("truncated.parquet", "parquet"),
+        ("scribbled.parquet", "parquet"),
+        ("noise.parquet", "parquet"),
+        ("empty.parquet", "parquet"),
+        ("truncated.arrow", "ipc"),
+        ("bad.json", "json"),
+        ("bad.csv.gz", "csv"),
+        ("bad.ndjson.zst", "ndjson"),
+    ] {
+        match conn.read(name).fetch() {
+            Ok(df) => {
+                // A scribble may land in values rather than structure; it must not be the
+                // reference then (decoding it must at least have noticed nothing wrong).
+                assert_eq!(
+                    name, "scribbled.parquet",
+                    "{name} read without an error: {df}"
+                );
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("{name}: cannot read as {format}")),
+                    "{name}: {msg}"
+                );
+                assert!(!msg.contains("panic"), "{name}: {msg}");
+            }
+        }
+    }
+    let err = conn
+        .read("missing.parquet")
+        .fetch()
+        .expect_err("missing")
+        .to_string();
+    assert!(err.contains("missing.parquet: file not found"), "{err}");
+    // The connection is still good.
+    assert_frame(
+        &conn.read("good.parquet").fetch().expect("good"),
+        &want,
+        "after errors",
+    );
+    let err = cli!(p, ["read", "files", "truncated.parquet"]).fails();
+    assert!(
+        err.contains("truncated.parquet: cannot read as parquet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn reads_go_through_the_shared_cache() {
+    let p = local_project();
+    let data = p.path("data");
+    std::fs::write(data.join("t.csv"), "a\n1\n").expect("write");
+    let host = local(&p);
+    let conn = host.connection("files").expect("connect");
+    let hour = Duration::from_secs(3600);
+    let first = conn.read("t.csv").ttl(hour).fetch().expect("read");
+    std::fs::write(data.join("t.csv"), "a\n2\n").expect("write");
+    let cached = conn.read("t.csv").ttl(hour).fetch().expect("read");
+    assert!(cached.equals(&first), "served from the cache: {cached}");
+    let fresh = conn
+        .read("t.csv")
+        .ttl(hour)
+        .refresh(true)
+        .fetch()
+        .expect("read");
+    assert_eq!(
+        fresh.column("a").expect("a").i64().expect("i64").get(0),
+        Some(2)
+    );
+    // Options are part of the key.
+    let other = conn
+        .read("t.csv")
+        .ttl(hour)
+        .option("header", false)
+        .fetch()
+        .expect("read");
+    assert_eq!(other.height(), 2);
+
+    // A second process finds the entry on disk.
+    assert!(
+        cli!(p, ["read", "files", "t.csv", "--ttl", "1h"])
+            .ok()
+            .contains('2')
+    );
+    let run = cli!(p, ["-v", "read", "files", "t.csv", "--ttl", "1h"]);
+    assert!(run.stderr().contains("disk hit"), "{}", run.stderr());
+}
+
+#[test]
+fn files_over_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference();
+    every_format(dir.path());
+    parts(&want, &dir.path().join("trips"), 3);
+    let server = servers::http(dir.path());
+    let p = project(&format!(
+        "[connections.web]\ntype = \"files\"\nroot = \"{url}/trips/\"\n\n\
+         [connections.anyweb]\ntype = \"files\"\nprotocol = \"http\"\ntimeout = 10\n",
+        url = server.url()
+    ));
+    let host = p.host();
+    let web = host.connection("web").expect("connect");
+    assert_frame(
+        &web.read("part-1.parquet").fetch().expect("read"),
+        &want.slice(334, 334),
+        "part-1",
+    );
+    let anyweb = host.connection("anyweb").expect("connect");
+    for name in [
+        "trips.csv.gz",
+        "trips.parquet",
+        "trips.ndjson.zst",
+        "trips.arrow",
+    ] {
+        let url = format!("{}/{name}", server.url());
+        let got = anyweb
+            .read(&url)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_frame(&got, &want, &url);
+    }
+    let err = web
+        .read("missing.csv")
+        .fetch()
+        .expect_err("404")
+        .to_string();
+    assert!(err.contains("missing.csv: file not found"), "{err}");
+    let err = web.read("*.parquet").fetch().expect_err("glob").to_string();
+    assert!(err.contains("cannot be listed"), "{err}");
+    let err = web
+        .read("../trips.csv")
+        .fetch()
+        .expect_err("escape")
+        .to_string();
+    assert!(err.contains("refused"), "{err}");
+    let err = web
+        .read(format!("{}/trips.csv", server.url()))
+        .fetch()
+        .expect_err("outside")
+        .to_string();
+    assert!(err.contains("outside the connection's root"), "{err}");
+    let err = anyweb
+        .read("trips.csv")
+        .fetch()
+        .expect_err("relative")
+        .to_string();
+    assert!(err.contains("give a full URL"), "{err}");
+
+    let out = cli!(
+        p,
+        [
+            "read",
+            "web",
+            "part-0.parquet",
+            "--limit",
+            "2",
+            "--format",
+            "csv"
+        ]
+    )
+    .ok();
+    assert_eq!(out.lines().count(), 3, "{out}");
+    drop(server);
+    let err = cli!(p, ["read", "web", "part-2.parquet"]).fails();
+    assert!(err.contains("part-2.parquet"), "{err}");
+}
+
+#[test]
+fn files_on_s3_with_credentials_from_the_secrets_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let want = reference();
+    parts(&want, dir.path(), 4);
+    every_format(dir.path());
+    let part = |i: usize| dir.path().join(format!("part-{i}.parquet"));
+    let uploads: Vec<(String, PathBuf)> = (0..4)
+        .map(|i| (format!("trips/2024/part-{i}.parquet"), part(i)))
+        .chain([
+            (
+                "trips/2024/_SUCCESS".to_owned(),
+                dir.path().join("trips.csv"),
+            ),
+            (
+                "trips/flat.csv.gz".to_owned(),
+                dir.path().join("trips.csv.gz"),
+            ),
+            (
+                "private/secret.csv".to_owned(),
+                dir.path().join("trips.csv"),
+            ),
+        ])
+        .collect();
+    let uploads: Vec<(&str, &Path)> = uploads
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_path()))
+        .collect();
+    let (server, key_id, secret) = servers::s3("lake", &uploads);
+
+    let section = |name: &str, extra: &str, secret: &str| {
+        format!(
+            "[connections.{name}]\ntype = \"files\"\n{extra}\naws_endpoint = \"{}\"\n\
+             aws_region = \"us-east-1\"\naws_access_key_id = \"{key_id}\"\naws_secret_access_key = \"{secret}\"\n\n",
+            server.url()
+        )
+    };
+    let p = project(&format!(
+        "{}{}{}",
+        section("lake", "root = \"s3://lake/trips\"", &secret),
+        section("buckets", "protocol = \"s3\"", &secret),
+        section("intruder", "root = \"s3://lake/trips\"", "not-the-secret"),
+    ));
+    let host = p.host();
+    let lake = host.connection("lake").expect("connect");
+    for target in [
+        "2024/*.parquet",
+        "2024",
+        "2024/",
+        "s3://lake/trips/2024/*.parquet",
+    ] {
+        let got = lake
+            .read(target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert_frame(&got, &want, target);
+    }
+    assert_frame(
+        &lake.read("flat.csv.gz").fetch().expect("csv.gz"),
+        &want,
+        "csv.gz on s3",
+    );
+    let buckets = host.connection("buckets").expect("connect");
+    assert_frame(
+        &buckets
+            .read("lake/trips/2024/part-3.parquet")
+            .fetch()
+            .expect("bucket/key"),
+        &want.slice(750, 250),
+        "bucket/key",
+    );
+    assert_frame(
+        &buckets
+            .read("s3://lake/private/secret.csv")
+            .fetch()
+            .expect("url"),
+        &want,
+        "s3 URL",
+    );
+
+    for target in [
+        "../private/secret.csv",
+        "s3://lake/private/secret.csv",
+        "s3://other/x.csv",
+        "/private/secret.csv",
+    ] {
+        let err = lake.read(target).fetch().expect_err(target).to_string();
+        assert!(err.contains("refused"), "{target}: {err}");
+    }
+    let err = lake
+        .read("2024/missing.parquet")
+        .fetch()
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        err.contains("s3://lake/trips/2024/missing.parquet: file not found"),
+        "{err}"
+    );
+    let err = lake
+        .read("2025/*.parquet")
+        .fetch()
+        .expect_err("no match")
+        .to_string();
+    assert!(err.contains("no files match"), "{err}");
+
+    // The server checks signatures: the wrong secret is refused, as an auth error.
+    let intruder = host.connection("intruder").expect("connect");
+    let err = intruder
+        .read("2024/part-0.parquet")
+        .fetch()
+        .expect_err("wrong secret")
+        .to_string();
+    assert!(
+        err.contains("auth") || err.contains("access denied"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-secret"), "{err}");
+
+    // Credentials are secrets: never printed.
+    let listed = cli!(p, ["connections", "list"]).ok();
+    assert!(listed.contains("lake"), "{listed}");
+    assert!(
+        !listed.contains(&secret) && !listed.contains(&key_id),
+        "{listed}"
+    );
+    let out = cli!(
+        p,
+        [
+            "read",
+            "lake",
+            "2024/part-0.parquet",
+            "--format",
+            "csv",
+            "--limit",
+            "3"
+        ]
+    )
+    .ok();
+    assert_eq!(out.lines().count(), 4, "{out}");
+    let run = cli!(p, ["-vv", "read", "intruder", "2024/part-0.parquet"]);
+    run.fails();
+    assert!(!run.stderr().contains("not-the-secret"), "{}", run.stderr());
+}
+
+#[test]
+fn bad_connection_sections_are_config_errors() {
+    let p = project(
+        "[connections.nowhere]\ntype = \"files\"\nroot = \"does/not/exist\"\n\n\
+         [connections.gcs]\ntype = \"files\"\nprotocol = \"gs\"\n\n\
+         [connections.local_keys]\ntype = \"files\"\naws_region = \"eu-west-1\"\n\n\
+         [connections.mixed]\ntype = \"files\"\nprotocol = \"s3\"\nroot = \"https://example.invalid/\"\n\n\
+         [connections.typo]\ntype = \"files\"\nroot = \".\"\naws_secret_acess_key = \"x\"\n",
+    );
+    for (name, expect) in [
+        ("nowhere", "root = \"does/not/exist\""),
+        ("gcs", "protocol = \"gs\""),
+        ("local_keys", "aws_region applies to remote stores"),
+        ("mixed", "but root is a http(s) URL"),
+        ("typo", "aws_secret_acess_key"),
+    ] {
+        let err = cli!(p, ["read", name, "x.csv"]).fails();
+        assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
+    }
+}
