@@ -66,6 +66,7 @@ mod config;
 pub mod conformance;
 mod error;
 pub mod ffi;
+pub mod partition;
 pub mod pool;
 mod types;
 

@@ -542,3 +542,36 @@ fn errors_name_the_connection_and_keep_secrets_out() {
     assert!(!e.to_string().contains("s3cr3t-pw"), "{e}");
     assert!(matches!(e, Error::Plugin { .. }));
 }
+
+#[test]
+fn partitioned_reads_match_the_plain_read() {
+    let p = project();
+    let host = host(&p);
+    let conn = host.connection("chinook").expect("connect");
+    let sql = "SELECT track_id, name, milliseconds, unit_price FROM track";
+    let plain = conn.query(sql).fetch().expect("plain");
+    for parts in [2, 3, 16] {
+        let got = conn
+            .query(sql)
+            .option("partition_on", "track_id")
+            .option("partitions", parts)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{parts} parts: {e}"));
+        let got = got
+            .sort(["track_id"], SortMultipleOptions::default())
+            .expect("sort");
+        let plain = plain
+            .clone()
+            .sort(["track_id"], SortMultipleOptions::default())
+            .expect("sort");
+        assert!(got.equals_missing(&plain), "{parts} parts differ");
+    }
+    let err = conn
+        .query(sql)
+        .option("partition_on", "name")
+        .option("partitions", 2)
+        .fetch()
+        .expect_err("text")
+        .to_string();
+    assert!(err.contains("not an integer"), "{err}");
+}

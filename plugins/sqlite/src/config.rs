@@ -29,6 +29,8 @@ pub struct Config {
     pub busy_timeout: Option<DurationSetting>,
     /// How many SQLite connections this connection may open for concurrent reads.
     pub pool_size: Option<usize>,
+    /// Bytes of the file SQLite may memory-map for reads (`PRAGMA mmap_size`); 0 turns it off.
+    pub mmap_size: Option<u64>,
 }
 
 /// A duration written as a number of milliseconds or as text with a unit (`"250ms"`, `"5s"`).
@@ -69,10 +71,15 @@ pub struct Settings {
     pub create: bool,
     pub busy_timeout: Duration,
     pub pool_size: usize,
+    pub mmap_size: u64,
 }
 
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_POOL_SIZE: usize = 4;
+/// Read-only connections map up to this much of the file: reads skip a copy per page.
+/// Writable ones do not by default: SQLite's own advice, since another process truncating
+/// a mapped file is a SIGBUS rather than an error.
+pub const DEFAULT_READ_ONLY_MMAP: u64 = 1 << 30;
 
 impl Config {
     pub fn resolve(self) -> Result<Settings, PluginError> {
@@ -157,12 +164,16 @@ impl Config {
             (Some(n), _) => n,
             (None, _) => DEFAULT_POOL_SIZE,
         };
+        let mmap_size =
+            self.mmap_size
+                .unwrap_or(if read_only { DEFAULT_READ_ONLY_MMAP } else { 0 });
         Ok(Settings {
             location,
             read_only,
             create: self.create.unwrap_or(!read_only),
             busy_timeout,
             pool_size,
+            mmap_size,
         })
     }
 }

@@ -24,13 +24,15 @@ mod read;
 use std::collections::BTreeSet;
 
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
-use plugboard_api::arrow_schema::ArrowError;
+use plugboard_api::arrow_schema::{ArrowError, SchemaRef};
+use plugboard_api::log;
+use plugboard_api::partition::Partitioning;
 use plugboard_api::{
     Connector, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, RecordBatchReader,
     Value, export_connector,
 };
 use rusqlite::fallible_iterator::FallibleIterator;
-use rusqlite::types::ToSqlOutput;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 
 pub use crate::config::Config;
 use crate::pool::{Manager, Pool};
@@ -73,6 +75,9 @@ impl Connector for Sqlite {
                 ConfigKey::new("pool_size", KeyType::Integer)
                     .describe("concurrent readers (default 4)"),
             )
+            .key(ConfigKey::new("mmap_size", KeyType::Integer).describe(
+                "bytes SQLite may memory-map for reads (default 1 GiB when read_only, else 0)",
+            ))
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {
@@ -89,12 +94,11 @@ impl Connector for Sqlite {
         &self,
         request: &ReadRequest,
     ) -> Result<impl RecordBatchReader + Send + 'static, PluginError> {
-        let conn = self.pool.get()?;
-        let mut stmt = conn.prepare_cached(&request.query).map_err(query_error)?;
-        let used = bind(&mut stmt, &request.params, None)?;
-        check_all_used(&request.params, &used, &stmt_params(&stmt))?;
         let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        let (schema, batches) = read::read_batches(&mut stmt, batch_size, request.limit)?;
+        let (schema, batches) = match Partitioning::from_request(request)? {
+            Some(partitioning) => self.read_partitioned(request, &partitioning, batch_size)?,
+            None => self.read_one(&request.query, request, batch_size, request.limit)?,
+        };
         Ok(RecordBatchIterator::new(
             batches.into_iter().map(Ok::<RecordBatch, ArrowError>),
             schema,
@@ -165,6 +169,116 @@ impl Connector for Sqlite {
 }
 
 /// The statement's parameter names as users write them (`:owner`), by index.
+type Batches = (SchemaRef, Vec<RecordBatch>);
+
+impl Sqlite {
+    /// One statement on one pooled connection.
+    fn read_one(
+        &self,
+        sql: &str,
+        request: &ReadRequest,
+        batch_size: usize,
+        limit: Option<u64>,
+    ) -> Result<Batches, PluginError> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(query_error)?;
+        let used = bind(&mut stmt, &request.params, None)?;
+        check_all_used(&request.params, &used, &stmt_params(&stmt))?;
+        read::read_batches(&mut stmt, batch_size, limit)
+    }
+
+    /// One integer from a one-row, one-column query.
+    fn scalar(
+        &self,
+        sql: &str,
+        request: &ReadRequest,
+        what: &str,
+    ) -> Result<Option<i64>, PluginError> {
+        let conn = self.pool.get()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(query_error)?;
+        bind(&mut stmt, &request.params, None)?;
+        let mut rows = stmt.raw_query();
+        let row = rows.next().map_err(query_error)?;
+        match row.map(|r| r.get_ref(0)).transpose().map_err(query_error)? {
+            None | Some(ValueRef::Null) => Ok(None),
+            Some(ValueRef::Integer(v)) => Ok(Some(v)),
+            Some(other) => Err(PluginError::query(format!(
+                "partition_on: the {what} is {:?}, not an integer; partition on an integer column",
+                other.data_type()
+            ))),
+        }
+    }
+
+    /// The ranges of `partition_on`, each read on its own connection and thread, in order.
+    fn read_partitioned(
+        &self,
+        request: &ReadRequest,
+        partitioning: &Partitioning,
+        batch_size: usize,
+    ) -> Result<Batches, PluginError> {
+        let column = quote_ident(&partitioning.column);
+        let (min, max) = match partitioning.range {
+            Some(range) => range,
+            None => {
+                let [min_sql, max_sql] = partitioning.bounds_sql(&request.query, &column);
+                match (
+                    self.scalar(&min_sql, request, "minimum")?,
+                    self.scalar(&max_sql, request, "maximum")?,
+                ) {
+                    (Some(min), Some(max)) => (min, max),
+                    // No rows (or only NULLs): one plain read keeps the schema right.
+                    _ => return self.read_one(&request.query, request, batch_size, None),
+                }
+            }
+        };
+        let queries = partitioning.queries(&request.query, &column, min, max);
+        let parts: Vec<Result<Batches, PluginError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = queries
+                .iter()
+                .map(|sql| scope.spawn(move || self.read_one(sql, request, batch_size, None)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(PluginError::internal("a partition's reader panicked"))
+                    })
+                })
+                .collect()
+        });
+        let mut schema: Option<SchemaRef> = None;
+        let mut batches = Vec::new();
+        let mut empty_schema = None;
+        for part in parts {
+            let (part_schema, part_batches) = part?;
+            if part_batches.is_empty() {
+                empty_schema.get_or_insert(part_schema);
+                continue;
+            }
+            match &schema {
+                None => schema = Some(part_schema),
+                // Each part picks its columns' types from its own values; when they
+                // disagree, one plain read picks them from all values.
+                Some(s) if *s != part_schema => {
+                    log::debug!("partitions disagree on column types; reading unpartitioned");
+                    return self.read_one(&request.query, request, batch_size, None);
+                }
+                Some(_) => {}
+            }
+            batches.extend(part_batches);
+        }
+        let schema = schema
+            .or(empty_schema)
+            .ok_or_else(|| PluginError::internal("no partitions were read"))?;
+        Ok((schema, batches))
+    }
+}
+
+/// An identifier as SQLite quotes it.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 fn stmt_params(stmt: &rusqlite::Statement<'_>) -> Vec<String> {
     (1..=stmt.parameter_count())
         .map(|i| {

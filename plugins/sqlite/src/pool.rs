@@ -66,6 +66,14 @@ fn open_connection(settings: &Settings) -> Result<Connection, PluginError> {
     })?;
     conn.busy_timeout(settings.busy_timeout)
         .map_err(|e| PluginError::connect(format!("cannot set busy_timeout on {shown}: {e}")))?;
+    if settings.mmap_size > 0 {
+        conn.pragma_update(
+            None,
+            "mmap_size",
+            i64::try_from(settings.mmap_size).unwrap_or(i64::MAX),
+        )
+        .map_err(|e| PluginError::connect(format!("cannot set mmap_size on {shown}: {e}")))?;
+    }
     // Prepared statements are reused across calls: lookups skip the parse.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
