@@ -1,0 +1,492 @@
+//! plugboard's side of the benchmark, timed in this process and as whole CLI processes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use plugboard::{Host, Outcome};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data;
+
+/// One measured line of the table: a tool doing a case, timed over several runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    /// The case: `sqlite`, `postgres`, `parquet`, `lookup_sqlite`, `cache`, `load`, `cli`, …
+    pub case: String,
+    pub tool: String,
+    /// Seconds, one per run.
+    #[serde(default)]
+    pub runs: Vec<f64>,
+    /// Peak memory of one read above the process's baseline, and the frame's own size.
+    #[serde(default)]
+    pub peak_bytes: Option<u64>,
+    #[serde(default)]
+    pub frame_bytes: Option<u64>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+const SELECT: &str = "SELECT * FROM trips";
+/// The floor a SQLite read is held to: rusqlite stepping every row and reading every value.
+pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
+const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
+
+fn release_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("exe folder")?.to_path_buf())
+}
+
+fn lib(name: &str) -> anyhow::Result<PathBuf> {
+    let path = release_dir()?.join(format!("libplugboard_{name}.so"));
+    if !path.exists() {
+        bail!(
+            "{} is missing: build with `cargo build --release` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// plugins.toml and secrets.toml for the bench's connections, in `dir`.
+fn project(dir: &Path) -> anyhow::Result<()> {
+    let mut plugins = String::new();
+    for name in ["sqlite", "postgres", "files"] {
+        plugins.push_str(&format!(
+            "[[plugin]]\npath = {:?}\n\n",
+            lib(name)?.display().to_string()
+        ));
+    }
+    std::fs::write(dir.join("plugins.toml"), plugins)?;
+    std::fs::write(
+        dir.join("secrets.toml"),
+        format!(
+            "[connections.sqlite]\ntype = \"sqlite\"\ndatabase = {:?}\nread_only = true\n\n\
+             [connections.postgres]\nurl = \"{}\"\n\n\
+             [connections.files]\ntype = \"files\"\nroot = {:?}\n",
+            dir.join("trips.sqlite").display().to_string(),
+            data::pg_url(),
+            dir.display().to_string()
+        ),
+    )?;
+    Ok(())
+}
+
+fn host(dir: &Path) -> anyhow::Result<Host> {
+    Ok(Host::builder()
+        .plugins_file(dir.join("plugins.toml"))
+        .secrets_file(dir.join("secrets.toml"))
+        .use_env(false)
+        .user_config_dir(None)
+        .cache_dir(Some(dir.join("cache")))
+        .build()?)
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Vec<f64>> {
+    f()?; // warm: page cache, prepared statements, the connection
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let out = f()?;
+            let secs = t.elapsed().as_secs_f64();
+            drop(out);
+            Ok(secs)
+        })
+        .collect()
+}
+
+fn sample(case: &str, tool: &str, runs: Vec<f64>) -> Sample {
+    Sample {
+        case: case.into(),
+        tool: tool.into(),
+        runs,
+        peak_bytes: None,
+        frame_bytes: None,
+        note: None,
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
+    project(dir)?;
+    let mut out: Vec<Sample> = Vec::new();
+    let mut push = |s: Sample| {
+        let m = median(s.runs.clone());
+        eprintln!("  {:<14} {:<44} {:>10}", s.case, s.tool, fmt_secs(m));
+        out.push(s);
+    };
+    let cold = |conn: &plugboard::Connection, q: &str| conn.query(q).ttl(Duration::ZERO).fetch();
+
+    // SQLite: the floor (rusqlite stepping every row, building nothing) and plugboard.
+    let db = dir.join("trips.sqlite");
+    let raw = rusqlite::Connection::open_with_flags(
+        &db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    push(sample(
+        "sqlite",
+        "rusqlite: step the rows only",
+        time(runs, || {
+            let mut stmt = raw.prepare_cached(SELECT)?;
+            let mut rows = stmt.query([])?;
+            let mut n = 0u64;
+            while rows.next()?.is_some() {
+                n += 1;
+            }
+            Ok(n)
+        })?,
+    ));
+    // SQLite decodes a row's values only when asked: a reader has to ask for every one.
+    push(sample(
+        "sqlite",
+        FLOOR,
+        time(runs, || {
+            let mut stmt = raw.prepare_cached(SELECT)?;
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([])?;
+            let mut bytes = 0usize;
+            while let Some(row) = rows.next()? {
+                for i in 0..columns {
+                    bytes += match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Text(t) => t.len(),
+                        _ => 8,
+                    };
+                }
+            }
+            Ok(bytes)
+        })?,
+    ));
+    drop(raw);
+
+    let host = host(dir)?;
+    let sqlite = host.connection("sqlite")?;
+    push(sample(
+        "sqlite",
+        "plugboard",
+        time(runs, || Ok(cold(&sqlite, SELECT)?))?,
+    ));
+    push(sample(
+        "sqlite",
+        "plugboard, 2 partitions",
+        time(runs, || {
+            Ok(sqlite
+                .query(SELECT)
+                .ttl(Duration::ZERO)
+                .option("partition_on", "id")
+                .option("partitions", 2)
+                .fetch()?)
+        })?,
+    ));
+    let mut lo = 0i64;
+    push(sample(
+        "lookup_sqlite",
+        "plugboard",
+        time(runs * 20, || {
+            lo = (lo + 7919) % 999_000;
+            Ok(sqlite
+                .query(LOOKUP)
+                .param("lo", lo)
+                .ttl(Duration::ZERO)
+                .fetch()?)
+        })?,
+    ));
+
+    let pg = host.connection("postgres")?;
+    push(sample(
+        "postgres",
+        "plugboard",
+        time(runs, || Ok(cold(&pg, SELECT)?))?,
+    ));
+    push(sample(
+        "postgres",
+        "plugboard, 2 partitions",
+        time(runs, || {
+            Ok(pg
+                .query(SELECT)
+                .ttl(Duration::ZERO)
+                .option("partition_on", "id")
+                .option("partitions", 2)
+                .fetch()?)
+        })?,
+    ));
+    push(sample(
+        "lookup_postgres",
+        "plugboard",
+        time(runs * 20, || {
+            lo = (lo + 7919) % 999_000;
+            Ok(pg
+                .query(LOOKUP)
+                .param("lo", lo)
+                .ttl(Duration::ZERO)
+                .fetch()?)
+        })?,
+    ));
+
+    let files = host.connection("files")?;
+    push(sample(
+        "parquet",
+        "plugboard (files plugin)",
+        time(runs, || {
+            Ok(files.read("trips.parquet").ttl(Duration::ZERO).fetch()?)
+        })?,
+    ));
+    let parquet = dir.join("trips.parquet");
+    push(sample(
+        "parquet",
+        "polars ParquetReader, same process",
+        time(runs, || {
+            Ok(ParquetReader::new(std::fs::File::open(&parquet)?).finish()?)
+        })?,
+    ));
+
+    // Cache hits of the 1M-row SQLite result.
+    let hour = Duration::from_secs(3600);
+    let (_, outcome) = sqlite
+        .query(SELECT)
+        .ttl(hour)
+        .refresh(true)
+        .fetch_shared()?;
+    assert_eq!(outcome, Outcome::Miss);
+    push(sample(
+        "cache",
+        "plugboard memory hit",
+        time(runs * 100, || {
+            let (df, outcome) = sqlite.query(SELECT).ttl(hour).fetch_shared()?;
+            anyhow::ensure!(outcome == Outcome::MemoryHit, "expected a memory hit");
+            Ok(df)
+        })?,
+    ));
+    push(sample(
+        "cache",
+        "plugboard disk hit (a new host's first read)",
+        disk_hits(dir, runs)?,
+    ));
+
+    // Plugin load, each in a fresh process (a loaded library is not loaded again).
+    let exe = std::env::current_exe()?;
+    let loads = (0..runs)
+        .map(|_| -> anyhow::Result<f64> {
+            let out = Command::new(&exe).arg("load").arg(dir).output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "load: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    push(sample(
+        "load",
+        "plugboard: open, ABI check, manifest (3 plugins)",
+        loads,
+    ));
+
+    // Whole CLI processes writing Arrow IPC.
+    let bin = release_dir()?.join("plugboard");
+    let arrow_out = dir.join("out.arrow");
+    for (conn, verb, target) in [
+        ("sqlite", "query", SELECT),
+        ("postgres", "query", SELECT),
+        ("files", "read", "trips.parquet"),
+    ] {
+        let runs = time(runs, || {
+            let status = Command::new(&bin)
+                .current_dir(dir)
+                .env("PLUGBOARD_CACHE_DIR", dir.join("cache"))
+                .args([
+                    "--plugins",
+                    "plugins.toml",
+                    "--secrets",
+                    "secrets.toml",
+                    verb,
+                    conn,
+                    target,
+                ])
+                .arg("--output")
+                .arg(&arrow_out)
+                .status()?;
+            anyhow::ensure!(status.success(), "plugboard {verb} {conn} failed");
+            Ok(())
+        })?;
+        push(sample(
+            &format!("cli_{conn}"),
+            "plugboard CLI → Arrow IPC file",
+            runs,
+        ));
+    }
+
+    // Peak memory of one cold read, each in a fresh process.
+    for case in ["sqlite", "postgres", "parquet"] {
+        let out = Command::new(&exe).arg("peak").arg(dir).arg(case).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "peak {case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (peak, frame): (u64, u64) = serde_json::from_slice(&out.stdout)?;
+        eprintln!(
+            "  peak_{case:<9} plugboard: {} above baseline for a {} frame ({:.2}×)",
+            mb(peak),
+            mb(frame),
+            peak as f64 / frame as f64
+        );
+        push(Sample {
+            peak_bytes: Some(peak),
+            frame_bytes: Some(frame),
+            ..sample(&format!("peak_{case}"), "plugboard", vec![0.0])
+        });
+    }
+
+    // Exports stream: peak memory of `--output x.parquet` / `.csv` at 1M and 10M rows.
+    for rows in [1_000_000u64, 10_000_000] {
+        for ext in ["parquet", "csv"] {
+            let generated = format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+                 SELECT i AS id, 'vendor ' || (i % 10) AS vendor, i * 0.5 AS fare FROM n"
+            );
+            let target = dir.join(format!("export.{ext}"));
+            let t = Instant::now();
+            let out = Command::new("/usr/bin/time")
+                .args(["-f", "%M"])
+                .arg(&bin)
+                .current_dir(dir)
+                .args([
+                    "--plugins",
+                    "plugins.toml",
+                    "--secrets",
+                    "secrets.toml",
+                    "query",
+                    "sqlite",
+                ])
+                .arg(&generated)
+                .arg("--output")
+                .arg(&target)
+                .output()?;
+            let secs = t.elapsed().as_secs_f64();
+            anyhow::ensure!(
+                out.status.success(),
+                "export: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let kb: u64 = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .context("time's output")?
+                .trim()
+                .parse()?;
+            let _ = std::fs::remove_file(&target);
+            push(Sample {
+                peak_bytes: Some(kb * 1024),
+                note: Some(format!("{rows} rows, whole-process peak RSS")),
+                ..sample(
+                    &format!("export_{ext}"),
+                    &format!("plugboard CLI --output x.{ext}, {}M rows", rows / 1_000_000),
+                    vec![secs],
+                )
+            });
+        }
+    }
+
+    std::fs::write(dir.join("rust.json"), serde_json::to_vec_pretty(&out)?)?;
+    Ok(())
+}
+
+/// Disk hits, each from a new host (as a new CLI process would see them): only the read
+/// is timed, not building the host.
+fn disk_hits(dir: &Path, runs: usize) -> anyhow::Result<Vec<f64>> {
+    let hour = Duration::from_secs(3600);
+    (0..runs)
+        .map(|_| {
+            let fresh = host(dir)?;
+            let conn = fresh.connection("sqlite")?;
+            let t = Instant::now();
+            let (_df, outcome) = conn.query(SELECT).ttl(hour).fetch_shared()?;
+            let secs = t.elapsed().as_secs_f64();
+            anyhow::ensure!(
+                outcome == Outcome::DiskHit,
+                "expected a disk hit, got {outcome:?}"
+            );
+            Ok(secs)
+        })
+        .collect()
+}
+
+/// Resident memory now and its peak since the last reset, in bytes.
+fn rss() -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .context("no such field")?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()?;
+        Ok(kb * 1024)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+pub fn peak(dir: &Path, case: &str) -> anyhow::Result<()> {
+    let host = host(dir)?;
+    let (conn, verb_read, target) = match case {
+        "sqlite" => ("sqlite", false, SELECT),
+        "postgres" => ("postgres", false, SELECT),
+        "parquet" => ("files", true, "trips.parquet"),
+        other => bail!("unknown case {other}"),
+    };
+    let conn = host.connection(conn)?;
+    // Warm the connection with a tiny read, then reset the peak to what is resident now.
+    let warm = if verb_read {
+        conn.read(target).limit(1)
+    } else {
+        conn.query(target).limit(1)
+    };
+    warm.ttl(Duration::ZERO).fetch()?;
+    std::fs::write("/proc/self/clear_refs", "5").context("reset the peak (clear_refs)")?;
+    let (base, _) = rss()?;
+    let read = if verb_read {
+        conn.read(target)
+    } else {
+        conn.query(target)
+    };
+    let df = read.ttl(Duration::ZERO).fetch()?;
+    let (_, peak) = rss()?;
+    let frame = df.estimated_size() as u64;
+    println!(
+        "{}",
+        serde_json::to_string(&(peak.saturating_sub(base), frame))?
+    );
+    Ok(())
+}
+
+pub fn load_once(dir: &Path) -> anyhow::Result<()> {
+    let t = Instant::now();
+    let host = host(dir)?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(host.plugins().len() == 3, "expected 3 plugins");
+    println!("{secs}");
+    Ok(())
+}
+
+pub fn fmt_secs(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+pub fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}

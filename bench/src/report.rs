@@ -1,0 +1,344 @@
+//! The table: every tool's min/median/max per case, the ratio of plugboard to each peer,
+//! and the targets, printed and written to `bench/RESULTS.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::Context;
+
+use crate::measure::{Sample, fmt_secs, mb};
+
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "sqlite",
+        "SQLite `SELECT *`, 1M rows, cold, into a DataFrame (in process)",
+        "plugboard",
+    ),
+    (
+        "postgres",
+        "PostgreSQL `SELECT *`, 1M rows, cold, into a DataFrame (in process)",
+        "plugboard",
+    ),
+    (
+        "parquet",
+        "Parquet file, 1M rows, into a DataFrame (in process)",
+        "plugboard (files plugin)",
+    ),
+    (
+        "lookup_sqlite",
+        "SQLite 10-row lookup with a parameter (latency)",
+        "plugboard",
+    ),
+    (
+        "lookup_postgres",
+        "PostgreSQL 10-row lookup with a parameter (latency)",
+        "plugboard",
+    ),
+    (
+        "cache",
+        "Cache hit of the 1M-row SQLite result",
+        "plugboard memory hit",
+    ),
+    ("load", "Loading the plugins", ""),
+    (
+        "cli_sqlite",
+        "Whole process: SQLite 1M rows → Arrow IPC file",
+        "plugboard CLI → Arrow IPC file",
+    ),
+    (
+        "cli_postgres",
+        "Whole process: PostgreSQL 1M rows → Arrow IPC file",
+        "plugboard CLI → Arrow IPC file",
+    ),
+    (
+        "cli_files",
+        "Whole process: Parquet 1M rows → Arrow IPC file",
+        "plugboard CLI → Arrow IPC file",
+    ),
+];
+
+struct Stats {
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+fn stats(runs: &[f64]) -> Option<Stats> {
+    let mut xs = runs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    Some(Stats {
+        min: *xs.first()?,
+        median: xs[xs.len() / 2],
+        max: *xs.last()?,
+    })
+}
+
+fn find<'a>(samples: &'a [Sample], case: &str, tool: &str) -> Option<&'a Sample> {
+    samples.iter().find(|s| s.case == case && s.tool == tool)
+}
+
+fn median_of(samples: &[Sample], case: &str, tool: &str) -> Option<f64> {
+    find(samples, case, tool)
+        .and_then(|s| stats(&s.runs))
+        .map(|s| s.median)
+}
+
+pub fn write(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let mut samples: Vec<Sample> = serde_json::from_slice(
+        &std::fs::read(dir.join("rust.json")).context("rust.json: run `measure` first")?,
+    )?;
+    let python: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("python.json")).context("python.json: run bench/peers.py first")?,
+    )?;
+    samples.extend(serde_json::from_value::<Vec<Sample>>(
+        python["samples"].clone(),
+    )?);
+
+    let mut md = String::new();
+    writeln!(md, "# plugboard benchmark results\n")?;
+    writeln!(
+        md,
+        "Made by `bench/run` (see `bench/README.md`); every number below comes from one run, on one machine, all tools side by side.\n"
+    )?;
+    writeln!(md, "## Machine and versions\n")?;
+    for line in machine(&python)? {
+        writeln!(md, "- {line}")?;
+    }
+    writeln!(md)?;
+
+    for (case, title, reference) in CASES {
+        let rows: Vec<&Sample> = samples.iter().filter(|s| s.case == *case).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let reference = median_of(&samples, case, reference);
+        writeln!(md, "## {title}\n")?;
+        writeln!(md, "| tool | min | median | max | plugboard ÷ tool |")?;
+        writeln!(md, "|---|---:|---:|---:|---:|")?;
+        for s in rows {
+            let Some(st) = stats(&s.runs) else { continue };
+            let ratio = match reference {
+                Some(r) if !s.tool.starts_with("plugboard") => format!("{:.2}×", r / st.median),
+                _ => String::new(),
+            };
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {ratio} |",
+                s.tool,
+                fmt_secs(st.min),
+                fmt_secs(st.median),
+                fmt_secs(st.max)
+            )?;
+        }
+        writeln!(md)?;
+    }
+
+    writeln!(
+        md,
+        "## Peak memory of one 1M-row read (above the process's baseline)\n"
+    )?;
+    writeln!(
+        md,
+        "| case | tool | peak | the frame itself | peak ÷ frame |"
+    )?;
+    writeln!(md, "|---|---|---:|---:|---:|")?;
+    for s in samples.iter().filter(|s| s.case.starts_with("peak_")) {
+        if let (Some(p), Some(f)) = (s.peak_bytes, s.frame_bytes) {
+            writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.2}× |",
+                &s.case[5..],
+                s.tool,
+                mb(p),
+                mb(f),
+                p as f64 / f as f64
+            )?;
+        }
+    }
+    writeln!(md)?;
+    writeln!(md, "## Exports stream: whole-process peak memory\n")?;
+    writeln!(md, "| export | time | peak RSS |")?;
+    writeln!(md, "|---|---:|---:|")?;
+    for s in samples.iter().filter(|s| s.case.starts_with("export_")) {
+        writeln!(
+            md,
+            "| {} | {} | {} |",
+            s.tool,
+            fmt_secs(s.runs.first().copied().unwrap_or_default()),
+            mb(s.peak_bytes.unwrap_or_default())
+        )?;
+    }
+    writeln!(md)?;
+
+    writeln!(md, "## Targets\n")?;
+    writeln!(md, "| target | measured | |")?;
+    writeln!(md, "|---|---:|---|")?;
+    for (name, measured, met) in targets(&samples) {
+        writeln!(
+            md,
+            "| {name} | {measured} | {} |",
+            if met { "met" } else { "**missed**" }
+        )?;
+    }
+
+    print!("{md}");
+    std::fs::write(out, &md).with_context(|| format!("write {}", out.display()))?;
+    eprintln!("\nwritten to {}", out.display());
+    Ok(())
+}
+
+fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
+    let m = |case: &str, tool: &str| median_of(samples, case, tool);
+    let mut out = Vec::new();
+    let mut ratio = |name: &str, a: Option<f64>, b: Option<f64>, limit: f64| {
+        if let (Some(a), Some(b)) = (a, b) {
+            out.push((name.to_owned(), format!("{:.2}×", a / b), a / b <= limit));
+        } else {
+            out.push((name.to_owned(), "not measured".to_owned(), false));
+        }
+    };
+    ratio(
+        "SQLite cold ≤ 1.2× the rusqlite loop (step, read every value)",
+        m("sqlite", "plugboard"),
+        m("sqlite", crate::measure::FLOOR),
+        1.2,
+    );
+    ratio(
+        "SQLite, 2 partitions ≤ 0.8× connectorx with 2 partitions",
+        m("sqlite", "plugboard, 2 partitions"),
+        m("sqlite", "connectorx, 2 partitions"),
+        0.8,
+    );
+    ratio(
+        "PostgreSQL cold ≤ 1.0× connectorx",
+        m("postgres", "plugboard"),
+        m("postgres", "connectorx, 1 partition"),
+        1.0,
+    );
+    ratio(
+        "Parquet through the files plugin ≤ 1.1× polars reading the file",
+        m("parquet", "plugboard (files plugin)"),
+        m("parquet", "polars.read_parquet"),
+        1.1,
+    );
+    ratio(
+        "Disk-cache hit ≤ 0.1× the cold read",
+        m("cache", "plugboard disk hit (a new host's first read)"),
+        m("sqlite", "plugboard"),
+        0.1,
+    );
+    let mut absolute = |name: &str, v: Option<f64>, limit: f64| match v {
+        Some(v) => out.push((name.to_owned(), fmt_secs(v), v < limit)),
+        None => out.push((name.to_owned(), "not measured".to_owned(), false)),
+    };
+    absolute(
+        "Memory-cache hit < 10 µs",
+        m("cache", "plugboard memory hit"),
+        10e-6,
+    );
+    absolute(
+        "Plugin load < 5 ms",
+        m("load", "plugboard: open, ABI check, manifest (3 plugins)"),
+        5e-3,
+    );
+    for case in ["peak_sqlite", "peak_postgres", "peak_parquet"] {
+        if let Some(s) = find(samples, case, "plugboard")
+            && let (Some(p), Some(f)) = (s.peak_bytes, s.frame_bytes)
+        {
+            let r = p as f64 / f as f64;
+            out.push((
+                format!("Peak memory ({}) ≤ 1.5× the frame", &case[5..]),
+                format!("{r:.2}×"),
+                r <= 1.5,
+            ));
+        }
+    }
+    for ext in ["parquet", "csv"] {
+        let peak = |rows: &str| {
+            samples
+                .iter()
+                .find(|s| s.case == format!("export_{ext}") && s.tool.ends_with(rows))
+                .and_then(|s| s.peak_bytes)
+        };
+        if let (Some(small), Some(big)) = (peak(", 1M rows"), peak(", 10M rows")) {
+            let r = big as f64 / small as f64;
+            out.push((
+                format!("--output x.{ext}: peak at 10M rows ≈ peak at 1M rows (≤ 1.25×)"),
+                format!("{} vs {} ({r:.2}×)", mb(big), mb(small)),
+                r <= 1.25,
+            ));
+        }
+    }
+    out
+}
+
+fn machine(python: &serde_json::Value) -> anyhow::Result<Vec<String>> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo.lines().next().unwrap_or("").trim().to_owned();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let pg = Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            "SHOW server_version",
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut lines = vec![
+        format!("CPU: {cpu}, {cores} cores; {mem}"),
+        format!(
+            "Kernel: {}",
+            std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+        ),
+        format!(
+            "{rustc}; plugboard {} (release build); polars 0.55.2 (Rust); SQLite {}",
+            env!("CARGO_PKG_VERSION"),
+            rusqlite::version()
+        ),
+        format!("PostgreSQL server {pg} on 127.0.0.1"),
+    ];
+    if let Some(py) = python["python"].as_str() {
+        lines.push(format!("Python {py}"));
+    }
+    if let Some(versions) = python["versions"].as_object() {
+        let list: Vec<String> = versions
+            .iter()
+            .map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or("?")))
+            .collect();
+        lines.push(format!("Peers: {}", list.join(", ")));
+    }
+    if let Some(rows) = python["rows"].as_u64() {
+        lines.push(format!(
+            "Data: `trips`, {rows} rows, seed {}",
+            crate::data::SEED
+        ));
+    }
+    Ok(lines)
+}
