@@ -110,6 +110,28 @@ impl Partitioning {
     }
 }
 
+/// Runs `read` on every query, each on its own thread, and returns the results in query
+/// order; a panicking part is an error, not a panic.
+pub fn read_parts<T: Send>(
+    queries: Vec<String>,
+    read: impl Fn(String) -> Result<T, PluginError> + Sync,
+) -> Result<Vec<T>, PluginError> {
+    let read = &read;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = queries
+            .into_iter()
+            .map(|sql| scope.spawn(move || read(sql)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(PluginError::internal("a partition's reader panicked")))
+            })
+            .collect()
+    })
+}
+
 /// `[min, max]` split into at most `n` contiguous inclusive ranges of near-equal width.
 pub fn ranges(min: i64, max: i64, n: usize) -> Vec<(i64, i64)> {
     let span = (max as i128) - (min as i128) + 1;

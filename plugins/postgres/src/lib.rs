@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, DataType, Field, Schema};
-use plugboard_api::partition::Partitioning;
+use plugboard_api::partition::{self, Partitioning};
 use plugboard_api::pool::{Manage, Pool};
 use plugboard_api::{
     Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, Value,
@@ -423,34 +423,21 @@ impl Postgres {
                 }
             }
         };
-        let parts: Vec<Result<Vec<RecordBatch>, PluginError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = partitioning
-                .queries(&request.query, &column, min, max)
-                .into_iter()
-                .map(|query| {
-                    let part = ReadRequest {
-                        query,
-                        ..request.clone()
-                    };
-                    scope.spawn(move || {
-                        self.read_one(&part)?
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|e| PluginError::internal(e.to_string()))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(PluginError::internal("a partition's reader panicked"))
-                    })
-                })
-                .collect()
-        });
+        let parts = partition::read_parts(
+            partitioning.queries(&request.query, &column, min, max),
+            |query| {
+                let part = ReadRequest {
+                    query,
+                    ..request.clone()
+                };
+                self.read_one(&part)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PluginError::internal(e.to_string()))
+            },
+        )?;
         let mut batches: Vec<RecordBatch> = Vec::new();
         for part in parts {
-            batches.extend(part?);
+            batches.extend(part);
         }
         let Some(schema) = batches.first().map(RecordBatch::schema) else {
             return self.read_one(request);

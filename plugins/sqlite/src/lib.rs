@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, SchemaRef};
 use plugboard_api::log;
-use plugboard_api::partition::Partitioning;
+use plugboard_api::partition::{self, Partitioning};
 use plugboard_api::{
     Connector, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, RecordBatchReader,
     Value, export_connector,
@@ -231,26 +231,14 @@ impl Sqlite {
                 }
             }
         };
-        let queries = partitioning.queries(&request.query, &column, min, max);
-        let parts: Vec<Result<Batches, PluginError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = queries
-                .iter()
-                .map(|sql| scope.spawn(move || self.read_one(sql, request, batch_size, None)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(PluginError::internal("a partition's reader panicked"))
-                    })
-                })
-                .collect()
-        });
+        let parts = partition::read_parts(
+            partitioning.queries(&request.query, &column, min, max),
+            |sql| self.read_one(&sql, request, batch_size, None),
+        )?;
         let mut schema: Option<SchemaRef> = None;
         let mut batches = Vec::new();
         let mut empty_schema = None;
-        for part in parts {
-            let (part_schema, part_batches) = part?;
+        for (part_schema, part_batches) in parts {
             if part_batches.is_empty() {
                 empty_schema.get_or_insert(part_schema);
                 continue;
