@@ -177,6 +177,47 @@ impl ResultCache {
             .insert(connection.map(Arc::from), Instant::now());
     }
 
+    /// The fresh cached frame for the lookup, from memory or disk, without reading; `None`
+    /// when there is none, the `ttl` is zero or the lookup refreshes.
+    pub fn cached(&self, lookup: &Lookup<'_>) -> Option<(Arc<DataFrame>, Outcome)> {
+        let ttl = lookup.ttl;
+        if ttl == Some(Duration::ZERO) {
+            return None;
+        }
+        if lookup.refresh {
+            self.memory.invalidate(&lookup.key);
+            return None;
+        }
+        if let Some(e) = self.memory.get(&lookup.key) {
+            if e.fresh_for(ttl) {
+                return Some((e.df, Outcome::MemoryHit));
+            }
+            self.memory.invalidate(&lookup.key);
+        }
+        let hit = self.disk.as_ref()?.load(&lookup.key, ttl?)?;
+        Some((Arc::new(hit.df), Outcome::DiskHit))
+    }
+
+    /// Where a streamed read of `lookup` should be stored as it arrives: the disk tier,
+    /// when there is one and the read has a TTL. (A streamed result is not kept in
+    /// memory: not holding it is the point of streaming.)
+    pub(crate) fn begin_store(
+        &self,
+        lookup: &Lookup<'_>,
+        schema: &polars::prelude::Schema,
+    ) -> Option<crate::disk::Pending> {
+        let ttl = lookup.ttl.filter(|t| !t.is_zero())?;
+        let disk = self.disk.as_ref()?;
+        disk.begin(&lookup.key, lookup.connection, lookup.identity, ttl, schema)
+            .inspect_err(|e| {
+                tracing::warn!(
+                    "disk cache: cannot store a result of {:?}: {e}",
+                    &**lookup.connection
+                );
+            })
+            .ok()
+    }
+
     /// Returns the cached frame for the lookup, or runs `read` once for all concurrent
     /// callers. A `ttl` of zero bypasses the cache.
     pub fn get_or_read(

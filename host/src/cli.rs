@@ -443,6 +443,23 @@ fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         read = read.option(key.trim(), option_value(value));
     }
     read = read.refresh(args.refresh);
+    if format.streams() {
+        // Batch by batch: an export of any size holds one batch at a time.
+        let mut stream = read.stream()?;
+        let schema = stream.schema().clone();
+        match &args.output {
+            Some(path) => {
+                output::write_stream_file(&mut stream, &schema, format, path)?;
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                output::write_stream(&mut stream, &schema, format, &mut out)?;
+                out.flush().context("writing to standard output")?;
+            }
+        }
+        return Ok(());
+    }
     let (df, _) = read.fetch_shared()?;
     match &args.output {
         Some(path) => output::write_file(&df, format, path)?,

@@ -7,17 +7,18 @@
 //! the next call reconnects. So does the first call after `connection_ttl`.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use plugboard_api::{
     ErrorKind, ExecuteRequest, Params, PluginError, ReadRequest, Statement, Value,
 };
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, Schema};
 
 use crate::cache::{Lookup, Outcome, ResultCache, key};
+use crate::disk::Pending;
 use crate::error::{Error, Result};
 use crate::host::{Resolved, canonical_json};
-use crate::loader::{LoadedPlugin, PluginConnection};
+use crate::loader::{Batches, LoadedPlugin, PluginConnection};
 use crate::secrets::Redactor;
 
 /// Attempts for a call that keeps failing with `retryable` errors, unless the connection
@@ -310,20 +311,29 @@ impl<'c> Read<'c> {
         self.fetch_shared().map(|(df, _)| df.as_ref().clone())
     }
 
-    /// Like [`Read::fetch`], returning the cached frame itself and where it came from.
-    pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
+    /// The cache key: connection identity, method, and the whole canonical request
+    /// (query, params sorted by name, limit, batch size, options sorted by name). Whether
+    /// the read streams is not part of it: both read the same table.
+    fn lookup(&self) -> Lookup<'c> {
         let shared = &self.conn.shared;
-        let ttl = self.ttl.or(shared.default_ttl);
-        // The cache key: connection identity, method, and the whole canonical request
-        // (query, params sorted by name, limit, batch size, options sorted by name).
-        let request_json = canonical_json(&serde_json::to_value(&self.request).unwrap_or_default());
-        let lookup = Lookup {
+        let request = ReadRequest {
+            stream: false,
+            ..self.request.clone()
+        };
+        let request_json = canonical_json(&serde_json::to_value(&request).unwrap_or_default());
+        Lookup {
             key: key([shared.identity.as_bytes(), b"read", request_json.as_bytes()]),
             connection: &shared.name,
             identity: &shared.identity,
-            ttl,
+            ttl: self.ttl.or(shared.default_ttl),
             refresh: self.refresh,
-        };
+        }
+    }
+
+    /// Like [`Read::fetch`], returning the cached frame itself and where it came from.
+    pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
+        let shared = &self.conn.shared;
+        let lookup = self.lookup();
         let started = Instant::now();
         let (df, outcome) = shared.results.get_or_read(&lookup, || {
             shared.with_retry("read", |c| c.read(&self.request))
@@ -337,6 +347,171 @@ impl<'c> Read<'c> {
             started.elapsed()
         );
         Ok((df, outcome))
+    }
+}
+
+impl Read<'_> {
+    /// Runs the read batch by batch, for a result too big to hold: an export writes each
+    /// batch and drops it, so memory stays flat however many rows there are.
+    ///
+    /// A fresh cached result is served from the cache, whole. Otherwise the connector
+    /// streams (see [`ReadRequest::stream`]): its first batch fixes the column types, and
+    /// a later value that would need another type is an error. When the read has a TTL
+    /// the batches are also written to the disk tier as they pass, so the next read of
+    /// the same query is a cache hit; the memory tier is left alone.
+    ///
+    /// Opening the stream is retried like any read; an error after the first batch ends
+    /// the stream with that error, and nothing is cached.
+    pub fn stream(mut self) -> Result<Stream> {
+        let lookup = self.lookup();
+        let shared = Arc::clone(&self.conn.shared);
+        let started = Instant::now();
+        if let Some((df, outcome)) = shared.results.cached(&lookup) {
+            tracing::debug!(
+                "read {:?}: {outcome}, {} rows × {} columns in {:.2?} (streamed)",
+                &*shared.name,
+                df.height(),
+                df.width(),
+                started.elapsed()
+            );
+            return Ok(Stream {
+                schema: df.schema().as_ref().clone(),
+                outcome,
+                source: Source::Cached(Some(df)),
+            });
+        }
+        self.request.stream = true;
+        let started_wall = SystemTime::now();
+        let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
+        let store = shared.results.begin_store(&lookup, batches.schema());
+        Ok(Stream {
+            schema: batches.schema().clone(),
+            outcome: Outcome::Miss,
+            source: Source::Plugin(Box::new(Live {
+                batches,
+                store,
+                started_wall,
+                started,
+                rows: 0,
+                shared,
+            })),
+        })
+    }
+}
+
+/// A read's result batch by batch, from [`Read::stream`]: an iterator of DataFrames that
+/// all have [`Stream::schema`].
+#[must_use = "a stream reads nothing until iterated"]
+pub struct Stream {
+    schema: Schema,
+    outcome: Outcome,
+    source: Source,
+}
+
+enum Source {
+    /// A cached result, served as one batch.
+    Cached(Option<Arc<DataFrame>>),
+    Plugin(Box<Live>),
+    Done,
+}
+
+/// A stream from the plugin, still running.
+struct Live {
+    batches: Batches,
+    /// The disk-tier entry being written alongside, if any.
+    store: Option<Pending>,
+    started_wall: SystemTime,
+    started: Instant,
+    rows: u64,
+    shared: Arc<ConnShared>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("schema", &self.schema)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream {
+    /// The columns and types of every batch.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Whether the batches come from the cache or from the source.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+impl Iterator for Stream {
+    type Item = Result<DataFrame>;
+
+    fn next(&mut self) -> Option<Result<DataFrame>> {
+        let live = match &mut self.source {
+            Source::Plugin(live) => live,
+            Source::Cached(df) => {
+                let df = df.take();
+                self.source = Source::Done;
+                return df.map(|df| Ok(df.as_ref().clone()));
+            }
+            Source::Done => return None,
+        };
+        match live.batches.next_frame() {
+            Ok(Some(df)) => {
+                live.rows += df.height() as u64;
+                if let Some(pending) = &mut live.store
+                    && let Err(e) = pending.write(&df)
+                {
+                    tracing::warn!(
+                        "disk cache: cannot store a result of {:?}: {e}",
+                        &*live.shared.name
+                    );
+                    live.store = None;
+                }
+                Some(Ok(df))
+            }
+            Ok(None) => {
+                let Source::Plugin(live) = std::mem::replace(&mut self.source, Source::Done) else {
+                    return None;
+                };
+                let Live {
+                    store,
+                    started_wall,
+                    started,
+                    rows,
+                    shared,
+                    ..
+                } = *live;
+                tracing::debug!(
+                    "read {:?}: {}, {rows} rows × {} columns in {:.2?} (streamed)",
+                    &*shared.name,
+                    Outcome::Miss,
+                    self.schema.len(),
+                    started.elapsed()
+                );
+                if let Some(pending) = store
+                    && let Err(e) = pending.commit(started_wall)
+                {
+                    tracing::warn!(
+                        "disk cache: cannot store a result of {:?}: {e}",
+                        &*shared.name
+                    );
+                }
+                None
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::PANIC || e.retryable {
+                    live.shared.drop_handle();
+                }
+                let err = live.shared.error(&e, 1);
+                self.source = Source::Done;
+                Some(Err(err))
+            }
+        }
     }
 }
 

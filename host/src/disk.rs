@@ -23,7 +23,9 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use polars::prelude::{CompatLevel, DataFrame, IpcWriter, SerWriter};
+use std::sync::{Arc, Mutex};
+
+use polars::prelude::{DataFrame, Schema};
 use sha2::{Digest, Sha256};
 
 use crate::cache::Key;
@@ -332,10 +334,26 @@ impl DiskCache {
         ttl: Duration,
         started: SystemTime,
     ) -> Result<(), String> {
+        let mut pending = self.begin(key, connection, identity, ttl, df.schema())?;
+        pending.write(df)?;
+        pending.commit(started)
+    }
+
+    /// Starts storing a result that arrives batch by batch (a streamed read): each
+    /// [`Pending::write`] appends a batch, and only [`Pending::commit`] makes the entry
+    /// visible. Dropping it unfinished leaves nothing behind.
+    pub(crate) fn begin(
+        &self,
+        key: &Key,
+        connection: &str,
+        identity: &str,
+        ttl: Duration,
+        schema: &Schema,
+    ) -> Result<Pending, String> {
         let dir = self.entries_dir();
         create_private_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let created = SystemTime::now();
-        let mut header = Header {
+        let header = Header {
             key: *key,
             connection: connection.to_owned(),
             identity: identity.to_owned(),
@@ -343,47 +361,33 @@ impl DiskCache {
             expires: created
                 .checked_add(ttl)
                 .unwrap_or(created + Duration::from_secs(100 * 365 * 86_400)),
-            rows: df.height() as u64,
+            rows: 0,
             payload_len: 0,
             checksum: 0,
         };
-        let placeholder = header.encode();
         let tmp = tempfile::Builder::new()
             .prefix(TMP_PREFIX)
             .tempfile_in(&dir)
             .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
         let io = |e: std::io::Error| format!("cannot write {}: {e}", tmp.path().display());
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        out.write_all(&placeholder).map_err(io)?;
-        let mut hashing = Hashing {
-            inner: &mut out,
-            hash: xxhash_rust::xxh3::Xxh3::new(),
-            len: 0,
+        let file = tmp.as_file().try_clone().map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        // The header's length does not depend on its numbers: it is rewritten at the end.
+        out.write_all(&header.encode()).map_err(io)?;
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let hashing = Hashing {
+            inner: out,
+            tally: Arc::clone(&tally),
         };
-        let mut df = df.clone();
-        IpcWriter::new(&mut hashing)
-            .with_compat_level(CompatLevel::newest())
-            .finish(&mut df)
+        let writer = crate::output::ipc_writer(hashing, schema)
             .map_err(|e| format!("cannot encode the result: {e}"))?;
-        header.payload_len = hashing.len;
-        header.checksum = hashing.hash.digest128();
-        out.flush().map_err(io)?;
-        let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let encoded = header.encode();
-        debug_assert_eq!(encoded.len(), placeholder.len());
-        file.write_all(&encoded).map_err(io)?;
-        if self.invalidated_since(connection, started) {
-            tracing::debug!(
-                "disk cache: {connection:?} was invalidated during the read; not storing it"
-            );
-            return Ok(());
-        }
-        let path = self.path(key);
-        tmp.persist(&path)
-            .map_err(|e| format!("cannot rename into {}: {}", path.display(), e.error))?;
-        self.evict();
-        Ok(())
+        Ok(Pending {
+            cache: self.clone(),
+            header,
+            tmp,
+            writer,
+            tally,
+        })
     }
 
     fn marker(&self, connection: Option<&str>) -> PathBuf {
@@ -544,22 +548,99 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Counts and hashes what passes through.
-struct Hashing<W> {
-    inner: W,
-    hash: xxhash_rust::xxh3::Xxh3,
-    len: u64,
+/// A result being written into the disk tier; see [`DiskCache::begin`].
+pub(crate) struct Pending {
+    cache: DiskCache,
+    header: Header,
+    tmp: tempfile::NamedTempFile,
+    writer: polars::io::ipc::BatchedWriter<Hashing>,
+    tally: Arc<Mutex<Tally>>,
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl Pending {
+    /// Appends a batch.
+    pub(crate) fn write(&mut self, df: &DataFrame) -> Result<(), String> {
+        self.writer
+            .write_batch(&crate::output::aligned(df))
+            .map_err(|e| format!("cannot encode the result: {e}"))?;
+        self.header.rows += df.height() as u64;
+        Ok(())
+    }
+
+    /// Finishes the entry and makes it visible, unless its connection was invalidated
+    /// after `started` (when its read began).
+    pub(crate) fn commit(mut self, started: SystemTime) -> Result<(), String> {
+        let path = self.tmp.path().to_path_buf();
+        let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        self.writer
+            .finish()
+            .map_err(|e| format!("cannot encode the result: {e}"))?;
+        // Flushes the buffer and closes the writer's handle on the file.
+        drop(self.writer);
+        let tally = std::mem::take(&mut *self.tally.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(e) = tally.error {
+            return Err(io(e));
+        }
+        self.header.payload_len = tally.len;
+        self.header.checksum = tally.hash.digest128();
+        let mut file = self.tmp.as_file();
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(&self.header.encode()).map_err(io)?;
+        let connection = &self.header.connection;
+        if self.cache.invalidated_since(connection, started) {
+            tracing::debug!(
+                "disk cache: {connection:?} was invalidated during the read; not storing it"
+            );
+            return Ok(());
+        }
+        let target = self.cache.path(&self.header.key);
+        self.tmp
+            .persist(&target)
+            .map_err(|e| format!("cannot rename into {}: {}", target.display(), e.error))?;
+        self.cache.evict();
+        Ok(())
+    }
+}
+
+/// What went through a [`Hashing`] writer.
+#[derive(Default)]
+struct Tally {
+    hash: xxhash_rust::xxh3::Xxh3,
+    len: u64,
+    /// The first failure to flush on drop, which `Write` cannot report otherwise.
+    error: Option<std::io::Error>,
+}
+
+/// Hashes what it writes; the tally is shared, because polars' batched writer does not
+/// hand its writer back.
+struct Hashing {
+    inner: BufWriter<File>,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.len += n as u64;
+        let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        tally.hash.update(&buf[..n]);
+        tally.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl Drop for Hashing {
+    fn drop(&mut self) {
+        if let Err(e) = self.inner.flush() {
+            self.tally
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .error
+                .get_or_insert(e);
+        }
     }
 }
 

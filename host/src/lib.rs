@@ -46,7 +46,7 @@ pub use plugboard_api::{Params, Value};
 pub use polars::prelude::DataFrame;
 
 pub use crate::cache::{Cleared, DiskCache, DiskStats, MemoryStats, Outcome, Stats, Usage};
-pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read};
+pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read, Stream};
 pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
 pub use crate::error::{Error, Result};
 pub use crate::host::{

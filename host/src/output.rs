@@ -106,6 +106,128 @@ pub fn write(df: &DataFrame, format: Format, out: &mut dyn Write) -> Result<()> 
     Ok(())
 }
 
+/// Arrow IPC (file format), writing batch by batch: shared by exports and the disk cache.
+pub(crate) fn ipc_writer<W: Write>(
+    out: W,
+    schema: &Schema,
+) -> PolarsResult<polars::io::ipc::BatchedWriter<W>> {
+    let fields = schema.to_arrow(CompatLevel::newest());
+    IpcWriter::new(out)
+        .with_compat_level(CompatLevel::newest())
+        .batched(
+            schema,
+            polars_arrow::io::ipc::write::default_ipc_fields(fields.iter_values()),
+        )
+}
+
+/// One chunk per column, aligned across columns: what the batched writers require.
+pub(crate) fn aligned(df: &DataFrame) -> std::borrow::Cow<'_, DataFrame> {
+    if df.should_rechunk() {
+        let mut aligned = df.clone();
+        aligned.align_chunks();
+        std::borrow::Cow::Owned(aligned)
+    } else {
+        std::borrow::Cow::Borrowed(df)
+    }
+}
+
+impl Format {
+    /// Whether the format can be written batch by batch: all but a terminal table (which
+    /// shows a head and a tail) and a JSON array.
+    pub fn streams(self) -> bool {
+        matches!(self, Self::Csv | Self::Ndjson | Self::Parquet | Self::Arrow)
+    }
+}
+
+/// A format's writer, fed batch by batch.
+enum BatchWriter<'w> {
+    Csv(polars::io::csv::write::BatchedWriter<&'w mut dyn Write>),
+    Ndjson(polars::io::json::BatchedWriter<&'w mut dyn Write>),
+    Parquet(Box<polars::io::parquet::write::BatchedWriter<&'w mut dyn Write>>),
+    Arrow(polars::io::ipc::BatchedWriter<&'w mut dyn Write>),
+}
+
+/// Writes batches to `out` in `format` as they arrive, holding one at a time; returns the
+/// rows written. `format` must be one that [`Format::streams`].
+pub fn write_stream(
+    batches: impl Iterator<Item = Result<DataFrame>>,
+    schema: &Schema,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<u64> {
+    let polars_err = |error| Error::Polars {
+        context: "writing the result".to_owned(),
+        error,
+    };
+    // Binary columns are written as hex text in the text formats.
+    let text_schema: Schema = schema
+        .iter()
+        .map(|(name, dtype)| {
+            let dtype = match dtype {
+                DataType::Binary => DataType::String,
+                other => other.clone(),
+            };
+            Field::new(name.clone(), dtype)
+        })
+        .collect();
+    let mut writer = match format {
+        Format::Csv => BatchWriter::Csv(
+            CsvWriter::new(out)
+                .include_header(true)
+                .batched(&text_schema)
+                .map_err(polars_err)?,
+        ),
+        Format::Ndjson => BatchWriter::Ndjson(polars::io::json::BatchedWriter::new(out)),
+        Format::Parquet => BatchWriter::Parquet(Box::new(
+            ParquetWriter::new(out)
+                .batched(schema)
+                .map_err(polars_err)?,
+        )),
+        Format::Arrow => BatchWriter::Arrow(ipc_writer(out, schema).map_err(polars_err)?),
+        Format::Table | Format::Json => {
+            return Err(Error::Argument(format!(
+                "{format:?} output cannot be streamed"
+            )));
+        }
+    };
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch?;
+        rows += batch.height() as u64;
+        let batch = aligned(&batch);
+        match &mut writer {
+            BatchWriter::Csv(w) => w.write_batch(&text_safe(&batch)?),
+            BatchWriter::Ndjson(w) => w.write_batch(&text_safe(&batch)?),
+            BatchWriter::Parquet(w) => w.write_batch(&batch),
+            BatchWriter::Arrow(w) => w.write_batch(&batch),
+        }
+        .map_err(polars_err)?;
+    }
+    match &mut writer {
+        BatchWriter::Csv(w) => w.finish(),
+        BatchWriter::Ndjson(_) => Ok(()),
+        BatchWriter::Parquet(w) => w.finish().map(drop),
+        BatchWriter::Arrow(w) => w.finish(),
+    }
+    .map_err(polars_err)?;
+    Ok(rows)
+}
+
+/// Writes batches to `path` atomically (see [`write_atomically`]); returns the rows.
+pub fn write_stream_file(
+    batches: impl Iterator<Item = Result<DataFrame>>,
+    schema: &Schema,
+    format: Format,
+    path: &Path,
+) -> Result<u64> {
+    let mut rows = 0;
+    write_atomically(path, |out| {
+        rows = write_stream(batches, schema, format, out)?;
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
 fn stdout_error(error: std::io::Error) -> Error {
     Error::Write {
         path: PathBuf::from("<stdout>"),

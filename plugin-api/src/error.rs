@@ -38,6 +38,21 @@ impl ErrorKind {
             _ => "internal",
         }
     }
+
+    /// The kind a [`name`](Self::name) stands for; `None` for an unknown name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::CONFIG,
+            Self::AUTH,
+            Self::CONNECT,
+            Self::QUERY,
+            Self::UNSUPPORTED,
+            Self::PANIC,
+            Self::INTERNAL,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
 }
 
 impl fmt::Debug for ErrorKind {
@@ -107,6 +122,21 @@ impl PluginError {
     pub fn message(&self) -> &str {
         self.message.as_str()
     }
+
+    /// Reads back an error from its [`Display`](fmt::Display) text (`query error: …`), as
+    /// it arrives when it crossed as a string (an Arrow stream's last error). `None` when
+    /// the text is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, message) = text.split_once(" error: ")?;
+        let kind = ErrorKind::from_name(kind)?;
+        let (message, retryable) = match message.strip_suffix(" (retryable)") {
+            Some(m) => (m, true),
+            None => (message, false),
+        };
+        let mut e = Self::new(kind, message);
+        e.retryable = retryable;
+        Some(e)
+    }
 }
 
 impl fmt::Debug for PluginError {
@@ -134,5 +164,23 @@ impl std::error::Error for PluginError {}
 impl From<arrow_schema::ArrowError> for PluginError {
     fn from(e: arrow_schema::ArrowError) -> Self {
         Self::internal(format!("arrow: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_back_from_their_text() {
+        for e in [
+            PluginError::query("no such table: trips"),
+            PluginError::connect("server closed: a error: b").retryable(),
+            PluginError::new(ErrorKind::PANIC, "plugin panicked during x"),
+        ] {
+            assert_eq!(PluginError::parse(&e.to_string()), Some(e));
+        }
+        assert_eq!(PluginError::parse("no kind here"), None);
+        assert_eq!(PluginError::parse("weird error: x"), None);
     }
 }

@@ -321,7 +321,7 @@ fn install_panic_hook() {
     });
 }
 
-fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginError {
+pub(crate) fn panic_error(during: &str, payload: &(dyn std::any::Any + Send)) -> PluginError {
     let what = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -68,6 +68,7 @@ mod error;
 pub mod ffi;
 pub mod partition;
 pub mod pool;
+pub mod stream;
 mod types;
 
 pub use arrow_array::{self, RecordBatchReader};

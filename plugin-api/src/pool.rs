@@ -25,7 +25,7 @@
 //! ```
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::PluginError;
 
@@ -57,9 +57,27 @@ struct State<C> {
 }
 
 /// A checked-out connection; it goes back to the pool when dropped.
+///
+/// [`Pool::get`] borrows the pool; [`Pool::get_owned`] gives a `Pooled<'static, M>` that
+/// keeps the pool alive itself, to move to another thread (see [`crate::stream`]).
 pub struct Pooled<'a, M: Manage> {
-    pool: &'a Pool<M>,
+    pool: PoolRef<'a, M>,
     conn: Option<M::Conn>,
+}
+
+enum PoolRef<'a, M: Manage> {
+    Borrowed(&'a Pool<M>),
+    Shared(Arc<Pool<M>>),
+}
+
+impl<M: Manage> Deref for PoolRef<'_, M> {
+    type Target = Pool<M>;
+    fn deref(&self) -> &Pool<M> {
+        match self {
+            Self::Borrowed(p) => p,
+            Self::Shared(p) => p,
+        }
+    }
 }
 
 impl<M: Manage> Pool<M> {
@@ -89,28 +107,34 @@ impl<M: Manage> Pool<M> {
 
     /// An idle connection, a new one if fewer than `max` are open, else the next one back.
     pub fn get(&self) -> Result<Pooled<'_, M>, PluginError> {
+        Ok(Pooled {
+            conn: Some(self.checkout()?),
+            pool: PoolRef::Borrowed(self),
+        })
+    }
+
+    /// Like [`Pool::get`], for a pool behind an `Arc`: the checkout holds the pool itself,
+    /// so it can outlive the call that took it (a reader producing batches on a thread).
+    pub fn get_owned(self: &Arc<Self>) -> Result<Pooled<'static, M>, PluginError> {
+        Ok(Pooled {
+            conn: Some(self.checkout()?),
+            pool: PoolRef::Shared(Arc::clone(self)),
+        })
+    }
+
+    fn checkout(&self) -> Result<M::Conn, PluginError> {
         let mut state = self.lock();
         loop {
             if let Some(conn) = state.idle.pop() {
-                return Ok(Pooled {
-                    pool: self,
-                    conn: Some(conn),
-                });
+                return Ok(conn);
             }
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return match self.manager.connect() {
-                    Ok(conn) => Ok(Pooled {
-                        pool: self,
-                        conn: Some(conn),
-                    }),
-                    Err(e) => {
-                        self.lock().open -= 1;
-                        self.returned.notify_one();
-                        Err(e)
-                    }
-                };
+                return self.manager.connect().inspect_err(|_| {
+                    self.lock().open -= 1;
+                    self.returned.notify_one();
+                });
             }
             state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
         }
@@ -213,6 +237,16 @@ mod tests {
             "the broken one was replaced by a new connection"
         );
         y.discard();
+
+        let shared = Arc::new(Pool::open(Counting(AtomicUsize::new(0)), 1).expect("pool"));
+        let owned = shared.get_owned().expect("owned");
+        let moved = std::thread::spawn(move || owned.0).join().expect("join");
+        assert_eq!(moved, 0);
+        assert_eq!(
+            shared.get().expect("again").0,
+            0,
+            "an owned checkout goes back to its pool from another thread"
+        );
         drop(x);
         pool.clear();
         assert_eq!(pool.get().expect("z").0, 3);

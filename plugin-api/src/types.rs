@@ -80,6 +80,12 @@ pub struct ReadRequest {
     pub batch_size: Option<usize>,
     /// Connector-specific read options (for example a file format), passed through as given.
     pub options: serde_json::Map<String, serde_json::Value>,
+    /// Since 1.2: the host writes the batches out as they arrive (an export) instead of
+    /// keeping the table, so the connector should hand each batch over as soon as it is
+    /// read, with the schema fixed before the first one (see [`crate::stream`]). A
+    /// connector that ignores it is still correct, only not flat in memory.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// One statement of a write.
@@ -246,5 +252,19 @@ mod tests {
         let r: ReadRequest =
             serde_json::from_str(r#"{"query":"select 1","future_field":true}"#).expect("parse");
         assert_eq!(r.query, "select 1");
+        assert!(!r.stream);
+    }
+
+    #[test]
+    fn a_request_that_does_not_stream_serializes_as_before_1_2() {
+        let r = ReadRequest {
+            query: "q".into(),
+            ..ReadRequest::default()
+        };
+        let text = serde_json::to_string(&r).expect("serialize");
+        assert!(!text.contains("stream"), "{text}");
+        let streaming = ReadRequest { stream: true, ..r };
+        let text = serde_json::to_string(&streaming).expect("serialize");
+        assert!(text.contains(r#""stream":true"#), "{text}");
     }
 }

@@ -575,3 +575,53 @@ fn partitioned_reads_match_the_plain_read() {
         .to_string();
     assert!(err.contains("not an integer"), "{err}");
 }
+
+#[test]
+fn a_streamed_read_comes_in_batches_and_an_error_midway_ends_it() {
+    let p = project();
+    let host = host(&p);
+    let conn = host.connection("chinook").expect("connect");
+    let sql = "SELECT g AS id, g * 0.5 AS half, 'row ' || g AS label FROM generate_series(1, 150000) AS g";
+    let stream = conn.query(sql).stream().expect("stream");
+    let frames: Vec<DataFrame> = stream.collect::<Result<_, _>>().expect("batches");
+    assert_eq!(
+        frames.iter().map(DataFrame::height).collect::<Vec<_>>(),
+        [65_536, 65_536, 18_928]
+    );
+    let mut streamed = frames[0].clone();
+    for f in &frames[1..] {
+        streamed.vstack_mut(f).expect("vstack");
+    }
+    let fetched = conn.query(sql).fetch().expect("fetch");
+    assert!(streamed.equals_missing(&fetched));
+
+    // The server fails at row 100,000, after the first batch went out.
+    let failing = "SELECT g, 1 / (100000 - g) AS x FROM generate_series(1, 150000) AS g";
+    let mut stream = conn
+        .query(failing)
+        .stream()
+        .expect("the first batch is fine");
+    assert_eq!(
+        stream.next().expect("a batch").expect("ok").height(),
+        65_536
+    );
+    let err = stream
+        .next()
+        .expect("then the error")
+        .expect_err("division by zero")
+        .to_string();
+    assert!(
+        err.contains(r#"connection "chinook" (plugin postgres): query error"#)
+            && err.contains("division by zero"),
+        "{err}"
+    );
+    assert!(stream.next().is_none(), "nothing after the error");
+    assert_eq!(
+        int(
+            &conn.query("SELECT 7::bigint AS n").fetch().expect("after"),
+            "n"
+        ),
+        7,
+        "the connection still works"
+    );
+}

@@ -17,14 +17,19 @@ use plugboard_api::ffi::{
     FfiArrowArrayStream, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef,
 };
 use plugboard_api::{API_VERSION, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest};
-use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Series};
+use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Schema, Series};
 use polars_arrow::array::{Array, StructArray};
 use polars_arrow::datatypes::{ArrowDataType, Field, PhysicalType};
 use polars_arrow::ffi::{ArrowArray, ArrowSchema, import_array_from_c, import_field_from_c};
 
 /// An open connection to a source, as the rest of the host sees it.
 pub(crate) trait PluginConnection: Send + Sync {
-    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError>;
+    /// Reads the whole table.
+    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError> {
+        self.stream(request)?.collect()
+    }
+    /// Opens the table's stream, to read batch by batch.
+    fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError>;
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError>;
     fn ping(&self) -> Result<(), PluginError>;
     fn close(&self);
@@ -187,11 +192,11 @@ struct ForeignConnection {
 }
 
 impl PluginConnection for ForeignConnection {
-    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError> {
+    fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
         let stream = self.conn.read(RStr::from_str(&json)).into_result()?;
-        import_stream(stream)
+        Batches::open(stream)
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
@@ -245,7 +250,12 @@ fn last_error(stream: &mut FfiArrowArrayStream, status: i32) -> PluginError {
     };
     let message =
         message.unwrap_or_else(|| format!("the stream failed with status {status} and no message"));
-    // A connector built with plugboard-api reports its panics this way.
+    // A connector built with plugboard-api reports its errors as `<kind> error: …`,
+    // behind arrow-rs' prefix for an error it did not make itself.
+    let text = message.strip_prefix("External error: ").unwrap_or(&message);
+    if let Some(e) = PluginError::parse(text) {
+        return e;
+    }
     if message.contains("plugin panicked") {
         PluginError::new(ErrorKind::PANIC, message)
     } else {
@@ -358,63 +368,97 @@ unsafe fn validate(
     Ok(())
 }
 
-/// Imports a stream of struct arrays into a DataFrame: one chunk per batch, fixed-width
-/// and view buffers shared with the plugin (no copy), released when polars drops them.
-fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginError> {
-    if stream.release.is_none() {
-        return Err(malformed("the stream was already released"));
-    }
-    let (Some(get_schema), Some(get_next)) = (stream.get_schema, stream.get_next) else {
-        return Err(malformed("get_schema or get_next is null"));
-    };
+/// One imported batch: its row count and one array per column.
+type Batch = (usize, Vec<Box<dyn Array>>);
 
-    let mut schema = ArrowSchema::empty();
-    // SAFETY: `stream` is live; `schema` is an empty, writable `ArrowSchema`, which the
-    // producer fills and we own afterwards (polars' `Drop` releases it).
-    let status = unsafe { get_schema(&mut stream, (&raw mut schema).cast()) };
-    if status != 0 {
-        return Err(last_error(&mut stream, status));
-    }
-    // SAFETY: the producer filled `schema` per the C data interface.
-    let field = unsafe { import_field_from_c(&schema) }
-        .map_err(|e| malformed(format!("unreadable schema: {e}")))?;
-    drop(schema);
-    let ArrowDataType::Struct(fields) = field.dtype.to_storage().clone() else {
-        return Err(malformed(format!(
-            "a table must be a stream of struct arrays, got {:?}",
-            field.dtype
-        )));
-    };
-    let fields = unique_names(fields);
-    for f in &fields {
-        if let Some(t) = unsupported(&f.dtype) {
-            return Err(malformed(format!(
-                "column {:?} has Arrow type {t:?}, which this host cannot hold in a DataFrame",
-                f.name
-            )));
+/// A plugin's Arrow stream of struct arrays, imported one batch at a time: fixed-width and
+/// view buffers are shared with the plugin (no copy) and released when polars drops them.
+pub(crate) struct Batches {
+    stream: FfiArrowArrayStream,
+    get_next: unsafe extern "C" fn(*mut FfiArrowArrayStream, *mut c_void) -> i32,
+    fields: Vec<Field>,
+    dtype: ArrowDataType,
+    schema: Schema,
+    done: bool,
+}
+
+impl Batches {
+    /// Reads and checks the stream's schema.
+    fn open(mut stream: FfiArrowArrayStream) -> Result<Self, PluginError> {
+        if stream.release.is_none() {
+            return Err(malformed("the stream was already released"));
         }
-    }
-    let dtype = ArrowDataType::Struct(fields.clone());
-
-    let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
-    let mut height = 0usize;
-    loop {
-        let mut array = ArrowArray::empty();
-        // SAFETY: as for `get_schema`; `array` is empty and writable.
-        let status = unsafe { get_next(&mut stream, (&raw mut array).cast()) };
+        let (Some(get_schema), Some(get_next)) = (stream.get_schema, stream.get_next) else {
+            return Err(malformed("get_schema or get_next is null"));
+        };
+        let mut schema = ArrowSchema::empty();
+        // SAFETY: `stream` is live; `schema` is an empty, writable `ArrowSchema`, which the
+        // producer fills and we own afterwards (polars' `Drop` releases it).
+        let status = unsafe { get_schema(&mut stream, (&raw mut schema).cast()) };
         if status != 0 {
             return Err(last_error(&mut stream, status));
+        }
+        // SAFETY: the producer filled `schema` per the C data interface.
+        let field = unsafe { import_field_from_c(&schema) }
+            .map_err(|e| malformed(format!("unreadable schema: {e}")))?;
+        drop(schema);
+        let ArrowDataType::Struct(fields) = field.dtype.to_storage().clone() else {
+            return Err(malformed(format!(
+                "a table must be a stream of struct arrays, got {:?}",
+                field.dtype
+            )));
+        };
+        let fields = unique_names(fields);
+        for f in &fields {
+            if let Some(t) = unsupported(&f.dtype) {
+                return Err(malformed(format!(
+                    "column {:?} has Arrow type {t:?}, which this host cannot hold in a DataFrame",
+                    f.name
+                )));
+            }
+        }
+        let schema = fields
+            .iter()
+            .map(|f| polars::prelude::Field::new(f.name.clone(), DataType::from_arrow_field(f)))
+            .collect();
+        Ok(Self {
+            stream,
+            get_next,
+            dtype: ArrowDataType::Struct(fields.clone()),
+            fields,
+            schema,
+            done: false,
+        })
+    }
+
+    /// The table's schema, as polars types.
+    pub(crate) fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The next batch's columns, each one array; `None` at the end of the stream.
+    fn next_arrays(&mut self) -> Result<Option<Batch>, PluginError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut array = ArrowArray::empty();
+        // SAFETY: `stream` is live; `array` is empty and writable.
+        let status = unsafe { (self.get_next)(&mut self.stream, (&raw mut array).cast()) };
+        if status != 0 {
+            self.done = true;
+            return Err(last_error(&mut self.stream, status));
         }
         let raw: *const RawArray = (&raw const array).cast();
         // SAFETY: `RawArray` has `ArrowArray`'s C layout; `array` is initialized.
         if unsafe { (*raw).release.is_none() } {
-            break; // end of stream
+            self.done = true;
+            return Ok(None);
         }
         // SAFETY: `array` is live until moved into `import_array_from_c` below.
-        unsafe { validate(raw, &dtype, "batch")? };
+        unsafe { validate(raw, &self.dtype, "batch")? };
         // SAFETY: validated against `dtype` above; ownership moves to polars, whose buffers
         // keep the producer's array alive and call its `release` when dropped.
-        let imported = unsafe { import_array_from_c(array, dtype.clone()) }
+        let imported = unsafe { import_array_from_c(array, self.dtype.clone()) }
             .map_err(|e| malformed(format!("cannot import a batch: {e}")))?;
         let Some(batch) = imported.as_any().downcast_ref::<StructArray>() else {
             return Err(malformed("a batch is not a struct array"));
@@ -422,20 +466,43 @@ fn import_stream(mut stream: FfiArrowArrayStream) -> Result<DataFrame, PluginErr
         if batch.validity().is_some_and(|v| v.unset_bits() > 0) {
             return Err(malformed("a batch has null rows at the top level"));
         }
-        height += batch.len();
+        let height = batch.len();
         let (_, _, values, _) = batch.clone().into_data();
-        for (column, values) in chunks.iter_mut().zip(values) {
-            column.push(values);
-        }
+        Ok(Some((height, values)))
     }
-    drop(stream);
 
-    let columns = fields
-        .iter()
-        .zip(chunks)
-        .map(|(f, chunks)| to_column(f, chunks))
-        .collect::<Result<Vec<_>, _>>()?;
-    DataFrame::new(height, columns).map_err(malformed)
+    /// The next batch as a DataFrame of one chunk per column.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<DataFrame>, PluginError> {
+        let Some((height, arrays)) = self.next_arrays()? else {
+            return Ok(None);
+        };
+        let columns = self
+            .fields
+            .iter()
+            .zip(arrays)
+            .map(|(f, a)| to_column(f, vec![a]))
+            .collect::<Result<Vec<_>, _>>()?;
+        DataFrame::new(height, columns).map(Some).map_err(malformed)
+    }
+
+    /// Reads the rest of the stream into one DataFrame, one chunk per batch.
+    pub(crate) fn collect(mut self) -> Result<DataFrame, PluginError> {
+        let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); self.fields.len()];
+        let mut height = 0usize;
+        while let Some((rows, arrays)) = self.next_arrays()? {
+            height += rows;
+            for (column, values) in chunks.iter_mut().zip(arrays) {
+                column.push(values);
+            }
+        }
+        let columns = self
+            .fields
+            .iter()
+            .zip(chunks)
+            .map(|(f, chunks)| to_column(f, chunks))
+            .collect::<Result<Vec<_>, _>>()?;
+        DataFrame::new(height, columns).map_err(malformed)
+    }
 }
 
 /// The first part of `dtype` that polars (as this host builds it) cannot import; polars

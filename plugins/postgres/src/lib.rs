@@ -25,12 +25,13 @@ use std::io::{BufRead, Read as _};
 use std::sync::Arc;
 
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
-use plugboard_api::arrow_schema::{ArrowError, DataType, Field, Schema};
+use plugboard_api::arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use plugboard_api::partition::{self, Partitioning};
 use plugboard_api::pool::{Manage, Pool};
+use plugboard_api::stream;
 use plugboard_api::{
-    Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, Value,
-    export_connector,
+    Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest,
+    RecordBatchReader, Value, export_connector,
 };
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
@@ -275,7 +276,7 @@ fn bind<'p>(
 
 /// A connection to one PostgreSQL database.
 pub struct Postgres {
-    pool: Pool<Manager>,
+    pool: Arc<Pool<Manager>>,
 }
 
 type Batches = RecordBatchIterator<std::vec::IntoIter<Result<RecordBatch, ArrowError>>>;
@@ -320,7 +321,7 @@ impl Connector for Postgres {
         let settings = config.resolve()?;
         let size = settings.pool_size;
         Ok(Self {
-            pool: Pool::open(Manager::new(settings)?, size)?,
+            pool: Arc::new(Pool::open(Manager::new(settings)?, size)?),
         })
     }
 
@@ -328,10 +329,12 @@ impl Connector for Postgres {
         &self,
         request: &ReadRequest,
     ) -> Result<impl plugboard_api::RecordBatchReader + Send + 'static, PluginError> {
-        match Partitioning::from_request(request)? {
-            Some(partitioning) => self.read_partitioned(request, &partitioning),
-            None => self.read_one(request),
-        }
+        Ok(match Partitioning::from_request(request)? {
+            Some(partitioning) => Box::new(self.read_partitioned(request, &partitioning)?)
+                as Box<dyn RecordBatchReader + Send>,
+            None if request.stream => Box::new(self.stream(request)?),
+            None => Box::new(self.read_one(request)?),
+        })
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
@@ -358,11 +361,37 @@ impl Connector for Postgres {
 impl Postgres {
     fn read_one(&self, request: &ReadRequest) -> Result<Batches, PluginError> {
         let mut conn = self.pool.get()?;
-        let result = read(&mut conn, request);
+        let size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+        let mut batches = Vec::new();
+        let result = read(&mut conn, request, &mut |b| {
+            let rows = b.num_rows();
+            batches.extend(
+                (0..rows)
+                    .step_by(size)
+                    .map(|start| Ok(b.slice(start, size.min(rows - start)))),
+            );
+            Ok(())
+        });
         if conn.is_closed() {
             conn.discard();
         }
-        result
+        Ok(RecordBatchIterator::new(batches.into_iter(), result?))
+    }
+
+    /// A streamed read (an export): read on a thread of its own, each batch handed to the
+    /// host as soon as it is full, two at most waiting.
+    fn stream(&self, request: &ReadRequest) -> Result<stream::ThreadReader, PluginError> {
+        let pool = Arc::clone(&self.pool);
+        let request = request.clone();
+        stream::spawn(2, move |sink| {
+            let mut conn = pool.get_owned()?;
+            let result = read(&mut conn, &request, &mut |b| Ok(sink.send(b)?));
+            if conn.is_closed() {
+                conn.discard();
+            }
+            sink.schema(result?)?;
+            Ok(())
+        })
     }
 
     /// An integer bound of the partition column (`None` when there are no rows).
@@ -452,7 +481,13 @@ impl Postgres {
     }
 }
 
-fn read(client: &mut Client, request: &ReadRequest) -> Result<Batches, PluginError> {
+/// Runs a read, handing each batch of `batch_size` rows to `emit` as soon as it is full.
+/// Returns the schema (known from the prepared statement, rows or not).
+fn read(
+    client: &mut Client,
+    request: &ReadRequest,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<(), PluginError>,
+) -> Result<SchemaRef, PluginError> {
     let rewritten = sql::rewrite(&request.query)?;
     let params = bind(&rewritten.names, &request.params, None, true)?;
     let copyable = sql::is_copyable(&rewritten.sql);
@@ -466,15 +501,45 @@ fn read(client: &mut Client, request: &ReadRequest) -> Result<Batches, PluginErr
     let statement = client
         .prepare(&text)
         .map_err(|e| classify(&e, Stage::Established))?;
-    let mut columns = statement
+    let kinds = statement
         .columns()
         .iter()
-        .map(|c| {
-            column_kind(c.name(), c.type_())
-                .map(|kind| ColumnBuilder::new(c.name(), kind, 1024))
-                .map_err(PluginError::unsupported)
-        })
+        .map(|c| column_kind(c.name(), c.type_()).map_err(PluginError::unsupported))
         .collect::<Result<Vec<_>, _>>()?;
+    // A cached read is one batch, sliced afterwards, so that a numeric column's scale
+    // comes from all its values; a streamed one hands over every `batch_size` rows.
+    let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+    let (size, capacity) = if request.stream {
+        (batch_size, batch_size)
+    } else {
+        (usize::MAX, 1024)
+    };
+    let builders = |capacity| {
+        statement
+            .columns()
+            .iter()
+            .zip(&kinds)
+            .map(|(c, kind)| ColumnBuilder::new(c.name(), *kind, capacity))
+            .collect::<Vec<_>>()
+    };
+    // The schema, from the types of empty columns; a numeric column's scale comes from
+    // the first batch.
+    let fields: Vec<Field> = statement
+        .columns()
+        .iter()
+        .zip(builders(0).iter_mut().map(ColumnBuilder::finish))
+        .map(|(c, a)| Field::new(c.name(), a.data_type().clone(), true))
+        .collect();
+    let mut batcher = Batcher {
+        schema: Arc::new(Schema::new(fields)),
+        fixed: false,
+        columns: builders(capacity),
+        fresh: &|| builders(capacity),
+        size,
+        rows: 0,
+        read: 0,
+        emit,
+    };
     let protocol = request
         .options
         .get("protocol")
@@ -495,35 +560,90 @@ fn read(client: &mut Client, request: &ReadRequest) -> Result<Batches, PluginErr
             )));
         }
     };
-    let rows = if use_copy {
-        read_copy(client, &text, &mut columns)?
+    if use_copy {
+        read_copy(client, &text, &mut batcher)?;
     } else {
-        read_rows(client, &statement, &params, request.limit, &mut columns)?
-    };
-    let arrays: Vec<ArrayRef> = columns.iter_mut().map(ColumnBuilder::finish).collect();
-    let fields: Vec<Field> = statement
-        .columns()
-        .iter()
-        .zip(&arrays)
-        .map(|(c, a)| Field::new(c.name(), a.data_type().clone(), true))
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
-        .map_err(|e| PluginError::internal(format!("cannot assemble the result: {e}")))?;
-    let size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
-    let batches: Vec<Result<RecordBatch, ArrowError>> = (0..rows)
-        .step_by(size)
-        .map(|start| Ok(batch.slice(start, size.min(rows - start))))
-        .collect();
-    Ok(RecordBatchIterator::new(batches.into_iter(), schema))
+        read_rows(client, &statement, &params, request.limit, &mut batcher)?;
+    }
+    batcher.flush()?;
+    Ok(batcher.schema)
+}
+
+/// Builders for one batch, and where full batches go.
+struct Batcher<'a> {
+    schema: SchemaRef,
+    /// Whether a batch went out: its types are the stream's from then on.
+    fixed: bool,
+    columns: Vec<ColumnBuilder>,
+    /// New, empty builders for the next batch.
+    fresh: &'a dyn Fn() -> Vec<ColumnBuilder>,
+    size: usize,
+    rows: usize,
+    /// Rows handed over so far.
+    read: u64,
+    emit: &'a mut dyn FnMut(RecordBatch) -> Result<(), PluginError>,
+}
+
+impl Batcher<'_> {
+    /// One more row is complete in every column.
+    fn row_done(&mut self) -> Result<(), PluginError> {
+        self.rows += 1;
+        if self.rows == self.size {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands over the rows built so far as one batch.
+    fn flush(&mut self) -> Result<(), PluginError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let mut columns = std::mem::replace(&mut self.columns, (self.fresh)());
+        let arrays = columns
+            .iter_mut()
+            .zip(self.schema.fields())
+            .map(|(c, f)| {
+                let fixed = self.fixed.then(|| f.data_type());
+                c.finish_as(fixed).map_err(|e| {
+                    PluginError::query(format!(
+                        "column {:?}: {e} in rows {}..{}, but the first {} rows fixed it as \
+                         {} for this streamed read; CAST the column in the query \
+                         (a numeric one with a scale: ::numeric(38, 10))",
+                        f.name(),
+                        self.read + 1,
+                        self.read + self.rows as u64,
+                        self.size,
+                        f.data_type()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        if !self.fixed {
+            let fields: Vec<Field> = self
+                .schema
+                .fields()
+                .iter()
+                .zip(&arrays)
+                .map(|(f, a)| Field::new(f.name(), a.data_type().clone(), true))
+                .collect();
+            self.schema = Arc::new(Schema::new(fields));
+            self.fixed = true;
+        }
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .map_err(|e| PluginError::internal(format!("cannot assemble the result: {e}")))?;
+        self.read += self.rows as u64;
+        self.rows = 0;
+        (self.emit)(batch)
+    }
 }
 
 /// Streams `COPY (query) TO STDOUT (FORMAT binary)` into the builders; returns the rows.
 fn read_copy(
     client: &mut Client,
     query: &str,
-    columns: &mut [ColumnBuilder],
-) -> Result<usize, PluginError> {
+    batcher: &mut Batcher<'_>,
+) -> Result<(), PluginError> {
     let copy = format!(
         "COPY ({}\n) TO STDOUT (FORMAT binary)",
         sql::trim_statement(query)
@@ -553,7 +673,6 @@ fn read_copy(
         &mut std::io::sink(),
     )
     .map_err(io)?;
-    let mut rows = 0usize;
     let mut value = Vec::new();
     loop {
         let mut count = [0u8; 2];
@@ -562,10 +681,10 @@ fn read_copy(
         if count == -1 {
             break;
         }
-        if count as usize != columns.len() {
+        if count as usize != batcher.columns.len() {
             return Err(malformed("a row with the wrong number of fields"));
         }
-        for column in columns.iter_mut() {
+        for column in &mut batcher.columns {
             let mut len = [0u8; 4];
             reader.read_exact(&mut len).map_err(io)?;
             let len = i32::from_be_bytes(len);
@@ -587,11 +706,11 @@ fn read_copy(
                 column.push(Some(&value)).map_err(PluginError::internal)?;
             }
         }
-        rows += 1;
+        batcher.row_done()?;
     }
     // Drain the end of the stream so the connection is ready for the next statement.
     std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
-    Ok(rows)
+    Ok(())
 }
 
 /// Binds the parameters on the server and reads binary result rows.
@@ -600,18 +719,18 @@ fn read_rows(
     statement: &Statement,
     params: &[TextParam<'_>],
     limit: Option<u64>,
-    columns: &mut [ColumnBuilder],
-) -> Result<usize, PluginError> {
+    batcher: &mut Batcher<'_>,
+) -> Result<(), PluginError> {
     let values = params.iter().map(|p| p as &dyn ToSql);
     let mut rows = client
         .query_raw(statement, values)
         .map_err(|e| classify(&e, Stage::Established))?;
-    let mut n = 0usize;
+    let mut n = 0u64;
     while let Some(row) = rows.next().map_err(|e| classify(&e, Stage::Established))? {
-        if limit.is_some_and(|l| n as u64 >= l) {
+        if limit.is_some_and(|l| n >= l) {
             continue; // the rest of the result is drained, not kept
         }
-        for (i, column) in columns.iter_mut().enumerate() {
+        for (i, column) in batcher.columns.iter_mut().enumerate() {
             let raw: Option<Raw<'_>> = row
                 .try_get(i)
                 .map_err(|e| PluginError::internal(e.to_string()))?;
@@ -620,8 +739,9 @@ fn read_rows(
                 .map_err(PluginError::internal)?;
         }
         n += 1;
+        batcher.row_done()?;
     }
-    Ok(n)
+    Ok(())
 }
 
 fn execute(client: &mut Client, request: &ExecuteRequest) -> Result<u64, PluginError> {

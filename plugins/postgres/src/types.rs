@@ -27,7 +27,7 @@ use plugboard_api::arrow_array::builder::{
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
 use plugboard_api::arrow_array::{Array, ArrayRef, Decimal128Array, ListArray, StringViewArray};
-use plugboard_api::arrow_schema::Field;
+use plugboard_api::arrow_schema::{DataType, Field};
 use postgres::types::{Kind, Type};
 
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
@@ -355,29 +355,32 @@ impl ScalarColumn {
         Ok(())
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match &mut self.builder {
+    /// The values so far; `fixed` is the type a streamed read's first batch gave the
+    /// column, which a numeric column keeps (or fails to, with the reason).
+    fn finish(&mut self, fixed: Option<&DataType>) -> Result<ArrayRef, String> {
+        Ok(match &mut self.builder {
             Builder::Bool(x) => Arc::new(x.finish()),
             Builder::I16(x) => Arc::new(x.finish()),
             Builder::I32(x) => Arc::new(x.finish()),
             Builder::I64(x) => Arc::new(x.finish()),
             Builder::F32(x) => Arc::new(x.finish()),
             Builder::F64(x) => Arc::new(x.finish()),
-            Builder::Numeric(values) => finish_numeric(std::mem::take(values)),
+            Builder::Numeric(values) => finish_numeric(std::mem::take(values), fixed)?,
             Builder::Text(x) => Arc::new(x.finish()),
             Builder::Bytes(x) => Arc::new(x.finish()),
             Builder::Date(x) => Arc::new(x.finish()),
             Builder::Time(x) => Arc::new(x.finish()),
             Builder::Timestamp(x) => Arc::new(x.finish()),
             Builder::Interval(x) => Arc::new(x.finish()),
-        }
+        })
     }
 }
 
 /// Decimal128(38, s) when every value fits at the largest scale; exact text otherwise.
-fn finish_numeric(values: Vec<Option<Num>>) -> ArrayRef {
+/// With a `fixed` type (a streamed read's later batch), that type or an error.
+fn finish_numeric(values: Vec<Option<Num>>, fixed: Option<&DataType>) -> Result<ArrayRef, String> {
     const MAX: i128 = 10i128.pow(38);
-    let scale = values
+    let natural = values
         .iter()
         .flatten()
         .map(|n| match n {
@@ -386,6 +389,21 @@ fn finish_numeric(values: Vec<Option<Num>>) -> ArrayRef {
         })
         .max()
         .unwrap_or(0);
+    let scale = match fixed {
+        None => natural,
+        Some(DataType::Decimal128(_, s)) => {
+            let s = u16::try_from(*s).unwrap_or(0);
+            if natural > s {
+                return Err(if natural == u16::MAX {
+                    "a value does not fit Decimal128".to_owned()
+                } else {
+                    format!("a value has scale {natural}")
+                });
+            }
+            s
+        }
+        Some(_) => u16::MAX, // text
+    };
     if scale <= 38 {
         let rescaled: Option<Vec<Option<i128>>> = values
             .iter()
@@ -403,15 +421,20 @@ fn finish_numeric(values: Vec<Option<Num>>) -> ArrayRef {
             && let Ok(array) =
                 Decimal128Array::from(rescaled).with_precision_and_scale(38, scale as i8)
         {
-            return Arc::new(array);
+            return Ok(Arc::new(array));
+        }
+        if fixed.is_some() {
+            return Err(format!("a value does not fit Decimal128(38, {scale})"));
         }
     }
-    Arc::new(StringViewArray::from_iter(values.into_iter().map(|v| {
-        v.map(|n| match n {
-            Num::Fits(m, s) => mantissa_text(m, s),
-            Num::Text(t) => t,
-        })
-    })))
+    Ok(Arc::new(StringViewArray::from_iter(
+        values.into_iter().map(|v| {
+            v.map(|n| match n {
+                Num::Fits(m, s) => mantissa_text(m, s),
+                Num::Text(t) => t,
+            })
+        }),
+    )))
 }
 
 /// Builds one column from binary values.
@@ -494,9 +517,27 @@ impl ColumnBuilder {
 
     /// The column so far, as one array; the builder is left empty.
     pub fn finish(&mut self) -> ArrayRef {
-        let values = self.values.finish();
+        match self.finish_as(None) {
+            Ok(a) => a,
+            // Without a fixed type every value has a representation; an error is a bug.
+            Err(e) => Arc::new(StringViewArray::from(vec![Some(format!(
+                "internal error building column {:?}: {e}",
+                self.name
+            ))])),
+        }
+    }
+
+    /// Like [`ColumnBuilder::finish`], keeping the type `fixed` (a streamed read's first
+    /// batch decided it): an error says why a value does not fit it.
+    pub fn finish_as(&mut self, fixed: Option<&DataType>) -> Result<ArrayRef, String> {
+        let fixed_values = match (self.kind, fixed) {
+            (ColumnKind::List(_), Some(DataType::List(f))) => Some(f.data_type()),
+            (ColumnKind::Scalar(_), fixed) => fixed,
+            _ => None,
+        };
+        let values = self.values.finish(fixed_values)?;
         match self.kind {
-            ColumnKind::Scalar(_) => values,
+            ColumnKind::Scalar(_) => Ok(values),
             ColumnKind::List(_) => {
                 let offsets = std::mem::replace(&mut self.offsets, vec![0]);
                 let valid = std::mem::take(&mut self.valid);
@@ -506,14 +547,9 @@ impl ColumnBuilder {
                     OffsetBuffer::new(offsets.into()),
                     values,
                     Some(NullBuffer::from(valid)),
-                );
-                match array {
-                    Ok(a) => Arc::new(a),
-                    // Offsets are built monotonically above; an error here is a bug.
-                    Err(e) => Arc::new(StringViewArray::from(vec![Some(format!(
-                        "internal error building list column: {e}"
-                    ))])),
-                }
+                )
+                .map_err(|e| format!("building a list: {e}"))?;
+                Ok(Arc::new(array))
             }
         }
     }
@@ -549,7 +585,11 @@ mod tests {
 
     #[test]
     fn numeric_columns_widen_to_the_largest_scale_or_fall_back_to_text() {
-        let a = finish_numeric(vec![Some(Num::Fits(15, 1)), None, Some(Num::Fits(2, 0))]);
+        let a = finish_numeric(
+            vec![Some(Num::Fits(15, 1)), None, Some(Num::Fits(2, 0))],
+            None,
+        )
+        .expect("decimal");
         let d = a
             .as_any()
             .downcast_ref::<Decimal128Array>()
@@ -558,9 +598,31 @@ mod tests {
             (d.scale(), d.value(0), d.is_null(1), d.value(2)),
             (1, 15, true, 20)
         );
-        let t = finish_numeric(vec![Some(Num::Fits(15, 1)), Some(Num::Text("NaN".into()))]);
+        let t = finish_numeric(
+            vec![Some(Num::Fits(15, 1)), Some(Num::Text("NaN".into()))],
+            None,
+        )
+        .expect("text");
         let s = t.as_any().downcast_ref::<StringViewArray>().expect("text");
         assert_eq!((s.value(0), s.value(1)), ("1.5", "NaN"));
+    }
+
+    #[test]
+    fn a_fixed_numeric_type_rescales_up_and_refuses_what_it_cannot_hold() {
+        let two = DataType::Decimal128(38, 2);
+        let a = finish_numeric(vec![Some(Num::Fits(15, 1)), None], Some(&two)).expect("fits");
+        let d = a
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .expect("decimal");
+        assert_eq!((d.scale(), d.value(0)), (2, 150));
+        let e = finish_numeric(vec![Some(Num::Fits(1_234, 3))], Some(&two)).expect_err("scale 3");
+        assert_eq!(e, "a value has scale 3");
+        let e = finish_numeric(vec![Some(Num::Text("NaN".into()))], Some(&two)).expect_err("NaN");
+        assert_eq!(e, "a value does not fit Decimal128");
+        let text = finish_numeric(vec![Some(Num::Fits(5, 0))], Some(&DataType::Utf8View))
+            .expect("text stays text");
+        assert_eq!(text.data_type(), &DataType::Utf8View);
     }
 
     #[test]

@@ -22,11 +22,13 @@ pub mod pool;
 mod read;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, SchemaRef};
 use plugboard_api::log;
 use plugboard_api::partition::{self, Partitioning};
+use plugboard_api::stream;
 use plugboard_api::{
     Connector, ExecuteRequest, Manifest, Params, PluginError, ReadRequest, RecordBatchReader,
     Value, export_connector,
@@ -44,7 +46,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
 
 /// A connection to one SQLite database.
 pub struct Sqlite {
-    pool: Pool,
+    pool: Arc<Pool>,
 }
 
 impl Connector for Sqlite {
@@ -85,7 +87,7 @@ impl Connector for Sqlite {
             pool: {
                 let settings = config.resolve()?;
                 let size = settings.pool_size;
-                Pool::open(Manager(settings), size)?
+                Arc::new(Pool::open(Manager(settings), size)?)
             },
         })
     }
@@ -95,14 +97,20 @@ impl Connector for Sqlite {
         request: &ReadRequest,
     ) -> Result<impl RecordBatchReader + Send + 'static, PluginError> {
         let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        let (schema, batches) = match Partitioning::from_request(request)? {
+        let partitioning = Partitioning::from_request(request)?;
+        if request.stream && partitioning.is_none() {
+            return Ok(
+                Box::new(self.stream(request, batch_size)?) as Box<dyn RecordBatchReader + Send>
+            );
+        }
+        let (schema, batches) = match partitioning {
             Some(partitioning) => self.read_partitioned(request, &partitioning, batch_size)?,
             None => self.read_one(&request.query, request, batch_size, request.limit)?,
         };
-        Ok(RecordBatchIterator::new(
+        Ok(Box::new(RecordBatchIterator::new(
             batches.into_iter().map(Ok::<RecordBatch, ArrowError>),
             schema,
-        ))
+        )))
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
@@ -181,10 +189,30 @@ impl Sqlite {
         limit: Option<u64>,
     ) -> Result<Batches, PluginError> {
         let conn = self.pool.get()?;
-        let mut stmt = conn.prepare_cached(sql).map_err(query_error)?;
-        let used = bind(&mut stmt, &request.params, None)?;
-        check_all_used(&request.params, &used, &stmt_params(&stmt))?;
+        let mut stmt = prepare(&conn, sql, request)?;
         read::read_batches(&mut stmt, batch_size, limit)
+    }
+
+    /// A streamed read (an export): stepped on a thread of its own, each batch handed to
+    /// the host as soon as it is read, two at most waiting.
+    fn stream(
+        &self,
+        request: &ReadRequest,
+        batch_size: usize,
+    ) -> Result<stream::ThreadReader, PluginError> {
+        let pool = Arc::clone(&self.pool);
+        let request = request.clone();
+        stream::spawn(2, move |sink| {
+            let conn = pool.get_owned()?;
+            let mut stmt = prepare(&conn, &request.query, &request)?;
+            read::stream_batches(&mut stmt, batch_size, request.limit, |schema, batch| {
+                match batch {
+                    Some(batch) => sink.send(batch)?,
+                    None => sink.schema(schema)?,
+                }
+                Ok(())
+            })
+        })
     }
 
     /// One integer from a one-row, one-column query.
@@ -260,6 +288,19 @@ impl Sqlite {
             .ok_or_else(|| PluginError::internal("no partitions were read"))?;
         Ok((schema, batches))
     }
+}
+
+/// Prepares a read's statement (from the connection's cache) and binds its parameters;
+/// one the statement does not use is an error.
+fn prepare<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    request: &ReadRequest,
+) -> Result<rusqlite::CachedStatement<'c>, PluginError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(query_error)?;
+    let used = bind(&mut stmt, &request.params, None)?;
+    check_all_used(&request.params, &used, &stmt_params(&stmt))?;
+    Ok(stmt)
 }
 
 /// An identifier as SQLite quotes it.
@@ -518,5 +559,86 @@ mod tests {
             .expect("an endless query with a limit");
         let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
         assert_eq!(rows, 10);
+    }
+
+    fn stream(db: &Sqlite, sql: &str, batch_size: usize) -> Result<Vec<RecordBatch>, String> {
+        let reader = db
+            .read(&ReadRequest {
+                query: sql.into(),
+                batch_size: Some(batch_size),
+                stream: true,
+                ..ReadRequest::default()
+            })
+            .map_err(|e| e.to_string())?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_streamed_read_equals_the_cached_one_and_refuses_a_type_change() {
+        let db = memory();
+        exec(
+            &db,
+            "CREATE TABLE t(a INTEGER, b REAL, c TEXT, d)",
+            Params::new(),
+        )
+        .expect("create");
+        exec(
+            &db,
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+             INSERT INTO t SELECT i, i * 0.5, 'v' || (i % 7), CASE WHEN i % 3 = 0 THEN NULL ELSE i END FROM n",
+            Params::new(),
+        )
+        .expect("fill");
+        let cached = read(&db, "SELECT * FROM t", Params::new()).expect("read");
+        let streamed = stream(&db, "SELECT * FROM t", 100).expect("stream");
+        assert_eq!(streamed.len(), 10, "one batch per 100 rows");
+        assert_eq!(cached.len(), 1);
+        for (i, batch) in streamed.iter().enumerate() {
+            assert_eq!(batch, &cached[0].slice(i * 100, 100), "batch {i}");
+        }
+
+        // The first batch sees integers only; a REAL in row 1000 cannot become Int64.
+        exec(&db, "UPDATE t SET a = 1.5 WHERE a = 1000", Params::new()).expect("update");
+        let e = stream(&db, "SELECT a FROM t ORDER BY rowid", 100).expect_err("a type change");
+        assert!(
+            e.contains(r#"column "a": rows 901..1000 need Float64, but the first 100 rows fixed it as Int64"#),
+            "{e}"
+        );
+        // Widening that loses nothing is fine: integers into a REAL column, anything as text.
+        exec(
+            &db,
+            "UPDATE t SET b = 7, c = 42 WHERE a = 999",
+            Params::new(),
+        )
+        .expect("update");
+        let batches = stream(&db, "SELECT b, c FROM t ORDER BY rowid", 100).expect("stream");
+        assert_eq!(
+            batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            1000
+        );
+
+        // No rows: the declared types, and no batch.
+        let reader = db
+            .read(&ReadRequest {
+                query: "SELECT a, c FROM t WHERE 0".into(),
+                stream: true,
+                ..ReadRequest::default()
+            })
+            .expect("empty");
+        let types: Vec<_> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(types, [DataType::Int64, DataType::Utf8View]);
+        assert_eq!(reader.count(), 0);
+        assert!(
+            stream(&db, "SELECT nope FROM t", 10)
+                .expect_err("bad sql")
+                .contains("no such column")
+        );
     }
 }

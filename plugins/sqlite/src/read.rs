@@ -17,9 +17,10 @@
 //!
 //! The common case, one storage class per column, involves no conversion at all.
 //!
-//! The whole result is read before the stream is handed out, so the schema is final
-//! before the first batch: the arrays are the same ones the host keeps (zero-copy), so
-//! this costs no extra memory.
+//! For a cached read the whole result is read before the stream is handed out, so the
+//! schema is final before the first batch: the arrays are the same ones the host keeps
+//! (zero-copy), so this costs no extra memory. A streamed read (an export) fixes the types
+//! from its first batch instead and refuses a later value that would need another type.
 
 use std::sync::Arc;
 
@@ -324,78 +325,154 @@ fn convert(column: Column, to: &DataType) -> ArrayRef {
     }
 }
 
-/// Reads every row of a prepared, bound statement into record batches.
+/// Steps a statement's rows into batches of typed columns, one batch at a time.
+struct Stepper {
+    names: Vec<String>,
+    declared: Vec<DataType>,
+    batch_size: usize,
+    /// Rows still to read (the limit).
+    left: u64,
+    /// Storage classes seen in each column, across every batch so far.
+    seen: Vec<Seen>,
+}
+
+impl Stepper {
+    fn new(stmt: &rusqlite::Statement<'_>, batch_size: usize, limit: Option<u64>) -> Self {
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let declared = stmt
+            .columns()
+            .map(|c| declared_type(c.decl_type()))
+            .collect();
+        Self {
+            seen: vec![Seen::default(); names.len()],
+            names,
+            declared,
+            batch_size: batch_size.max(1),
+            left: limit.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The next batch: its row count and columns; `None` after the last row.
+    fn next(
+        &mut self,
+        rows: &mut rusqlite::Rows<'_>,
+    ) -> Result<Option<(usize, Vec<Column>)>, PluginError> {
+        let mut builders: Vec<Builder> = (0..self.names.len()).map(|_| Builder::Nulls(0)).collect();
+        let mut n = 0usize;
+        while n < self.batch_size && self.left > 0 {
+            let Some(row) = rows.next().map_err(query_error)? else {
+                self.left = 0;
+                break;
+            };
+            for (i, (b, seen)) in builders.iter_mut().zip(&mut self.seen).enumerate() {
+                let v = row.get_ref(i).map_err(query_error)?;
+                b.push(v, seen, self.batch_size);
+            }
+            n += 1;
+            self.left -= 1;
+        }
+        Ok((n > 0).then(|| (n, builders.into_iter().map(Builder::finish).collect())))
+    }
+
+    /// Each column's type given every value seen so far.
+    fn types(&self) -> Vec<DataType> {
+        self.seen
+            .iter()
+            .zip(&self.declared)
+            .map(|(s, d)| s.final_type(d))
+            .collect()
+    }
+
+    fn schema(&self, types: &[DataType]) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.names
+                .iter()
+                .zip(types)
+                .map(|(n, t)| Field::new(n, t.clone(), true))
+                .collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// One batch with its columns converted to the schema's types.
+fn assemble(
+    schema: &SchemaRef,
+    rows: usize,
+    columns: Vec<Column>,
+) -> Result<RecordBatch, PluginError> {
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| convert(c, f.data_type()))
+        .collect();
+    RecordBatch::try_new_with_options(
+        Arc::clone(schema),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(|e| PluginError::internal(format!("building a batch: {e}")))
+}
+
+/// Reads every row of a prepared, bound statement into record batches. The whole result
+/// is read first, so every column gets the narrowest type that holds all its values.
 pub fn read_batches(
     stmt: &mut rusqlite::Statement<'_>,
     batch_size: usize,
     limit: Option<u64>,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), PluginError> {
-    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    let declared: Vec<DataType> = stmt
-        .columns()
-        .map(|c| declared_type(c.decl_type()))
-        .collect();
-    let ncols = names.len();
-    let batch_size = batch_size.max(1);
-    let limit = limit.unwrap_or(u64::MAX);
-
-    let mut seen = vec![Seen::default(); ncols];
-    let mut batches: Vec<(usize, Vec<Column>)> = Vec::new();
+    let mut stepper = Stepper::new(stmt, batch_size, limit);
     let mut rows = stmt.raw_query();
-    let mut total: u64 = 0;
-    'outer: while total < limit {
-        let mut builders: Vec<Builder> = (0..ncols).map(|_| Builder::Nulls(0)).collect();
-        let mut n = 0usize;
-        while n < batch_size {
-            if total >= limit {
-                break;
-            }
-            let Some(row) = rows.next().map_err(query_error)? else {
-                if n > 0 {
-                    batches.push((n, builders.into_iter().map(Builder::finish).collect()));
-                }
-                break 'outer;
-            };
-            for (i, b) in builders.iter_mut().enumerate() {
-                let v = row.get_ref(i).map_err(query_error)?;
-                b.push(v, &mut seen[i], batch_size);
-            }
-            n += 1;
-            total += 1;
-        }
-        batches.push((n, builders.into_iter().map(Builder::finish).collect()));
+    let mut batches = Vec::new();
+    while let Some(batch) = stepper.next(&mut rows)? {
+        batches.push(batch);
     }
-
-    let types: Vec<DataType> = seen
-        .iter()
-        .zip(&declared)
-        .map(|(s, d)| s.final_type(d))
-        .collect();
-    let schema: SchemaRef = Arc::new(Schema::new(
-        names
-            .iter()
-            .zip(&types)
-            .map(|(n, t)| Field::new(n, t.clone(), true))
-            .collect::<Vec<_>>(),
-    ));
+    let schema = stepper.schema(&stepper.types());
     let out = batches
         .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, cols)| {
-            let arrays: Vec<ArrayRef> = cols
-                .into_iter()
-                .zip(&types)
-                .map(|(c, t)| convert(c, t))
-                .collect();
-            RecordBatch::try_new_with_options(
-                Arc::clone(&schema),
-                arrays,
-                &RecordBatchOptions::new().with_row_count(Some(n)),
-            )
-            .map_err(|e| PluginError::internal(format!("building a batch: {e}")))
-        })
+        .map(|(n, columns)| assemble(&schema, n, columns))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((schema, out))
+}
+
+/// Reads a prepared, bound statement batch by batch, handing each to `send` as soon as it
+/// is read, so memory stays flat. The first batch fixes the schema (by the same rules as
+/// [`read_batches`], from its rows and the declared types); a later value that the fixed
+/// type cannot hold without loss is an error naming the column, never a silent change.
+pub fn stream_batches(
+    stmt: &mut rusqlite::Statement<'_>,
+    batch_size: usize,
+    limit: Option<u64>,
+    mut send: impl FnMut(SchemaRef, Option<RecordBatch>) -> Result<(), PluginError>,
+) -> Result<(), PluginError> {
+    let mut stepper = Stepper::new(stmt, batch_size, limit);
+    let mut rows = stmt.raw_query();
+    let first = stepper.next(&mut rows)?;
+    let fixed = stepper.types();
+    let schema = stepper.schema(&fixed);
+    let Some((n, columns)) = first else {
+        return send(schema, None);
+    };
+    let fixed_by = n;
+    let mut read = n as u64;
+    send(Arc::clone(&schema), Some(assemble(&schema, n, columns)?))?;
+    while let Some((n, columns)) = stepper.next(&mut rows)? {
+        let now = stepper.types();
+        if let Some(i) = (0..fixed.len()).find(|&i| now[i] != fixed[i]) {
+            return Err(PluginError::query(format!(
+                "column {:?}: rows {}..{} need {:?}, but the first {} rows fixed it as {:?} \
+                 for this streamed read; CAST the column in the query",
+                stepper.names[i],
+                read + 1,
+                read + n as u64,
+                now[i],
+                fixed_by,
+                fixed[i],
+            )));
+        }
+        read += n as u64;
+        send(Arc::clone(&schema), Some(assemble(&schema, n, columns)?))?;
+    }
+    Ok(())
 }
 
 pub fn query_error(e: rusqlite::Error) -> PluginError {
