@@ -254,10 +254,21 @@ pub(crate) fn write_atomically(
         path: path.to_path_buf(),
         error,
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".plugboard-")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
+    // An export is the user's file: the mode a new file gets (0666 less the umask), or
+    // the one the file it replaces had; not the temporary file's private 0600.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".plugboard-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(write_err)?;
+    if let Ok(existing) = std::fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(existing.permissions())
+            .map_err(write_err)?;
+    }
     {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
         fill(&mut buffered).map_err(|e| match e {
@@ -441,5 +452,22 @@ mod tests {
         assert!(write_file(&sample(), Format::Csv, &missing).is_err());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").collect();
         assert_eq!(leftovers.len(), 2, "no temporary files left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_export_gets_a_normal_files_mode_or_keeps_the_one_it_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.csv");
+        write_file(&sample(), Format::Csv, &path).expect("write");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        // Whatever the umask, a new export is not private to its owner like a temp file.
+        let fresh = std::fs::File::create(dir.path().join("plain")).expect("create");
+        drop(fresh);
+        assert_eq!(mode(&path), mode(&dir.path().join("plain")));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        write_file(&sample(), Format::Csv, &path).expect("rewrite");
+        assert_eq!(mode(&path), 0o640);
     }
 }
