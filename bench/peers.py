@@ -160,7 +160,16 @@ def frame_bytes(df):
     if isinstance(df, pd.DataFrame):
         return int(df.memory_usage(deep=True).sum())
     if isinstance(df, pl.DataFrame):
-        return int(df.estimated_size())
+        # As laid out: polars' estimated_size counts a view column's string bytes only,
+        # not its 16-byte views; strings of at most 12 bytes live inside their view.
+        size = df.select(pl.exclude(pl.String, pl.Binary)).estimated_size()
+        for name, dtype in df.schema.items():
+            if dtype in (pl.String, pl.Binary):
+                col = df[name]
+                lens = col.str.len_bytes() if dtype == pl.String else col.bin.size()
+                size += 16 * len(col) + int(lens.filter(lens > 12).sum() or 0)
+                size += (len(col) + 7) // 8 if col.null_count() else 0
+        return int(size)
     return int(df.nbytes)  # a pyarrow Table
 
 

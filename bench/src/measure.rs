@@ -460,12 +460,45 @@ pub fn peak(dir: &Path, case: &str) -> anyhow::Result<()> {
     };
     let df = read.ttl(Duration::ZERO).fetch()?;
     let (_, peak) = rss()?;
-    let frame = df.estimated_size() as u64;
+    let frame = frame_bytes(&df);
     println!(
         "{}",
         serde_json::to_string(&(peak.saturating_sub(base), frame))?
     );
     Ok(())
+}
+
+/// The frame's size as laid out. polars' `estimated_size` counts a view column's string
+/// bytes only, not its 16-byte views; a string of at most 12 bytes lives inside its view.
+/// `bench/peers.py` measures polars frames the same way.
+fn frame_bytes(df: &DataFrame) -> u64 {
+    let mut size = 0u64;
+    for column in df.columns() {
+        let lens: Option<Vec<usize>> = match column.dtype() {
+            DataType::String => column
+                .str()
+                .ok()
+                .map(|s| s.into_iter().map(|v| v.map_or(0, str::len)).collect()),
+            DataType::Binary => column
+                .binary()
+                .ok()
+                .map(|b| b.into_iter().map(|v| v.map_or(0, <[u8]>::len)).collect()),
+            _ => None,
+        };
+        size += match lens {
+            Some(lens) => {
+                let long: usize = lens.iter().filter(|&&n| n > 12).sum();
+                let validity = if column.null_count() > 0 {
+                    column.len().div_ceil(8)
+                } else {
+                    0
+                };
+                (16 * column.len() + long + validity) as u64
+            }
+            None => column.estimated_size() as u64,
+        };
+    }
+    size
 }
 
 pub fn load_once(dir: &Path) -> anyhow::Result<()> {

@@ -15,11 +15,11 @@
 //!   bound as `1`), bound by SQLite, never spliced into the text.
 //! * `execute` runs statements in one `BEGIN IMMEDIATE` transaction: all or nothing.
 //! * Thread safety: a small pool (see [`pool`]); each call holds one SQLite connection.
-#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod pool;
 mod read;
+mod text;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -77,9 +77,10 @@ impl Connector for Sqlite {
                 ConfigKey::new("pool_size", KeyType::Integer)
                     .describe("concurrent readers (default 4)"),
             )
-            .key(ConfigKey::new("mmap_size", KeyType::Integer).describe(
-                "bytes SQLite may memory-map for reads (default 1 GiB when read_only, else 0)",
-            ))
+            .key(
+                ConfigKey::new("mmap_size", KeyType::Integer)
+                    .describe("bytes SQLite may memory-map for reads (default 0: off)"),
+            )
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {

@@ -53,7 +53,8 @@ enum Builder {
     Nulls(usize),
     Int(Int64Builder),
     Float(Float64Builder),
-    Text(StringViewBuilder),
+    /// TEXT values as bytes; checked for UTF-8 once per batch ([`crate::text`]).
+    Text(BinaryViewBuilder),
     Blob(BinaryViewBuilder),
     Mixed(Vec<Option<Cell>>),
 }
@@ -158,12 +159,8 @@ impl Builder {
             ValueRef::Null => return Builder::Nulls(nulls + 1),
             ValueRef::Integer(_) => Builder::Int(Int64Builder::with_capacity(capacity)),
             ValueRef::Real(_) => Builder::Float(Float64Builder::with_capacity(capacity)),
-            ValueRef::Text(t) if std::str::from_utf8(t).is_ok() => {
-                Builder::Text(StringViewBuilder::with_capacity(capacity))
-            }
-            ValueRef::Text(_) | ValueRef::Blob(_) => {
-                Builder::Blob(BinaryViewBuilder::with_capacity(capacity))
-            }
+            ValueRef::Text(_) => Builder::Text(BinaryViewBuilder::with_capacity(capacity)),
+            ValueRef::Blob(_) => Builder::Blob(BinaryViewBuilder::with_capacity(capacity)),
         };
         for _ in 0..nulls {
             b.push_null();
@@ -189,10 +186,7 @@ impl Builder {
         match (&mut *self, value) {
             (Builder::Int(b), ValueRef::Integer(v)) => b.append_value(v),
             (Builder::Float(b), ValueRef::Real(v)) => b.append_value(v),
-            (Builder::Text(b), ValueRef::Text(t)) => match std::str::from_utf8(t) {
-                Ok(s) => b.append_value(s),
-                Err(_) => self.push_mixed(value),
-            },
+            (Builder::Text(b), ValueRef::Text(t)) => b.append_value(t),
             (Builder::Blob(b), ValueRef::Blob(v)) => b.append_value(v),
             _ => self.push_other(value, capacity),
         }
@@ -234,7 +228,7 @@ impl Builder {
             Builder::Nulls(n) => Column::Cells(vec![None; n]),
             Builder::Int(mut b) => Column::Array(Arc::new(b.finish())),
             Builder::Float(mut b) => Column::Array(Arc::new(b.finish())),
-            Builder::Text(mut b) => Column::Array(Arc::new(b.finish())),
+            Builder::Text(mut b) => Column::Array(crate::text::text_column(b.finish())),
             Builder::Blob(mut b) => Column::Array(Arc::new(b.finish())),
             Builder::Mixed(c) => Column::Cells(c),
         }
