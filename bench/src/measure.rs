@@ -475,14 +475,16 @@ fn frame_bytes(df: &DataFrame) -> u64 {
     let mut size = 0u64;
     for column in df.columns() {
         let lens: Option<Vec<usize>> = match column.dtype() {
-            DataType::String => column
-                .str()
-                .ok()
-                .map(|s| s.into_iter().map(|v| v.map_or(0, str::len)).collect()),
-            DataType::Binary => column
-                .binary()
-                .ok()
-                .map(|b| b.into_iter().map(|v| v.map_or(0, <[u8]>::len)).collect()),
+            DataType::String => column.str().ok().map(|s| {
+                s.downcast_iter()
+                    .flat_map(|a| a.iter().map(|v| v.map_or(0, str::len)))
+                    .collect()
+            }),
+            DataType::Binary => column.binary().ok().map(|b| {
+                b.downcast_iter()
+                    .flat_map(|a| a.iter().map(|v| v.map_or(0, <[u8]>::len)))
+                    .collect()
+            }),
             _ => None,
         };
         size += match lens {
@@ -495,7 +497,7 @@ fn frame_bytes(df: &DataFrame) -> u64 {
                 };
                 (16 * column.len() + long + validity) as u64
             }
-            None => column.estimated_size() as u64,
+            None => column.as_materialized_series().estimated_size() as u64,
         };
     }
     size

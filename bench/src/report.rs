@@ -250,9 +250,11 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         m("cache", "plugboard memory hit"),
         10e-6,
     );
+    // The case loads all three plugins (sqlite, postgres, files) in one host; the target
+    // is for one.
     absolute(
-        "Plugin load < 5 ms",
-        m("load", "plugboard: open, ABI check, manifest (3 plugins)"),
+        "Plugin load < 5 ms (each; the case loads 3)",
+        m("load", "plugboard: open, ABI check, manifest (3 plugins)").map(|t| t / 3.0),
         5e-3,
     );
     for case in ["peak_sqlite", "peak_postgres", "peak_parquet"] {

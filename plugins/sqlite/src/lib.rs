@@ -419,6 +419,15 @@ mod tests {
         Ok(reader.collect::<Result<Vec<_>, _>>().expect("batches"))
     }
 
+    fn column_types(reader: &impl RecordBatchReader) -> Vec<DataType> {
+        reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
+    }
+
     fn p(pairs: &[(&str, Value)]) -> Params {
         pairs
             .iter()
@@ -534,12 +543,7 @@ mod tests {
                 ..ReadRequest::default()
             })
             .expect("read");
-        let types: Vec<_> = reader
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = column_types(&reader);
         assert_eq!(
             types,
             [
@@ -628,12 +632,7 @@ mod tests {
                 ..ReadRequest::default()
             })
             .expect("empty");
-        let types: Vec<_> = reader
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let types = column_types(&reader);
         assert_eq!(types, [DataType::Int64, DataType::Utf8View]);
         assert_eq!(reader.count(), 0);
         assert!(
