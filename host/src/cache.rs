@@ -10,14 +10,19 @@
 //!   its error.
 //! * Memory is bounded by bytes (`DataFrame::estimated_size`), evicting the least recently
 //!   used; disk by file bytes, evicting the oldest (see [`crate::disk`]).
-//! * Invalidating a connection drops its results in both tiers, and a read that was in
-//!   flight during the invalidation does not store its result.
+//! * Invalidation is part of the key: every key includes generations (see
+//!   [`crate::state`]) that a write, `reset()` or a clear bumps, so a caller who starts
+//!   after an invalidation can neither join a read that began before it nor find what
+//!   such a read stored, in memory or on disk, in this process or another. The memory
+//!   tier also drops the connection's entries, for their space.
+//! * `refresh` reads on its own: it never joins a read in flight.
 //!
-//! Keys are digests: see [`key`]. This module knows nothing about plugins.
+//! Keys are digests: see [`key`] and [`canonical_read`]. This module knows nothing
+//! about plugins.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use moka::policy::EvictionPolicy;
@@ -27,6 +32,7 @@ use sha2::{Digest, Sha256};
 
 pub use crate::disk::{DiskCache, DiskStats, Removed, Usage};
 use crate::error::{Error, Result};
+use crate::state::State;
 
 /// A cache key: the SHA-256 of everything that determines a result.
 pub type Key = [u8; 32];
@@ -41,6 +47,51 @@ pub fn key<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Key {
     h.finalize().into()
 }
 
+/// The canonical bytes of a read request, for its key: every field that can change the
+/// result, each tagged and length-prefixed, so that no two different requests share
+/// them. Unlike JSON, NaN, infinities and -0.0 stay distinct from each other and from
+/// null. Whether the read streams is left out: both read the same table.
+pub(crate) fn canonical_read(request: &plugboard_api::ReadRequest) -> Vec<u8> {
+    use plugboard_api::Value;
+    // Destructured whole, so that a new field cannot be left out of the key unnoticed.
+    let plugboard_api::ReadRequest {
+        query,
+        params,
+        limit,
+        batch_size,
+        options,
+        stream: _,
+    } = request;
+    let mut out = Vec::with_capacity(query.len() + 64);
+    let mut bytes = |tag: u8, b: &[u8]| {
+        out.push(tag);
+        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    bytes(b'q', query.as_bytes());
+    for (name, value) in params {
+        bytes(b'p', name.as_bytes());
+        match value {
+            Value::Null => bytes(b'n', &[]),
+            Value::Bool(v) => bytes(b'b', &[u8::from(*v)]),
+            Value::Int(v) => bytes(b'i', &v.to_le_bytes()),
+            Value::Float(v) => bytes(b'f', &v.to_bits().to_le_bytes()),
+            Value::String(v) => bytes(b's', v.as_bytes()),
+            Value::Bytes(v) => bytes(b'x', v),
+        }
+    }
+    if let Some(n) = limit {
+        bytes(b'l', &n.to_le_bytes());
+    }
+    if let Some(n) = batch_size {
+        bytes(b'z', &(*n as u64).to_le_bytes());
+    }
+    // serde_json values hold no NaN and always print.
+    let options = crate::host::canonical_json(&serde_json::Value::Object(options.clone()));
+    bytes(b'o', options.as_bytes());
+    out
+}
+
 /// Default bound of the in-memory tier.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
@@ -49,7 +100,10 @@ struct Entry {
     df: Arc<DataFrame>,
     created: SystemTime,
     expires: Option<SystemTime>,
+    /// The connection's name, for statistics.
     connection: Arc<str>,
+    /// The connection's identity, for invalidation.
+    identity: Arc<str>,
 }
 
 impl Entry {
@@ -118,10 +172,10 @@ pub struct Cleared {
 /// One read, as the cache sees it.
 pub(crate) struct Lookup<'a> {
     pub key: Key,
-    /// The connection's name: what invalidation and statistics go by.
+    /// The connection's name: what statistics go by.
     pub connection: &'a Arc<str>,
-    /// The connection's identity, recorded in disk entries.
-    pub identity: &'a str,
+    /// The connection's identity: what invalidation goes by; recorded in disk entries.
+    pub identity: &'a Arc<str>,
     pub ttl: Option<Duration>,
     /// Read again even if cached, and replace the entry.
     pub refresh: bool,
@@ -131,9 +185,9 @@ pub(crate) struct ResultCache {
     memory: Cache<Key, Entry>,
     max_bytes: u64,
     disk: Option<DiskCache>,
-    /// When each connection (`None`: all) was last invalidated, to keep in-flight reads
-    /// from storing what they read before it.
-    invalidated: Mutex<HashMap<Option<Arc<str>>, Instant>>,
+    /// The key and the generations: the disk tier's, shared by processes, when there is
+    /// one; this process's own otherwise.
+    state: Arc<State>,
 }
 
 const MISS: u8 = 1;
@@ -150,11 +204,14 @@ impl ResultCache {
             .eviction_policy(EvictionPolicy::lru())
             .support_invalidation_closures()
             .build();
+        let state = disk
+            .as_ref()
+            .map_or_else(|| Arc::new(State::local()), |d| Arc::clone(d.state()));
         Self {
             memory,
             max_bytes,
             disk,
-            invalidated: Mutex::new(HashMap::new()),
+            state,
         }
     }
 
@@ -162,19 +219,59 @@ impl ResultCache {
         self.disk.as_ref()
     }
 
-    fn invalidated_since(&self, connection: &Arc<str>, since: Instant) -> bool {
-        let map = self.invalidated.lock().unwrap_or_else(|p| p.into_inner());
-        [map.get(&Some(Arc::clone(connection))), map.get(&None)]
-            .into_iter()
-            .flatten()
-            .any(|t| *t >= since)
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
     }
 
-    fn mark_invalidated(&self, connection: Option<&str>) {
-        self.invalidated
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(connection.map(Arc::from), Instant::now());
+    /// The key of a request: the connection's identity and the target it reached (see
+    /// `crate::client`), the current generations of the whole cache, the connection and
+    /// the target, the method and the canonical request.
+    pub(crate) fn key(
+        &self,
+        identity: &str,
+        scope: crate::state::Slot,
+        target: Option<(&str, crate::state::Slot)>,
+        method: &[u8],
+        request: &[u8],
+    ) -> Key {
+        let generations = [
+            self.state.all_generation(),
+            self.state.generation(scope),
+            target.map_or(0, |(_, slot)| self.state.generation(slot)),
+        ];
+        let mut g = [0u8; 24];
+        for (chunk, n) in g.chunks_exact_mut(8).zip(generations) {
+            chunk.copy_from_slice(&n.to_le_bytes());
+        }
+        let target = match target {
+            Some((t, _)) => [b"t:".as_slice(), t.as_bytes()].concat(),
+            None => b"-".to_vec(),
+        };
+        key([identity.as_bytes(), &target, &g, method, request])
+    }
+
+    fn entry(&self, lookup: &Lookup<'_>, df: DataFrame, created: SystemTime) -> Entry {
+        Entry {
+            df: Arc::new(df),
+            created,
+            expires: lookup.ttl.and_then(|t| created.checked_add(t)),
+            connection: Arc::clone(lookup.connection),
+            identity: Arc::clone(lookup.identity),
+        }
+    }
+
+    /// Stores a result read by `lookup` in the disk tier, when it has a TTL.
+    fn store_on_disk(&self, lookup: &Lookup<'_>, df: &DataFrame) {
+        let (Some(disk), Some(ttl)) = (&self.disk, lookup.ttl) else {
+            return;
+        };
+        if let Err(e) = disk.store(&lookup.key, lookup.connection, lookup.identity, df, ttl) {
+            // The read itself succeeded: serve it.
+            tracing::warn!(
+                "disk cache: cannot store a result of {:?}: {e}",
+                &**lookup.connection
+            );
+        }
     }
 
     /// The fresh cached frame for the lookup, from memory or disk, without reading; `None`
@@ -229,62 +326,39 @@ impl ResultCache {
         if ttl == Some(Duration::ZERO) {
             return Ok((Arc::new(read()?), Outcome::Miss));
         }
-        if !lookup.refresh {
-            if let Some(e) = self.memory.get(&lookup.key) {
-                if e.fresh_for(ttl) {
-                    return Ok((e.df, Outcome::MemoryHit));
-                }
-                self.memory.invalidate(&lookup.key);
+        if lookup.refresh {
+            // A read of its own: joining one already in flight could serve what was
+            // there before the caller asked for a fresh read.
+            let started = SystemTime::now();
+            let df = read()?;
+            self.store_on_disk(lookup, &df);
+            let entry = self.entry(lookup, df, started);
+            self.memory.insert(lookup.key, entry.clone());
+            return Ok((entry.df, Outcome::Miss));
+        }
+        if let Some(e) = self.memory.get(&lookup.key) {
+            if e.fresh_for(ttl) {
+                return Ok((e.df, Outcome::MemoryHit));
             }
-        } else {
             self.memory.invalidate(&lookup.key);
         }
-        let started = Instant::now();
         let started_wall = SystemTime::now();
         let ran = AtomicU8::new(0);
         let entry = self
             .memory
             .try_get_with(lookup.key, || {
-                let disk = ttl.and_then(|t| self.disk.as_ref().map(|d| (d, t)));
-                if !lookup.refresh
-                    && let Some((disk, ttl)) = disk
+                if let (Some(disk), Some(ttl)) = (&self.disk, ttl)
                     && let Some(hit) = disk.load(&lookup.key, ttl)
                 {
                     ran.store(DISK_HIT, Ordering::Relaxed);
-                    return Ok(Entry {
-                        df: Arc::new(hit.df),
-                        created: hit.created,
-                        expires: Some(hit.expires),
-                        connection: Arc::clone(lookup.connection),
-                    });
+                    let mut entry = self.entry(lookup, hit.df, hit.created);
+                    entry.expires = Some(hit.expires);
+                    return Ok(entry);
                 }
                 ran.store(MISS, Ordering::Relaxed);
                 let df = read()?;
-                if let Some((disk, ttl)) = disk
-                    && !self.invalidated_since(lookup.connection, started)
-                {
-                    let stored = disk.store(
-                        &lookup.key,
-                        lookup.connection,
-                        lookup.identity,
-                        &df,
-                        ttl,
-                        started_wall,
-                    );
-                    if let Err(e) = stored {
-                        // The read itself succeeded: serve it.
-                        tracing::warn!(
-                            "disk cache: cannot store a result of {:?}: {e}",
-                            &**lookup.connection
-                        );
-                    }
-                }
-                Ok(Entry {
-                    df: Arc::new(df),
-                    created: started_wall,
-                    expires: ttl.and_then(|t| started_wall.checked_add(t)),
-                    connection: Arc::clone(lookup.connection),
-                })
+                self.store_on_disk(lookup, &df);
+                Ok(self.entry(lookup, df, started_wall))
             })
             .map_err(Error::from_shared)?;
         let outcome = match ran.load(Ordering::Relaxed) {
@@ -292,44 +366,50 @@ impl ResultCache {
             DISK_HIT => Outcome::DiskHit,
             _ => Outcome::MemoryHit,
         };
-        if outcome == Outcome::Miss && self.invalidated_since(lookup.connection, started) {
-            // Read before a write or reset finished: serve it to this caller, keep nobody
-            // else on it.
-            self.memory.invalidate(&lookup.key);
-        }
         Ok((entry.df, outcome))
     }
 
-    /// Drops every result of one connection, in both tiers.
-    pub fn invalidate_connection(&self, connection: &str) {
-        self.clear(Some(connection));
+    /// Makes every result of one connection unreachable, in every tier and process, by
+    /// bumping the generations its keys are built with (`slots`: the connection's, and
+    /// that of the target it reached, if known), and drops its entries from memory.
+    /// Returns how many memory entries went.
+    pub(crate) fn invalidate(&self, identity: &Arc<str>, slots: &[crate::state::Slot]) -> u64 {
+        for slot in slots {
+            self.state.bump(*slot);
+        }
+        self.memory.run_pending_tasks();
+        let before = self.memory.entry_count();
+        let identity = Arc::clone(identity);
+        let _ = self
+            .memory
+            .invalidate_entries_if(move |_, e| e.identity == identity);
+        self.memory.run_pending_tasks();
+        before.saturating_sub(self.memory.entry_count())
     }
 
-    /// Drops every result (of one connection, if given), in both tiers.
-    pub fn clear(&self, connection: Option<&str>) -> Cleared {
-        let before = self.memory_stats();
-        let memory = match connection {
-            None => {
-                self.mark_invalidated(None);
-                self.memory.invalidate_all();
-                self.memory.run_pending_tasks();
-                before.total.entries
-            }
-            Some(c) => {
-                self.mark_invalidated(Some(c));
-                let name: Arc<str> = Arc::from(c);
-                let _ = self
-                    .memory
-                    .invalidate_entries_if(move |_, e| e.connection == name);
-                self.memory.run_pending_tasks();
-                before.connections.get(c).map_or(0, |u| u.entries)
-            }
-        };
+    /// Drops one connection's results in both tiers; see [`ResultCache::invalidate`].
+    pub(crate) fn clear_connection(
+        &self,
+        identity: &Arc<str>,
+        slots: &[crate::state::Slot],
+    ) -> Cleared {
+        let memory = self.invalidate(identity, slots);
         let disk = self
             .disk
             .as_ref()
-            .map(|d| d.clear(connection))
+            .map(|d| d.clear_identity(identity))
             .unwrap_or_default();
+        Cleared { memory, disk }
+    }
+
+    /// Drops every result, in both tiers and every process.
+    pub fn clear(&self) -> Cleared {
+        self.memory.run_pending_tasks();
+        let memory = self.memory.entry_count();
+        self.state.bump_all();
+        self.memory.invalidate_all();
+        self.memory.run_pending_tasks();
+        let disk = self.disk.as_ref().map(DiskCache::clear).unwrap_or_default();
         Cleared { memory, disk }
     }
 
@@ -377,9 +457,18 @@ mod tests {
         Lookup {
             key: key([k]),
             connection: conn,
-            identity: "id",
+            identity: conn,
             ttl,
             refresh: false,
+        }
+    }
+
+    /// A lookup keyed as the client keys it: with the current generations.
+    fn keyed<'a>(cache: &ResultCache, conn: &'a Arc<str>, ttl: Option<Duration>) -> Lookup<'a> {
+        let scope = cache.state().slot(conn.as_bytes());
+        Lookup {
+            key: cache.key(conn, scope, None, b"read", b"q"),
+            ..lookup(b"", conn, ttl)
         }
     }
 
@@ -452,7 +541,7 @@ mod tests {
         cache.get_or_read(&lookup(b"1", &a, None), read).expect("a");
         cache.get_or_read(&lookup(b"2", &b, None), read).expect("b");
         assert_eq!(cache.stats().memory.connections.len(), 2);
-        cache.invalidate_connection("a");
+        cache.invalidate(&a, &[]);
         cache
             .get_or_read(&lookup(b"1", &a, None), read)
             .expect("a again");
@@ -467,20 +556,103 @@ mod tests {
     }
 
     #[test]
-    fn a_read_overtaken_by_an_invalidation_is_not_kept() {
+    fn a_read_overtaken_by_an_invalidation_is_not_served_after_it() {
         let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
         let conn: Arc<str> = "c".into();
+        let scope = cache.state().slot(conn.as_bytes());
+        let before = keyed(&cache, &conn, None);
         let (_, o) = cache
-            .get_or_read(&lookup(b"k", &conn, None), || {
-                cache.invalidate_connection("c"); // a write lands while we read
+            .get_or_read(&before, || {
+                cache.invalidate(&conn, &[scope]); // a write lands while we read
                 Ok(frame(1))
             })
             .expect("read");
         assert_eq!(o, Outcome::Miss);
-        let (_, o) = cache
-            .get_or_read(&lookup(b"k", &conn, None), || Ok(frame(1)))
+        let (df, o) = cache
+            .get_or_read(&keyed(&cache, &conn, None), || Ok(frame(2)))
             .expect("read");
-        assert_eq!(o, Outcome::Miss, "the pre-write result was not kept");
+        assert_eq!((o, df.height()), (Outcome::Miss, 2), "the pre-write result is not served");
+    }
+
+    #[test]
+    fn a_caller_after_an_invalidation_does_not_join_a_read_before_it() {
+        let cache = Arc::new(ResultCache::new(DEFAULT_MAX_BYTES, None));
+        let conn: Arc<str> = "c".into();
+        let scope = cache.state().slot(conn.as_bytes());
+        let (in_read, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            let slow = s.spawn(|| {
+                cache.get_or_read(&keyed(&cache, &conn, None), || {
+                    in_read.wait();
+                    go.wait(); // stays in flight until the write is done
+                    Ok(frame(1))
+                })
+            });
+            in_read.wait();
+            cache.invalidate(&conn, &[scope]);
+            // Started after the invalidation: must not get the old read's rows.
+            let (df, o) = cache
+                .get_or_read(&keyed(&cache, &conn, None), || Ok(frame(2)))
+                .expect("read");
+            go.wait();
+            assert_eq!((o, df.height()), (Outcome::Miss, 2));
+            let (old, _) = slow.join().expect("join").expect("read");
+            assert_eq!(old.height(), 1, "the early caller gets what it read");
+        });
+    }
+
+    #[test]
+    fn refresh_does_not_join_a_read_in_flight() {
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None);
+        let conn: Arc<str> = "c".into();
+        let (in_read, go) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            let slow = s.spawn(|| {
+                cache.get_or_read(&keyed(&cache, &conn, None), || {
+                    in_read.wait();
+                    go.wait();
+                    Ok(frame(1))
+                })
+            });
+            in_read.wait();
+            let mut refresh = keyed(&cache, &conn, None);
+            refresh.refresh = true;
+            let (df, o) = cache.get_or_read(&refresh, || Ok(frame(2))).expect("read");
+            go.wait();
+            assert_eq!((o, df.height()), (Outcome::Miss, 2), "a read of its own");
+            slow.join().expect("join").expect("read");
+        });
+    }
+
+    #[test]
+    fn canonical_reads_keep_every_value_apart() {
+        use plugboard_api::{ReadRequest, Value};
+        let with = |v: Value| {
+            let mut r = ReadRequest::default();
+            r.params.insert("x".into(), v);
+            canonical_read(&r)
+        };
+        let values = [
+            Value::Null,
+            Value::Float(f64::NAN),
+            Value::Float(f64::INFINITY),
+            Value::Float(f64::NEG_INFINITY),
+            Value::Float(0.0),
+            Value::Float(-0.0),
+            Value::Int(0),
+            Value::Bool(false),
+            Value::String(String::new()),
+            Value::String("0".into()),
+            Value::Bytes(Vec::new()),
+        ];
+        let keys: std::collections::HashSet<Vec<u8>> = values.iter().cloned().map(with).collect();
+        assert_eq!(keys.len(), values.len(), "every value has its own key");
+        let mut limited = ReadRequest::default();
+        limited.limit = Some(0);
+        assert_ne!(canonical_read(&limited), canonical_read(&ReadRequest::default()));
+        let mut streamed = ReadRequest::default();
+        streamed.stream = true;
+        assert_eq!(canonical_read(&streamed), canonical_read(&ReadRequest::default()));
     }
 
     #[test]
@@ -508,10 +680,9 @@ mod tests {
     fn disk_tier_behind_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = || {
-            Some(DiskCache::new(
-                dir.path(),
-                crate::disk::DEFAULT_DISK_MAX_BYTES,
-            ))
+            Some(
+                DiskCache::open(dir.path(), crate::disk::DEFAULT_DISK_MAX_BYTES).expect("open"),
+            )
         };
         let conn: Arc<str> = "c".into();
         let hour = Some(Duration::from_secs(3600));
@@ -540,7 +711,7 @@ mod tests {
             .expect("read");
         assert_eq!(o, Outcome::Miss, "a read without a TTL never touches disk");
 
-        let cleared = second.clear(Some("c"));
+        let cleared = second.clear_connection(&conn, &[]);
         assert_eq!((cleared.memory, cleared.disk.entries), (2, 1));
         let third = ResultCache::new(DEFAULT_MAX_BYTES, disk());
         let (_, o) = third

@@ -209,9 +209,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let disk = disk_cache()?;
             match action {
                 None | Some(CacheAction::Stats) => cache_stats(&disk),
-                Some(CacheAction::Clear { connection }) => {
-                    cache_clear(&disk, connection.as_deref())
-                }
+                // Which connection a name means depends on this project's secrets.
+                Some(CacheAction::Clear {
+                    connection: Some(name),
+                }) => cache_clear(&disk, Some((&build_host()?, name))),
+                Some(CacheAction::Clear { connection: None }) => cache_clear(&disk, None),
             }
         }
     }
@@ -222,7 +224,7 @@ fn disk_cache() -> anyhow::Result<crate::DiskCache> {
     let dir = crate::disk::default_dir()
         .context("cannot tell where the cache is: set PLUGBOARD_CACHE_DIR or HOME")?;
     let max = crate::disk::default_max_bytes().map_err(anyhow::Error::msg)?;
-    Ok(crate::DiskCache::new(dir, max))
+    crate::DiskCache::open(dir, max).map_err(|e| anyhow::anyhow!("cache: {e}"))
 }
 
 fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
@@ -264,12 +266,19 @@ fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cache_clear(disk: &crate::DiskCache, connection: Option<&str>) -> anyhow::Result<()> {
+fn cache_clear(
+    disk: &crate::DiskCache,
+    connection: Option<(&crate::Host, &str)>,
+) -> anyhow::Result<()> {
     let cached: Vec<String> = match connection {
         Some(_) => disk.stats().connections.into_keys().collect(),
         None => Vec::new(),
     };
-    let removed = disk.clear(connection);
+    let removed = match connection {
+        Some((host, name)) => host.clear_cache(Some(name))?.disk,
+        None => disk.clear(),
+    };
+    let connection = connection.map(|(_, name)| name);
     let what = match connection {
         Some(c) => format!(" of {c:?}"),
         None => String::new(),

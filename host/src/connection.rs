@@ -6,18 +6,19 @@
 //! `retry_backoff` per connection); a panic inside the plugin drops the connection, and
 //! the next call reconnects. So does the first call after `connection_ttl`.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 use plugboard_api::{
     ErrorKind, ExecuteRequest, Params, PluginError, ReadRequest, Statement, Value,
 };
 use polars::prelude::{DataFrame, Schema};
 
-use crate::cache::{Lookup, Outcome, ResultCache, key};
+use crate::cache::{Lookup, Outcome, ResultCache, canonical_read};
 use crate::disk::Pending;
 use crate::error::{Error, Result};
-use crate::host::{Resolved, canonical_json};
+use crate::host::Resolved;
+use crate::state::Slot;
 use crate::loader::{Batches, LoadedPlugin, PluginConnection};
 use crate::secrets::Redactor;
 
@@ -49,7 +50,16 @@ type Handle = Arc<dyn PluginConnection>;
 pub(crate) struct ConnShared {
     name: Arc<str>,
     plugin: Arc<LoadedPlugin>,
+    /// Name, plugin and a keyed digest of the config: what the host knows before
+    /// connecting. Invalidation and `cache clear NAME` go by it.
     identity: Arc<str>,
+    /// Where this connection's generation is kept.
+    scope: Slot,
+    /// What the plugin last reported it connected to (since plugin-api 1.3): the
+    /// database a read really reaches, which its config alone may not say (`PGDATABASE`,
+    /// `~/.pgpass`, …). Part of every key, with its own generation, so a write through
+    /// any connection to the same database invalidates them all.
+    target: RwLock<Option<(Arc<str>, Slot)>>,
     /// The JSON `ConnectRequest`; holds secrets, so it is never logged.
     connect_request: String,
     redactor: Redactor,
@@ -75,6 +85,8 @@ impl ConnShared {
             connect_request: serde_json::to_string(&request).unwrap_or_default(),
             name: r.name.into(),
             plugin: r.plugin,
+            scope: results.state().slot(identity.as_bytes()),
+            target: RwLock::new(None),
             identity: identity.into(),
             redactor: r.redactor,
             default_ttl: r.ttl,
@@ -107,8 +119,42 @@ impl ConnShared {
         let started = Instant::now();
         let h: Handle = Arc::from(self.plugin.connect(&self.connect_request)?);
         tracing::debug!(connection = %self.name, plugin = %self.plugin.manifest.name, elapsed = ?started.elapsed(), "connected");
+        let target = h.target().map(|t| {
+            let slot = self.results.state().slot(t.as_bytes());
+            (Arc::<str>::from(t), slot)
+        });
+        *self.target.write().unwrap_or_else(|p| p.into_inner()) = target;
         *slot = Some((Arc::clone(&h), Instant::now()));
         Ok(h)
+    }
+
+    /// What the plugin last reported it connected to.
+    fn target(&self) -> Option<(Arc<str>, Slot)> {
+        self.target
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The cache key of a request of `method`.
+    fn key(&self, method: &[u8], request: &[u8]) -> crate::cache::Key {
+        let target = self.target();
+        let target = target.as_ref().map(|(t, slot)| (&**t, *slot));
+        self.results
+            .key(&self.identity, self.scope, target, method, request)
+    }
+
+    /// Makes every cached result of this connection, and of every connection that reached
+    /// the same database, unreachable in every process.
+    fn invalidate(&self) {
+        self.results.invalidate(&self.identity, &self.slots());
+    }
+
+    /// The generations this connection's keys are built with.
+    fn slots(&self) -> Vec<Slot> {
+        let mut slots = vec![self.scope];
+        slots.extend(self.target().map(|(_, slot)| slot));
+        slots
     }
 
     /// Closes the plugin's handle; the next call reconnects.
@@ -146,7 +192,7 @@ impl ConnShared {
                         "{what} failed with a retryable error; resetting the connection"
                     );
                     self.drop_handle();
-                    std::thread::sleep(self.retry.backoff * attempt);
+                    std::thread::sleep(crate::duration::saturating_mul(self.retry.backoff, attempt));
                     attempt += 1;
                 }
                 Err(e) => {
@@ -225,8 +271,11 @@ impl Connection {
     /// Closes the plugin's connection and drops this connection's cached results, in
     /// memory and on disk; the next call reconnects.
     pub fn reset(&self) {
-        self.shared.drop_handle();
-        self.shared.results.invalidate_connection(&self.shared.name);
+        let shared = &self.shared;
+        shared.drop_handle();
+        shared
+            .results
+            .clear_connection(&shared.identity, &shared.slots());
     }
 }
 
@@ -311,18 +360,12 @@ impl<'c> Read<'c> {
         self.fetch_shared().map(|(df, _)| df.as_ref().clone())
     }
 
-    /// The cache key: connection identity, method, and the whole canonical request
-    /// (query, params sorted by name, limit, batch size, options sorted by name). Whether
-    /// the read streams is not part of it: both read the same table.
+    /// The cache key: connection identity and target, their generations, the method, and
+    /// the whole canonical request (see [`canonical_read`]).
     fn lookup(&self) -> Lookup<'c> {
         let shared = &self.conn.shared;
-        let request = ReadRequest {
-            stream: false,
-            ..self.request.clone()
-        };
-        let request_json = canonical_json(&serde_json::to_value(&request).unwrap_or_default());
         Lookup {
-            key: key([shared.identity.as_bytes(), b"read", request_json.as_bytes()]),
+            key: shared.key(b"read", &canonical_read(&self.request)),
             connection: &shared.name,
             identity: &shared.identity,
             ttl: self.ttl.or(shared.default_ttl),
@@ -381,7 +424,6 @@ impl Read<'_> {
             });
         }
         self.request.stream = true;
-        let started_wall = SystemTime::now();
         let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
         let store = shared.results.begin_store(&lookup, batches.schema());
         Ok(Stream {
@@ -390,7 +432,6 @@ impl Read<'_> {
             source: Source::Plugin(Box::new(Live {
                 batches,
                 store,
-                started_wall,
                 started,
                 rows: 0,
                 shared,
@@ -420,7 +461,6 @@ struct Live {
     batches: Batches,
     /// The disk-tier entry being written alongside, if any.
     store: Option<Pending>,
-    started_wall: SystemTime,
     started: Instant,
     rows: u64,
     shared: Arc<ConnShared>,
@@ -480,7 +520,6 @@ impl Iterator for Stream {
                 };
                 let Live {
                     store,
-                    started_wall,
                     started,
                     rows,
                     shared,
@@ -494,7 +533,7 @@ impl Iterator for Stream {
                     started.elapsed()
                 );
                 if let Some(pending) = store
-                    && let Err(e) = pending.commit(started_wall)
+                    && let Err(e) = pending.commit()
                 {
                     tracing::warn!(
                         "disk cache: cannot store a result of {:?}: {e}",
@@ -559,11 +598,22 @@ impl Execute<'_> {
         let result = handle.execute(&self.request);
         match result {
             Ok(n) => {
-                shared.results.invalidate_connection(&shared.name);
+                // After the commit, before returning: every read that starts from here on
+                // builds a key no earlier read used.
+                shared.invalidate();
                 tracing::debug!(connection = %shared.name, rows = n, elapsed = ?started.elapsed(), "execute");
                 Ok(n)
             }
             Err(e) => {
+                // A statement the source refused changed nothing; but a write whose
+                // connection broke or whose plugin panicked may have committed (a lost
+                // acknowledgement), so what is cached may no longer be what the source says.
+                let refused = [ErrorKind::QUERY, ErrorKind::CONFIG, ErrorKind::UNSUPPORTED]
+                    .contains(&e.kind)
+                    && !e.retryable;
+                if !refused {
+                    shared.invalidate();
+                }
                 if e.kind == ErrorKind::PANIC || e.retryable {
                     shared.drop_handle();
                 }

@@ -10,10 +10,17 @@
 //!   over the final name, so a reader sees a whole old entry or a whole new one.
 //! * **Verified**: a file that is short, long, damaged, for another key or expired is a
 //!   miss (and is replaced by the next write), never an error and never wrong data.
-//! * **Bounded**: after each write, the oldest entries are removed until the folder is
-//!   under its byte bound; expired entries and abandoned temporary files go first.
-//! * **Honest invalidation**: `clear` leaves a marker, and a read that started before the
-//!   marker does not store its (possibly stale) result.
+//! * **Bounded, in O(1) per store**: a byte tally shared by every process (in
+//!   [`crate::state`]) grows with each store; only when it passes the bound is the
+//!   folder walked, removing expired entries and abandoned temporary files first, then
+//!   the oldest entries until it is under 90% of the bound, and the tally is set to what
+//!   the walk found (which also corrects any drift between processes).
+//! * **Invalidation is in the key**: a write, `reset()` or `cache clear` bumps a
+//!   generation that every key includes (see [`crate::state`]), so an entry stored by a
+//!   read that began before it is simply never looked up. `clear` also removes the
+//!   files, for their space.
+//! * **Private**: the folder is created 0700, and one that another user owns or could
+//!   write is refused: whoever can write entries can forge query results.
 //!
 //! A hit maps the file: see `crate::sys::mmap`.
 
@@ -23,13 +30,14 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use polars::prelude::{DataFrame, Schema};
-use sha2::{Digest, Sha256};
 
 use crate::cache::Key;
 use crate::host::hex;
+use crate::state::{Opened, State};
 
 /// The environment variable that moves the cache folder.
 pub const CACHE_DIR_ENV: &str = "PLUGBOARD_CACHE_DIR";
@@ -48,7 +56,6 @@ const SUM_AT: usize = 100;
 const ALIGN: usize = 64;
 const MAX_HEADER: usize = 64 * 1024;
 const ENTRIES: &str = "results-v1";
-const MARKERS: &str = "invalidated";
 const EXTENSION: &str = "entry";
 const TMP_PREFIX: &str = ".tmp-";
 /// Temporary files older than this belong to a process that died mid-write.
@@ -244,20 +251,84 @@ pub struct Removed {
     pub bytes: u64,
 }
 
+/// Why the disk tier cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The folder or its state belongs to another user, or others can write it: using it
+    /// would serve results that anyone could have forged.
+    Refused(String),
+    /// The folder cannot be created or read (a read-only disk, no home folder): the host
+    /// runs without a disk tier.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(m) | Self::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The disk tier: a folder of entries with a byte bound.
 #[derive(Debug, Clone)]
 pub struct DiskCache {
     root: PathBuf,
     max_bytes: u64,
+    state: Arc<State>,
+    /// How many times the folder was walked: what must not happen per read or store.
+    walks: Arc<AtomicU64>,
 }
 
 impl DiskCache {
-    /// A cache in `root` (created on first write).
-    pub fn new(root: impl Into<PathBuf>, max_bytes: u64) -> Self {
-        Self {
-            root: root.into(),
-            max_bytes,
+    /// The cache in `root`, created (mode 0700) if it does not exist. A folder or state
+    /// file that another user owns, or that its group or others can write, is refused.
+    pub fn open(root: impl Into<PathBuf>, max_bytes: u64) -> Result<Self, OpenError> {
+        let root = root.into();
+        let entries = root.join(ENTRIES);
+        for dir in [&root, &entries] {
+            create_private_dir(dir).map_err(|e| {
+                OpenError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            let file = File::open(dir).map_err(|e| {
+                OpenError::Unavailable(format!("cannot open {}: {e}", dir.display()))
+            })?;
+            crate::state::check_private(dir, &file).map_err(OpenError::Refused)?;
         }
+        let (state, created) = match State::open(&root)? {
+            Opened::Existing(s) => (s, false),
+            Opened::Created(s) => (s, true),
+        };
+        let cache = Self {
+            root,
+            max_bytes,
+            state: Arc::new(state),
+            walks: Arc::new(AtomicU64::new(0)),
+        };
+        if created {
+            // Entries made under another key (an older state, an older plugboard) can
+            // never be looked up again.
+            let removed = cache.remove_where(|_| true);
+            if removed.entries > 0 {
+                tracing::debug!(
+                    "disk cache: new state in {}; removed {} unreachable entries",
+                    cache.root.display(),
+                    removed.entries
+                );
+            }
+        }
+        Ok(cache)
+    }
+
+    /// The state that keys are made with, shared by every process using this folder.
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// How many times the folder has been walked by this handle (and its clones).
+    #[cfg(test)]
+    pub(crate) fn walks(&self) -> u64 {
+        self.walks.load(Ordering::Relaxed)
     }
 
     pub fn dir(&self) -> &Path {
@@ -319,12 +390,14 @@ impl DiskCache {
         );
         // Another process may have replaced it already; removing a fresh entry by
         // mistake costs one read, keeping a damaged one costs one per run.
-        let _ = fs::remove_file(path);
+        let size = fs::metadata(path).map_or(0, |m| m.len());
+        if fs::remove_file(path).is_ok() {
+            self.state.tally_change(0, size);
+        }
         None
     }
 
-    /// Stores a result, atomically; `started` is when its read began, so a result read
-    /// before an invalidation is not stored after it. A failure leaves nothing behind.
+    /// Stores a result, atomically. A failure leaves nothing behind.
     pub(crate) fn store(
         &self,
         key: &Key,
@@ -332,11 +405,10 @@ impl DiskCache {
         identity: &str,
         df: &DataFrame,
         ttl: Duration,
-        started: SystemTime,
     ) -> Result<(), String> {
         let mut pending = self.begin(key, connection, identity, ttl, df.schema())?;
         pending.write(df)?;
-        pending.commit(started)
+        pending.commit()
     }
 
     /// Starts storing a result that arrives batch by batch (a streamed read): each
@@ -390,41 +462,9 @@ impl DiskCache {
         })
     }
 
-    fn marker(&self, connection: Option<&str>) -> PathBuf {
-        let name = match connection {
-            Some(c) => hex(&Sha256::digest(c.as_bytes())[..16]),
-            None => "all".to_owned(),
-        };
-        self.root.join(MARKERS).join(name)
-    }
-
-    fn invalidated_since(&self, connection: &str, since: SystemTime) -> bool {
-        [self.marker(Some(connection)), self.marker(None)]
-            .iter()
-            .filter_map(|m| fs::metadata(m).and_then(|m| m.modified()).ok())
-            .any(|t| t >= since)
-    }
-
-    fn touch_marker(&self, connection: Option<&str>) {
-        let path = self.marker(connection);
-        let result = path
-            .parent()
-            .map_or(Ok(()), create_private_dir)
-            .and_then(|()| {
-                fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)?
-                    .set_modified(SystemTime::now())
-            });
-        if let Err(e) = result {
-            tracing::warn!("disk cache: cannot write {}: {e}", path.display());
-        }
-    }
-
     /// Every entry file with its size and modification time.
     fn files(&self) -> Vec<(PathBuf, u64, SystemTime)> {
+        self.walks.fetch_add(1, Ordering::Relaxed);
         let Ok(dir) = fs::read_dir(self.entries_dir()) else {
             return Vec::new();
         };
@@ -444,8 +484,17 @@ impl DiskCache {
             .map(|(h, _)| h)
     }
 
+    /// Counts a stored entry of `size` bytes that replaced one of `replaced` bytes, and
+    /// walks the folder only if that puts it over its bound.
+    fn account(&self, size: u64, replaced: u64) {
+        if self.state.tally_change(size, replaced) > self.max_bytes {
+            self.evict();
+        }
+    }
+
     /// Removes expired entries, abandoned temporary files, then the oldest entries until
-    /// the folder is within its bound.
+    /// the folder is under 90% of its bound (so that the next walk is many stores away),
+    /// and sets the shared tally to what is left.
     pub(crate) fn evict(&self) {
         let now = SystemTime::now();
         let mut live = Vec::new();
@@ -471,12 +520,14 @@ impl DiskCache {
             total += size;
             live.push((modified, size, path));
         }
-        if total <= self.max_bytes {
-            return;
+        let low_water = self.max_bytes - self.max_bytes / 10;
+        if total > self.max_bytes {
+            live.sort();
+        } else {
+            live.clear();
         }
-        live.sort();
         for (_, size, path) in live {
-            if total <= self.max_bytes {
+            if total <= low_water {
                 break;
             }
             if fs::remove_file(&path).is_ok() {
@@ -488,6 +539,7 @@ impl DiskCache {
                 total -= size;
             }
         }
+        self.state.set_tally(total);
     }
 
     /// Totals, by connection.
@@ -519,21 +571,30 @@ impl DiskCache {
         stats
     }
 
-    /// Removes every entry, or those of one connection (by name). Reads in flight when
-    /// this runs will not store their results.
-    pub fn clear(&self, connection: Option<&str>) -> Removed {
-        self.touch_marker(connection);
+    /// Removes every entry. What is stored meanwhile by reads that began before is never
+    /// looked up: this bumps the generation of the whole cache.
+    pub fn clear(&self) -> Removed {
+        self.state.bump_all();
+        self.remove_where(|_| true)
+    }
+
+    /// Removes the entries of one connection, by its identity (not its name: another
+    /// project's connection of the same name is another connection). The caller bumps
+    /// the connection's generation.
+    pub(crate) fn clear_identity(&self, identity: &str) -> Removed {
+        self.remove_where(|path| Self::header_of(path).is_some_and(|h| h.identity == identity))
+    }
+
+    fn remove_where(&self, matches: impl Fn(&Path) -> bool) -> Removed {
         let mut removed = Removed::default();
         for (path, size, _) in self.files() {
-            let matches = match connection {
-                None => true,
-                Some(c) => Self::header_of(&path).is_some_and(|h| h.connection == c),
-            };
-            if matches && fs::remove_file(&path).is_ok() {
+            let entry = path.extension().is_some_and(|x| x == EXTENSION);
+            if entry && matches(&path) && fs::remove_file(&path).is_ok() {
                 removed.entries += 1;
                 removed.bytes += size;
             }
         }
+        self.state.tally_change(0, removed.bytes);
         removed
     }
 }
@@ -567,9 +628,8 @@ impl Pending {
         Ok(())
     }
 
-    /// Finishes the entry and makes it visible, unless its connection was invalidated
-    /// after `started` (when its read began).
-    pub(crate) fn commit(mut self, started: SystemTime) -> Result<(), String> {
+    /// Finishes the entry and makes it visible.
+    pub(crate) fn commit(mut self) -> Result<(), String> {
         let path = self.tmp.path().to_path_buf();
         let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
         self.writer
@@ -586,18 +646,13 @@ impl Pending {
         let mut file = self.tmp.as_file();
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&self.header.encode()).map_err(io)?;
-        let connection = &self.header.connection;
-        if self.cache.invalidated_since(connection, started) {
-            tracing::debug!(
-                "disk cache: {connection:?} was invalidated during the read; not storing it"
-            );
-            return Ok(());
-        }
+        let size = file.metadata().map_err(io)?.len();
         let target = self.cache.path(&self.header.key);
+        let replaced = fs::metadata(&target).map_or(0, |m| m.len());
         self.tmp
             .persist(&target)
             .map_err(|e| format!("cannot rename into {}: {}", target.display(), e.error))?;
-        self.cache.evict();
+        self.cache.account(size, replaced);
         Ok(())
     }
 }
@@ -666,13 +721,13 @@ mod tests {
 
     fn cache() -> (tempfile::TempDir, DiskCache) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cache = DiskCache::new(dir.path(), DEFAULT_DISK_MAX_BYTES);
+        let cache = DiskCache::open(dir.path(), DEFAULT_DISK_MAX_BYTES).expect("open");
         (dir, cache)
     }
 
     fn store(cache: &DiskCache, key: &Key, conn: &str, df: &DataFrame, ttl: Duration) {
         cache
-            .store(key, conn, "id", df, ttl, SystemTime::now())
+            .store(key, conn, &format!("id of {conn}"), df, ttl)
             .expect("store");
     }
 
@@ -785,7 +840,7 @@ mod tests {
         let df = frame();
         store(&cache, &[0; 32], "c", &df, HOUR);
         let one = cache.stats().total.bytes;
-        let cache = DiskCache::new(cache.dir(), one * 2 + one / 2);
+        let cache = DiskCache::open(cache.dir(), one * 2 + one / 2).expect("open");
         for i in 1..5u8 {
             std::thread::sleep(Duration::from_millis(20)); // distinct modification times
             store(&cache, &[i; 32], "c", &df, HOUR);
@@ -793,6 +848,7 @@ mod tests {
         let stats = cache.stats();
         assert!(stats.total.bytes <= cache.max_bytes(), "{stats:?}");
         assert_eq!(stats.total.entries, 2, "{stats:?}");
+        assert_eq!(cache.state().tally(), stats.total.bytes, "the tally is exact after a walk");
         assert!(cache.load(&[4; 32], HOUR).is_some(), "the newest stays");
         assert!(cache.load(&[3; 32], HOUR).is_some());
         assert!(
@@ -802,29 +858,98 @@ mod tests {
     }
 
     #[test]
-    fn clear_by_connection_and_invalidation_during_a_read() {
+    fn clear_by_identity_not_by_name() {
         let (_d, cache) = cache();
         let df = frame().head(Some(10));
         store(&cache, &[1; 32], "a", &df, HOUR);
         store(&cache, &[2; 32], "b", &df, HOUR);
+        // Another project's connection that is also called "a".
+        cache
+            .store(&[3; 32], "a", "id of another a", &df, HOUR)
+            .expect("store");
         let stats = cache.stats();
         assert_eq!(stats.connections.keys().collect::<Vec<_>>(), ["a", "b"]);
-        let removed = cache.clear(Some("a"));
+        let removed = cache.clear_identity("id of a");
         assert_eq!(removed.entries, 1);
         assert!(cache.load(&[1; 32], HOUR).is_none());
         assert!(cache.load(&[2; 32], HOUR).is_some());
-
-        // A read that began before a clear does not store what it read.
-        let started = SystemTime::now() - Duration::from_secs(1);
-        cache.clear(Some("b"));
-        cache
-            .store(&[3; 32], "b", "id", &df, HOUR, started)
-            .expect("store");
-        assert!(cache.load(&[3; 32], HOUR).is_none());
-        store(&cache, &[3; 32], "b", &df, HOUR);
-        assert!(cache.load(&[3; 32], HOUR).is_some(), "a later read does");
-        assert_eq!(cache.clear(None).entries, 1, "b's first entry went with b");
+        assert!(cache.load(&[3; 32], HOUR).is_some(), "the other project's a stays");
+        let all = cache.state().all_generation();
+        assert_eq!(cache.clear().entries, 2);
+        assert_eq!(cache.state().all_generation(), all + 1);
         assert_eq!(cache.stats().total, Usage::default());
+        assert_eq!(cache.state().tally(), 0);
+    }
+
+    #[test]
+    fn storing_does_not_walk_the_folder() {
+        let (_d, cache) = cache();
+        let df = frame().head(Some(3));
+        let walks = cache.walks(); // opening a new folder sweeps it once
+        for i in 0..50u8 {
+            store(&cache, &[i; 32], "c", &df, HOUR);
+        }
+        store(&cache, &[7; 32], "c", &df, HOUR); // replaces one
+        assert_eq!(cache.walks(), walks, "no store walked the folder");
+        let stats = cache.stats();
+        assert_eq!(stats.total.entries, 50);
+        assert_eq!(cache.state().tally(), stats.total.bytes, "the tally is exact");
+        // Another process's handle shares the tally.
+        let other = DiskCache::open(cache.dir(), DEFAULT_DISK_MAX_BYTES).expect("open");
+        assert_eq!(other.state().tally(), stats.total.bytes);
+    }
+
+    /// The issue this answers: with every store re-reading every entry's header, a cache
+    /// of 100k entries slowed every query. Now a store walks nothing, however full.
+    #[test]
+    fn a_store_costs_the_same_with_100k_entries() {
+        let (_d, cache) = cache();
+        let df = frame().head(Some(3));
+        store(&cache, &[0; 32], "c", &df, HOUR);
+        let mut first = cache.path(&[0; 32]);
+        for i in 1..100_000u32 {
+            let mut key = [0u8; 32];
+            key[..4].copy_from_slice(&i.to_le_bytes());
+            if i % 50_000 == 0 {
+                // A file takes at most 65,000 links on ext4: start from a copy.
+                fs::copy(&first, cache.path(&key)).expect("copy");
+                first = cache.path(&key);
+            } else {
+                fs::hard_link(&first, cache.path(&key)).expect("link");
+            }
+        }
+        cache.evict(); // one walk: the tally learns of the entries made behind its back
+        let walks = cache.walks();
+        let started = std::time::Instant::now();
+        for i in 0..200u8 {
+            store(&cache, &[i | 1; 32], "c", &df, HOUR);
+        }
+        let per_store = started.elapsed() / 200;
+        assert_eq!(cache.walks(), walks, "no store walked the 100k entries");
+        let stats = cache.stats();
+        assert!(stats.total.entries >= 100_000, "{:?}", stats.total);
+        assert_eq!(cache.state().tally(), stats.total.bytes);
+        eprintln!("a store beside 100k entries took {per_store:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_folder_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = DiskCache::open(dir.path(), DEFAULT_DISK_MAX_BYTES)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("writable by every user"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o770)).expect("chmod");
+        let err = DiskCache::open(dir.path(), DEFAULT_DISK_MAX_BYTES)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("writable by its group"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        DiskCache::open(dir.path(), DEFAULT_DISK_MAX_BYTES).expect("readable by others is fine");
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub enum Error {
     Argument(String),
 
     #[error("{context}: {error}")]
+    /// The cache folder cannot be trusted (another user's, or writable by others).
+    #[error("cache: {0}")]
+    Cache(String),
+
     Polars {
         context: String,
         error: polars::prelude::PolarsError,

@@ -226,7 +226,16 @@ impl HostBuilder {
                     }
                     None => crate::disk::DEFAULT_DISK_MAX_BYTES,
                 };
-                Some(DiskCache::new(dir, max))
+                match DiskCache::open(&dir, max) {
+                    Ok(disk) => Some(disk),
+                    Err(crate::disk::OpenError::Refused(reason)) => {
+                        return Err(Error::Cache(reason));
+                    }
+                    Err(crate::disk::OpenError::Unavailable(reason)) => {
+                        tracing::warn!("disk cache off: {reason}");
+                        None
+                    }
+                }
             }
         };
         let (plugins, load_errors) = load_plugins(&plugins_file);
@@ -459,7 +468,7 @@ impl Host {
     /// Opens a connection with explicit parameters layered over its configuration.
     pub fn connection_with(&self, name: &str, options: ConnectOptions) -> Result<Connection> {
         let resolved = self.resolve(name, &options)?;
-        let identity = identity(&resolved);
+        let identity = identity(&resolved, self.inner.results.state());
         let shared = self
             .inner
             .connections
@@ -476,9 +485,17 @@ impl Host {
         self.inner.results.stats()
     }
 
-    /// Drops cached results in both tiers: every one, or one connection's (by name).
-    pub fn clear_cache(&self, connection: Option<&str>) -> Cleared {
-        self.inner.results.clear(connection)
+    /// Drops cached results in both tiers and makes sure no process serves them again:
+    /// every one, or those of the connection this host resolves `connection` to (another
+    /// project's connection of the same name keeps its own). Connects to nothing.
+    pub fn clear_cache(&self, connection: Option<&str>) -> Result<Cleared> {
+        let Some(name) = connection else {
+            return Ok(self.inner.results.clear());
+        };
+        let resolved = self.resolve(name, &ConnectOptions::default())?;
+        let identity: Arc<str> = identity(&resolved, self.inner.results.state()).into();
+        let scope = self.inner.results.state().slot(identity.as_bytes());
+        Ok(self.inner.results.clear_connection(&identity, &[scope]))
     }
 
     /// The disk tier, if it is on.
@@ -689,17 +706,20 @@ fn show_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// A connection's identity: name, plugin and its version, and a digest of its final
-/// config and of the working directory (plugins resolve relative paths, such as
-/// `sqlite:///pets.db`, against it). Secrets enter only through the digest.
-fn identity(r: &Resolved) -> String {
-    let canonical = canonical_json(&serde_json::to_value(&r.table).unwrap_or_default());
+/// A connection's identity: name, plugin and its version, and a keyed digest of its
+/// final config and of the working directory (plugins resolve relative paths, such as
+/// `sqlite:///pets.db`, against it). Secrets enter only through the digest, which is an
+/// HMAC under the cache's secret key: an identity on disk allows no offline guessing.
+fn identity(r: &Resolved, state: &crate::state::State) -> String {
+    // A TOML table always converts; if it ever did not, `Null` would give every such
+    // table one identity, so use its TOML text instead.
+    let canonical = serde_json::to_value(&r.table)
+        .map_or_else(|_| r.table.to_string(), |v| canonical_json(&v));
     let cwd = std::env::current_dir().unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(canonical.as_bytes());
-    h.update([0]);
-    h.update(cwd.as_os_str().as_encoded_bytes());
-    let digest = hex(&h.finalize());
+    let digest = hex(&state.keyed([
+        canonical.as_bytes(),
+        cwd.as_os_str().as_encoded_bytes(),
+    ]));
     format!(
         "{}|{}@{}|{}",
         r.name,

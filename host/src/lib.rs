@@ -39,6 +39,7 @@ pub mod output;
 mod schema;
 pub mod secrets;
 mod sys;
+mod state;
 
 use crate::sys::loader;
 
@@ -47,7 +48,7 @@ pub use polars::prelude::DataFrame;
 
 pub use crate::cache::{Cleared, DiskCache, DiskStats, MemoryStats, Outcome, Stats, Usage};
 pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read, Stream};
-pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
+pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV, OpenError};
 pub use crate::error::{Error, Result};
 pub use crate::host::{
     ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGIN_PATH_ENV, PLUGINS_ENV, PluginInfo,

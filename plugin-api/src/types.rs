@@ -15,9 +15,46 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
+    /// NaN and the infinities cross as the strings `"NaN"`, `"Infinity"` and
+    /// `"-Infinity"` (JSON has no such numbers; before 1.3 they became `null`).
+    #[serde(with = "non_finite")]
     Float(f64),
     String(String),
     Bytes(Vec<u8>),
+}
+
+/// JSON for every `f64`: finite values as numbers, the rest as strings.
+mod non_finite {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("Infinity"),
+            _ => s.serialize_str("-Infinity"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Float {
+            Number(f64),
+            Text(String),
+        }
+        match Float::deserialize(d)? {
+            Float::Number(v) => Ok(v),
+            Float::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                _ => Err(D::Error::custom(format!(
+                    "expected a number, \"NaN\", \"Infinity\" or \"-Infinity\", got {t:?}"
+                ))),
+            },
+        }
+    }
 }
 
 impl fmt::Debug for Value {
@@ -232,6 +269,24 @@ impl Manifest {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_float_crosses_as_json_and_back() {
+        for v in [0.0, -0.0, 1.5, f64::MAX, f64::MIN_POSITIVE, f64::INFINITY, f64::NEG_INFINITY] {
+            let json = serde_json::to_string(&super::Value::Float(v)).expect("json");
+            let back: super::Value = serde_json::from_str(&json).expect("parse");
+            let super::Value::Float(b) = back else {
+                panic!("{json} is not a float");
+            };
+            assert_eq!(b.to_bits(), v.to_bits(), "{json}");
+        }
+        let nan = serde_json::to_string(&super::Value::Float(f64::NAN)).expect("json");
+        assert_eq!(nan, r#"{"type":"float","value":"NaN"}"#);
+        let back: super::Value = serde_json::from_str(&nan).expect("parse");
+        assert!(matches!(back, super::Value::Float(v) if v.is_nan()));
+        let bad = serde_json::from_str::<super::Value>(r#"{"type":"float","value":"lots"}"#);
+        assert!(bad.is_err());
+    }
+
     use super::*;
 
     #[test]

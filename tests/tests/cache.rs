@@ -411,7 +411,7 @@ fn reset_drops_the_results_in_both_tiers() {
     let other = p.host().connection("f").expect("f");
     assert_eq!(value_with(&other, 1, HOUR, false).1, Outcome::DiskHit);
 
-    let cleared = host.clear_cache(None);
+    let cleared = host.clear_cache(None).expect("clear");
     assert_eq!((cleared.memory, cleared.disk.entries), (2, 2));
     assert!(p.cache_entries().is_empty());
 }
