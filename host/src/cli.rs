@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use plugboard_api::Value;
 
 use crate::output::{self, Format};
-use crate::{ConnectOptions, Host, HostBuilder, secrets};
+use crate::{ConnectOptions, Host, HostBuilder};
 
 /// Query data sources through connector plugins, with a shared cache.
 #[derive(Debug, Parser)]
@@ -334,7 +334,9 @@ fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Connection> {
         if key.is_empty() {
             bail!("--set {s:?}: the key is empty");
         }
-        options = options.set(key, secrets::parse_value(value));
+        // Typed by the key's declared type once the plugin is known (a declared string
+        // is the exact text), else by its look.
+        options = options.set_text(key, value);
     }
     Ok(host.connection_with(&args.connection, options)?)
 }

@@ -7,8 +7,9 @@ use plugboard_api::{ErrorKind, PluginError};
 
 /// Everything that can go wrong in the host.
 ///
-/// Messages are one line and never contain a secret value: plugin messages are passed
-/// through the connection's redactor before they are wrapped here.
+/// Messages are one line and never contain a secret value: plugin messages (panics
+/// included) are passed through the connection's redactor, and the secrets of every
+/// connection of that plugin, before they are wrapped here ([`Error::plugin`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read {}: {error}", path.display())]
@@ -60,11 +61,11 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     Argument(String),
 
-    #[error("{context}: {error}")]
     /// The cache folder cannot be trusted (another user's, or writable by others).
     #[error("cache: {0}")]
     Cache(String),
 
+    #[error("{context}: {error}")]
     Polars {
         context: String,
         error: polars::prelude::PolarsError,
@@ -134,18 +135,23 @@ impl Error {
         }
     }
 
+    /// A plugin's error (a panic's message included) as the host shows it: redacted with
+    /// the connection's secrets (`redact`) and with those of every connection `plugin`
+    /// was handed (a message may name another), then folded onto one line, and redacted
+    /// again in case folding joined a secret's lines.
     pub(crate) fn plugin(
         connection: &str,
         plugin: &str,
         e: &PluginError,
         redact: impl Fn(&str) -> String,
     ) -> Error {
+        let redact = |m: &str| crate::secrets::redact_plugin_text(plugin, &redact(m));
         Error::Plugin {
             connection: connection.to_owned(),
             plugin: plugin.to_owned(),
             kind: e.kind,
             retryable: e.retryable,
-            message: one_line(&redact(e.message())),
+            message: redact(&one_line(&redact(e.message()))),
             attempts: 1,
         }
     }
@@ -169,3 +175,30 @@ pub(crate) fn one_line(s: &str) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_panic_is_redacted_before_display() {
+        let table: toml::Table =
+            toml::from_str("password = \"S3cr3t-panic\"\n[other]\ntoken = \"S3cr3t-other\"\n")
+                .expect("toml");
+        let r = crate::secrets::Redactor::new(&table, &[]);
+        crate::secrets::register_plugin_secrets("error-test", &r);
+        let e = PluginError::new(
+            ErrorKind::PANIC,
+            "plugin panicked during the call: bad S3cr3t-panic\n  and S3cr3t-other\n at https://u:S3cr3t-url@h/ (at src/lib.rs:1)",
+        );
+        // Even if the connection's redactor missed them, the plugin's registry does not.
+        let shown = Error::plugin("c", "error-test", &e, str::to_owned).to_string();
+        assert_eq!(
+            shown,
+            "connection \"c\" (plugin error-test): panic error: plugin panicked during the call: \
+             bad *** | and *** | at https://u:***@h/ (at src/lib.rs:1)"
+        );
+        let shown = Error::plugin("c", "error-none", &e, |m| r.redact(m)).to_string();
+        assert!(!shown.contains("S3cr3t"), "{shown}");
+    }
+}

@@ -60,7 +60,7 @@ pub struct ConnectionInfo {
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     kind: Option<String>,
-    set: Vec<(Vec<String>, toml::Value)>,
+    set: Vec<(Vec<String>, secrets::SetValue)>,
 }
 
 impl ConnectOptions {
@@ -78,8 +78,21 @@ impl ConnectOptions {
     /// Sets a key (dotted for nested tables: `query.sslmode`).
     #[must_use]
     pub fn set(mut self, key: &str, value: impl Into<toml::Value>) -> Self {
-        self.set
-            .push((key.split('.').map(str::to_owned).collect(), value.into()));
+        self.set.push((
+            key.split('.').map(str::to_owned).collect(),
+            secrets::SetValue::Value(value.into()),
+        ));
+        self
+    }
+
+    /// Sets a key from text, as `--set KEY=VALUE` does: typed by the type the plugin
+    /// declares for the key (a declared string is the exact text), else by its look.
+    #[must_use]
+    pub fn set_text(mut self, key: &str, text: impl Into<String>) -> Self {
+        self.set.push((
+            key.split('.').map(str::to_owned).collect(),
+            secrets::SetValue::Text(text.into()),
+        ));
         self
     }
 }
@@ -441,10 +454,18 @@ impl Host {
         self.connection_names()
             .into_iter()
             .map(|name| {
+                let (s, env) = (&self.inner.secrets, &self.inner.env);
                 let table =
-                    secrets::effective_table(&name, &self.inner.secrets, &self.inner.env, &[])
-                        .unwrap_or_default();
+                    secrets::effective_table(&name, s, env, &[], |_| None).unwrap_or_default();
                 let plugin = self.select_plugin(&name, None, &table);
+                // Environment text typed by the plugin's schema, as `resolve` does.
+                let table = match &plugin {
+                    Ok(p) => secrets::effective_table(&name, s, env, &[], |k| {
+                        crate::schema::declared_type(&p.manifest, k)
+                    })
+                    .unwrap_or(table),
+                    Err(_) => table,
+                };
                 let redactor = match &plugin {
                     Ok(p) => crate::schema::redactor(&p.manifest, &table),
                     Err(_) => Redactor::new(&table, &[]),
@@ -504,10 +525,15 @@ impl Host {
     }
 
     fn resolve(&self, name: &str, options: &ConnectOptions) -> Result<Resolved> {
-        let table =
-            secrets::effective_table(name, &self.inner.secrets, &self.inner.env, &options.set)
-                .ok_or_else(|| self.unknown_connection(name))?;
+        let (s, env) = (&self.inner.secrets, &self.inner.env);
+        let table = secrets::effective_table(name, s, env, &options.set, |_| None)
+            .ok_or_else(|| self.unknown_connection(name))?;
         let plugin = self.select_plugin(name, options.kind.as_deref(), &table)?;
+        // Text from the environment and `--set`, typed by the plugin's schema.
+        let table = secrets::effective_table(name, s, env, &options.set, |k| {
+            crate::schema::declared_type(&plugin.manifest, k)
+        })
+        .unwrap_or(table);
         let bad = |key: &str, message: String| Error::Connection {
             connection: name.to_owned(),
             message: format!("`{key}`: {message}"),
@@ -537,6 +563,8 @@ impl Host {
                 })?;
         }
         let redactor = crate::schema::redactor(&plugin.manifest, &table);
+        // Before the plugin is handed them: its own log records are redacted with them.
+        secrets::register_plugin_secrets(&plugin.manifest.name, &redactor);
         let mut table = table;
         for k in RESERVED_KEYS {
             table.remove(*k);

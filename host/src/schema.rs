@@ -72,12 +72,25 @@ fn describe(kind: KeyType) -> &'static str {
     }
 }
 
-/// The redactor for a connection: with a schema, exactly its secret keys (and passwords
-/// inside URLs); without one, the declared secret keys and keys that look secret.
+/// The type the plugin declares for a key path (`None` for a path the schema does not
+/// describe: a nested key, or any key of a plugin without a schema). Text from the
+/// environment and `--set` is typed by it.
+pub(crate) fn declared_type(manifest: &Manifest, path: &[String]) -> Option<KeyType> {
+    let [key] = path else {
+        return None;
+    };
+    manifest
+        .config
+        .iter()
+        .find(|k| &k.name == key)
+        .map(|k| k.kind)
+}
+
+/// The redactor for a connection: the keys its plugin declares secret (in its schema, or
+/// in `secret_keys`), and always, schema or not, keys that look secret and secrets inside
+/// strings (see [`crate::secrets`]). A schema can add secrets, never make a `password`
+/// printable: the promise is the host's, not each plugin's.
 pub(crate) fn redactor(manifest: &Manifest, table: &toml::Table) -> Redactor {
-    if manifest.config.is_empty() {
-        return Redactor::new(table, &manifest.secret_keys);
-    }
     let keys: Vec<String> = manifest
         .config
         .iter()
@@ -85,7 +98,7 @@ pub(crate) fn redactor(manifest: &Manifest, table: &toml::Table) -> Redactor {
         .map(|k| k.name.clone())
         .chain(manifest.secret_keys.iter().cloned())
         .collect();
-    Redactor::exact(table, &keys)
+    Redactor::new(table, &keys)
 }
 
 #[cfg(test)]
@@ -130,24 +143,30 @@ mod tests {
     }
 
     #[test]
-    fn the_schema_decides_what_is_secret() {
-        let m = manifest();
-        let t = table("mode = \"s3cret-mode\"\npassword = \"pw-123456\"\ntoken = \"tok-abcdef\"");
+    fn the_schema_adds_secrets_and_never_removes_them() {
+        let m = manifest().key(ConfigKey::string("opaque").secret());
+        let t = table(
+            "mode = \"s3cret-mode\"\npassword = \"pw-123456\"\ntoken = \"tok-abcdef\"\nopaque = \"op-123456\"",
+        );
         let r = redactor(&m, &t);
-        let shown = r.redact("pw-123456 tok-abcdef");
-        assert!(
-            shown.contains("***") && !shown.contains("pw-123456"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("tok-abcdef"),
-            "not declared secret: shown as is"
-        );
-        let free = Manifest::new("free", "1");
-        let shown = redactor(&free, &t).redact("tok-abcdef");
-        assert!(
-            !shown.contains("tok-abcdef"),
-            "without a schema, looks-secret keys hide"
+        let shown = r.redact("pw-123456 tok-abcdef op-123456 s3cret-mode");
+        assert_eq!(shown, "*** *** *** s3cret-mode");
+        let free = Manifest::new("free", "1").secret_keys(["opaque"]);
+        let shown = redactor(&free, &t).redact("tok-abcdef op-123456");
+        assert_eq!(shown, "*** ***");
+    }
+
+    #[test]
+    fn declared_types_are_found_by_top_level_key() {
+        let m = manifest();
+        let path = |p: &str| p.split('.').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(declared_type(&m, &path("password")), Some(KeyType::String));
+        assert_eq!(declared_type(&m, &path("port")), Some(KeyType::Integer));
+        assert_eq!(declared_type(&m, &path("query.password")), None);
+        assert_eq!(declared_type(&m, &path("nope")), None);
+        assert_eq!(
+            declared_type(&Manifest::new("free", "1"), &path("port")),
+            None
         );
     }
 }

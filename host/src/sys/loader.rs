@@ -120,7 +120,8 @@ fn register_log_target(name: &str) -> usize {
 }
 
 /// A plugin's log record, re-emitted as a tracing event whose target is the plugin's name
-/// (its own module path rides along), so the host's subscriber filters and prints it.
+/// (its own module path rides along), so the host's subscriber filters and prints it. Its
+/// message is redacted with the secrets of every connection the plugin was handed.
 extern "C" fn host_log(context: usize, level: u8, module: RStr<'_>, message: RStr<'_>) {
     let _ = std::panic::catch_unwind(|| {
         let target = LOG_TARGETS
@@ -141,7 +142,14 @@ extern "C" fn host_log(context: usize, level: u8, module: RStr<'_>, message: RSt
                 .level(level)
                 .target(&target)
                 .module_path(Some(module.as_str()))
-                .args(format_args!("{}", message.as_str()))
+                // Redacted with the secrets of the plugin's connections when printed.
+                .args(format_args!(
+                    "{}",
+                    crate::secrets::PluginText {
+                        plugin: &target,
+                        text: message.as_str(),
+                    }
+                ))
                 .build(),
         );
     });
