@@ -194,10 +194,16 @@ macro_rules! cli {
     };
 }
 
-/// The PostgreSQL server on 127.0.0.1:5432 (trust auth, user `postgres`), driven with `psql`.
+/// PostgreSQL for the tests, driven with `psql`: the machine's server on 127.0.0.1:5432
+/// (trust auth, user `postgres`) for the tests that only read and write their own databases,
+/// and private servers ([`pg::Server`]) for the tests that need a server configured or
+/// restarted: those never touch the machine's configuration or its server.
 pub mod pg {
-    use std::process::Command;
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdin, Command, Stdio};
     use std::sync::OnceLock;
+    use std::time::Instant;
 
     /// A URL for one of the server's databases, as the `postgres` superuser.
     pub fn url(db: &str) -> String {
@@ -206,18 +212,15 @@ pub mod pg {
 
     /// Runs `psql` with `args` against `db`; returns its standard output, panics on failure.
     pub fn psql(db: &str, args: &[&str]) -> String {
+        run_psql(&["-h", "127.0.0.1"], db, args)
+    }
+
+    /// `psql` as `postgres`, connected through `connect` (`-h`, `-p`) to `db`.
+    fn run_psql(connect: &[&str], db: &str, args: &[&str]) -> String {
         let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", db])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .args(connect)
+            .args(["-U", "postgres", "-d", db])
             .args(args)
             .output()
             .expect("run psql (is the PostgreSQL client installed?)");
@@ -242,43 +245,48 @@ pub mod pg {
     /// The database holding Chinook, loaded once from `../shared/data/chinook/`.
     pub fn chinook() -> &'static str {
         static DB: OnceLock<()> = OnceLock::new();
-        const NAME: &str = "plugboard_chinook";
         DB.get_or_init(|| {
             let loaded = value(
                 "postgres",
-                &format!("SELECT count(*) FROM pg_database WHERE datname = '{NAME}'"),
+                &format!("SELECT count(*) FROM pg_database WHERE datname = '{CHINOOK}'"),
             ) == "1"
-                && value(NAME, "SELECT to_regclass('public.track') IS NOT NULL") == "t"
-                && value(NAME, "SELECT count(*) FROM track") == "3503";
-            if loaded {
-                return;
+                && value(CHINOOK, "SELECT to_regclass('public.track') IS NOT NULL") == "t"
+                && value(CHINOOK, "SELECT count(*) FROM track") == "3503";
+            if !loaded {
+                load_chinook(psql);
             }
-            psql(
-                "postgres",
-                &[
-                    "-c",
-                    &format!("DROP DATABASE IF EXISTS {NAME} WITH (FORCE)"),
-                ],
-            );
-            psql("postgres", &["-c", &format!("CREATE DATABASE {NAME}")]);
-            let script =
-                std::fs::read_to_string(super::chinook().with_file_name("chinook_postgres.sql"))
-                    .expect("chinook_postgres.sql beside chinook.sqlite");
-            // The script creates and switches to its own database; load it into ours.
-            let body: String = script
-                .lines()
-                .filter(|l| {
-                    !(l.starts_with("DROP DATABASE")
-                        || l.starts_with("CREATE DATABASE")
-                        || l.starts_with("\\c "))
-                })
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let file = tempfile::NamedTempFile::new().expect("temp file");
-            std::fs::write(file.path(), body).expect("write script");
-            psql(NAME, &["-f", &file.path().display().to_string()]);
         });
-        NAME
+        CHINOOK
+    }
+
+    const CHINOOK: &str = "plugboard_chinook";
+
+    /// (Re)creates the [`CHINOOK`] database through `psql` and loads the script into it.
+    fn load_chinook(psql: impl Fn(&str, &[&str]) -> String) {
+        psql(
+            "postgres",
+            &[
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {CHINOOK} WITH (FORCE)"),
+            ],
+        );
+        psql("postgres", &["-c", &format!("CREATE DATABASE {CHINOOK}")]);
+        let script =
+            std::fs::read_to_string(super::chinook().with_file_name("chinook_postgres.sql"))
+                .expect("chinook_postgres.sql beside chinook.sqlite");
+        // The script creates and switches to its own database; load it into ours.
+        let body: String = script
+            .lines()
+            .filter(|l| {
+                !(l.starts_with("DROP DATABASE")
+                    || l.starts_with("CREATE DATABASE")
+                    || l.starts_with("\\c "))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), body).expect("write script");
+        psql(CHINOOK, &["-f", &file.path().display().to_string()]);
     }
 
     /// A database for tests' own tables (each test uses table names of its own).
@@ -297,38 +305,334 @@ pub mod pg {
         NAME
     }
 
-    /// A role that must log in with a password (`scram-sha-256` over TCP), for the tests of
-    /// authentication: the server trusts everyone else. Adds its `pg_hba.conf` lines once.
+    /// The password role's name on a [`Server`] (see [`Server::password_role`]).
+    pub const PASSWORD_USER: &str = "plugboard_pw";
+    const PASSWORD: &str = "right-password";
+
+    /// The password role of the shared [`private`] server: connect to its port
+    /// ([`Server::port`]), not to the machine's server, which trusts every role.
     pub fn password_role() -> (&'static str, &'static str) {
-        static ROLE: OnceLock<()> = OnceLock::new();
-        const USER: &str = "plugboard_pw";
-        const PASSWORD: &str = "right-password";
-        ROLE.get_or_init(|| {
-            psql(
-                "postgres",
-                &[
-                    "-c",
-                    &format!(
-                        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{USER}') \
-                         THEN CREATE ROLE {USER} LOGIN; END IF; END $$; \
-                         SET password_encryption = 'scram-sha-256'; \
-                         ALTER ROLE {USER} PASSWORD '{PASSWORD}'"
-                    ),
-                ],
-            );
-            let hba = value("postgres", "SHOW hba_file");
-            let text = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
-            let lines = format!(
-                "host all {USER} 127.0.0.1/32 scram-sha-256\nhost all {USER} ::1/128 scram-sha-256\n"
-            );
-            if !text.contains(&lines) {
-                std::fs::write(&hba, format!("{lines}{text}")).expect("write pg_hba.conf");
-                value("postgres", "SELECT pg_reload_conf()");
-                // The postmaster rereads the file asynchronously.
-                std::thread::sleep(std::time::Duration::from_millis(300));
+        private().password_role()
+    }
+
+    /// This test binary's private server, started on first use and shared by its tests.
+    /// It stops when the test process ends, however it ends (see [`Server`]).
+    pub fn private() -> &'static Server {
+        static SERVER: OnceLock<Server> = OnceLock::new();
+        SERVER.get_or_init(Server::start)
+    }
+
+    /// A PostgreSQL server of the tests' own: a fresh cluster (`initdb`) in a temporary
+    /// folder, with its own `pg_hba.conf` (`postgres` is trusted over the unix socket and
+    /// 127.0.0.1; every other role logs in with a `scram-sha-256` password), listening on
+    /// 127.0.0.1 on a free port and on a unix socket inside the folder.
+    ///
+    /// Dropping it stops the server (`pg_ctl stop -m immediate`) and removes the folder. A
+    /// watchdog process does the same when the test process ends without dropping it (a
+    /// `static`, an abort, a signal): it holds the read end of a pipe that only this process
+    /// writes to, and cleans up when the pipe closes.
+    ///
+    /// As root, the server runs as the OS user `postgres` (`initdb` and `postgres` refuse
+    /// to run as root), through `runuser`.
+    pub struct Server {
+        root: PathBuf,
+        bin: PathBuf,
+        port: u16,
+        watchdog: Option<(Child, ChildStdin)>,
+        password_role: OnceLock<()>,
+        chinook: OnceLock<()>,
+    }
+
+    impl Server {
+        /// Creates and starts a server; panics (with its log) if it cannot.
+        pub fn start() -> Self {
+            let started = Instant::now();
+            let bin = bin_dir();
+            let root = make_root();
+            let mut server = Server {
+                watchdog: Some(watchdog(&root, &bin)),
+                root,
+                bin,
+                port: 0,
+                password_role: OnceLock::new(),
+                chinook: OnceLock::new(),
+            };
+            server.initdb();
+            // Another process may take the free port before the server binds it: retry.
+            for attempt in 1.. {
+                server.port = free_port();
+                match server.pg_ctl_start() {
+                    Ok(()) => break,
+                    Err(log) if attempt < 5 && log.contains("Address already in use") => {}
+                    Err(log) => panic!("the private PostgreSQL did not start:\n{log}"),
+                }
             }
-        });
-        (USER, PASSWORD)
+            eprintln!(
+                "private PostgreSQL on 127.0.0.1:{} in {}, started in {:?}",
+                server.port,
+                server.root.display(),
+                started.elapsed()
+            );
+            server
+        }
+
+        /// The TCP port on 127.0.0.1.
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// A URL for one of the server's databases, as the `postgres` superuser (trusted).
+        pub fn url(&self, db: &str) -> String {
+            format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port)
+        }
+
+        /// Runs `psql` as `postgres` over the unix socket; panics on failure.
+        pub fn psql(&self, db: &str, args: &[&str]) -> String {
+            let socket = self.socket_dir().display().to_string();
+            let port = self.port.to_string();
+            run_psql(&["-h", &socket, "-p", &port], db, args)
+        }
+
+        /// One value, as psql prints it unaligned.
+        pub fn value(&self, db: &str, sql: &str) -> String {
+            self.psql(db, &["-A", "-t", "-c", sql]).trim().to_owned()
+        }
+
+        /// A role that logs in only with its password (`scram-sha-256` over TCP), created on
+        /// first use: `(user, password)`.
+        pub fn password_role(&self) -> (&'static str, &'static str) {
+            self.password_role.get_or_init(|| {
+                self.psql(
+                    "postgres",
+                    &[
+                        "-c",
+                        &format!(
+                            "SET password_encryption = 'scram-sha-256'; \
+                             CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'"
+                        ),
+                    ],
+                );
+            });
+            (PASSWORD_USER, PASSWORD)
+        }
+
+        /// The database holding Chinook on this server, loaded on first use.
+        pub fn chinook(&self) -> &'static str {
+            self.chinook
+                .get_or_init(|| load_chinook(|db, args| self.psql(db, args)));
+            CHINOOK
+        }
+
+        /// Stops the server the way `pg_ctlcluster restart` does (`-m fast`: sessions are
+        /// terminated), then starts it again on the same port.
+        pub fn restart(&self) {
+            let out = self
+                .pg_ctl()
+                .args(["-m", "fast", "stop"])
+                .output()
+                .expect("run pg_ctl stop");
+            assert!(
+                out.status.success(),
+                "pg_ctl stop failed: {}{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.log()
+            );
+            if let Err(log) = self.pg_ctl_start() {
+                panic!("the private PostgreSQL did not start again:\n{log}");
+            }
+        }
+
+        /// The server's log so far.
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.root.join("log")).unwrap_or_default()
+        }
+
+        fn data_dir(&self) -> PathBuf {
+            self.root.join("data")
+        }
+
+        fn socket_dir(&self) -> PathBuf {
+            self.root.join("socket")
+        }
+
+        fn initdb(&self) {
+            let out = as_server_user(&self.bin.join("initdb"))
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"])
+                .arg("--no-sync")
+                .output()
+                .expect("run initdb");
+            assert!(
+                out.status.success(),
+                "initdb failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let hba = "local all postgres trust\n\
+                       host all postgres 127.0.0.1/32 trust\n\
+                       host all all 127.0.0.1/32 scram-sha-256\n";
+            // Overwritten in place, so it keeps initdb's owner and mode.
+            std::fs::write(self.data_dir().join("pg_hba.conf"), hba)
+                .expect("write the private pg_hba.conf");
+            let out = as_server_user(Path::new("mkdir"))
+                .arg(self.socket_dir())
+                .output()
+                .expect("mkdir the socket folder");
+            assert!(out.status.success(), "mkdir: {out:?}");
+        }
+
+        /// `pg_ctl start` on `self.port`; `Err` holds what this start wrote to the log.
+        fn pg_ctl_start(&self) -> Result<(), String> {
+            let before = self.log().len();
+            let socket = self.socket_dir().display().to_string();
+            assert!(
+                !socket.contains(['\'', '\\']),
+                "an unusual temporary folder: {socket}"
+            );
+            // Passed through a shell by pg_ctl: the folder is quoted.
+            let options = format!(
+                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories='{socket}' \
+                 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                 -c shared_buffers=8MB -c autovacuum=off",
+                self.port
+            );
+            let out = self
+                .pg_ctl()
+                .arg("-l")
+                .arg(self.root.join("log"))
+                .args(["-o", &options, "start"])
+                .output()
+                .expect("run pg_ctl start");
+            if out.status.success() {
+                return Ok(());
+            }
+            let log = self.log();
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stderr),
+                log.get(before..).unwrap_or(&log)
+            ))
+        }
+
+        /// `pg_ctl` for this server's data folder, waiting (`-w`) up to a minute.
+        fn pg_ctl(&self) -> Command {
+            let mut cmd = as_server_user(&self.bin.join("pg_ctl"));
+            cmd.arg("-D")
+                .arg(self.data_dir())
+                .args(["-w", "-t", "60", "-s"]);
+            cmd
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.pg_ctl().args(["-m", "immediate", "stop"]).output();
+            let _ = std::fs::remove_dir_all(&self.root);
+            // Closing the pipe ends the watchdog, which finds nothing left to do.
+            if let Some((mut child, stdin)) = self.watchdog.take() {
+                drop(stdin);
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Whether this process runs as root (`initdb` and `postgres` refuse to).
+    fn is_root() -> bool {
+        static ROOT: OnceLock<bool> = OnceLock::new();
+        *ROOT.get_or_init(|| {
+            Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+                .unwrap_or(false)
+        })
+    }
+
+    /// `program` run as the server's OS user: `postgres` under root, else this process's.
+    fn as_server_user(program: &Path) -> Command {
+        if is_root() {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// The folder of `initdb`, `pg_ctl` and `postgres`: `$PLUGBOARD_PG_BIN`, else the newest
+    /// `/usr/lib/postgresql/<version>/bin` (Debian's layout), else the one `pg_config` names.
+    fn bin_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("PLUGBOARD_PG_BIN") {
+            return PathBuf::from(dir);
+        }
+        let newest = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let version: u32 = e.file_name().to_str()?.parse().ok()?;
+                let bin = e.path().join("bin");
+                bin.join("initdb").exists().then_some((version, bin))
+            })
+            .max();
+        if let Some((_, bin)) = newest {
+            return bin;
+        }
+        let out = Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .expect("no /usr/lib/postgresql/*/bin/initdb and no pg_config: set PLUGBOARD_PG_BIN");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    /// A new temporary folder owned by the server's OS user.
+    fn make_root() -> PathBuf {
+        let template = std::env::temp_dir().join("plugboard-pg-XXXXXX");
+        let out = as_server_user(Path::new("mktemp"))
+            .arg("-d")
+            .arg(&template)
+            .output()
+            .expect("run mktemp");
+        assert!(
+            out.status.success(),
+            "mktemp -d {} as the server's user: {}",
+            template.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }
+
+    /// A process that stops the server and removes `root` once this process's end of its
+    /// stdin closes: at the latest when this process exits, however it exits. It runs in a
+    /// process group of its own and ignores the signals a terminal or `timeout` sends, so
+    /// that it outlives this process.
+    fn watchdog(root: &Path, bin: &Path) -> (Child, ChildStdin) {
+        use std::os::unix::process::CommandExt;
+        let stop = as_server_user(&bin.join("pg_ctl"));
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            r#"trap '' INT TERM HUP PIPE; cat >/dev/null; root=$1; shift; "$@" -D "$root/data" -m immediate stop; rm -rf "$root""#,
+            "plugboard-pg-watchdog",
+        ])
+        .arg(root)
+        .arg(stop.get_program())
+        .args(stop.get_args())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+        let mut child = cmd.spawn().expect("start the private server's watchdog");
+        let stdin = child.stdin.take().expect("the watchdog's stdin");
+        (child, stdin)
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on 127.0.0.1")
     }
 }
 

@@ -387,14 +387,22 @@ fn a_terminated_backend_is_reset_and_retried() {
     assert!(log.contains("57P01") || log.contains("closed"), "{log}");
 }
 
+/// On the private server (`pg::private`), whose `pg_hba.conf` asks this role for a password.
 #[test]
 fn wrong_password_is_an_auth_error_and_not_retried() {
-    let (user, password) = pg::password_role();
-    let p = project();
+    let server = pg::private();
+    let (user, password) = server.password_role();
+    let p = Project::new(
+        &["plugboard_postgres"],
+        &format!(
+            "[connections.private]\nurl = \"{}\"\n",
+            server.url("postgres")
+        ),
+    );
     let h = host(&p);
     let with = |pw: &str| {
         h.connection_with(
-            "scratch",
+            "private",
             ConnectOptions::new()
                 .set("username", user)
                 .set("password", pw),
@@ -450,9 +458,9 @@ fn unreachable_hosts_fail_within_the_timeout() {
     assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
 }
 
+/// The password half runs on the private server (`pg::private`), which asks for one.
 #[test]
 fn libpq_environment_and_pgpass_fill_in() {
-    let (user, password) = pg::password_role();
     let p = project();
     p.write(
         "secrets.toml",
@@ -473,12 +481,18 @@ fn libpq_environment_and_pgpass_fill_in() {
 
     // ~/.pgpass (HOME is the project folder) supplies the password, if only the owner can
     // read it.
-    let pgpass = p.write(".pgpass", &format!("127.0.0.1:5432:*:{user}:{password}\n"));
+    let server = pg::private();
+    let (user, password) = server.password_role();
+    let port = server.port().to_string();
+    let pgpass = p.write(
+        ".pgpass",
+        &format!("127.0.0.1:{port}:*:{user}:{password}\n"),
+    );
     let query = || {
         cli!(
             p,
             ["query", "pw", "SELECT current_user AS u"],
-            env = ["PGUSER" => user, "PGDATABASE" => pg::scratch()]
+            env = ["PGPORT" => port.as_str(), "PGUSER" => user, "PGDATABASE" => "postgres"]
         )
     };
     set_mode(&pgpass, 0o644);

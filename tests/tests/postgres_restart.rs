@@ -1,34 +1,17 @@
-//! A PostgreSQL server restart between two queries of one host. Its own test binary, so
-//! that no other test is using the server while it restarts.
+//! A PostgreSQL server restart between two queries of one host, on a private server of
+//! this test's own (`pg::Server`): the machine's server is never restarted.
 
-use std::process::Command;
 use std::time::Duration;
 
 use plugboard_tests::{Project, capture_logs, int, pg};
 
-fn restart_server() {
-    let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-        .expect("/etc/postgresql: the Debian PostgreSQL cluster layout")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    assert_eq!(
-        versions.len(),
-        1,
-        "one cluster version expected: {versions:?}"
-    );
-    let status = Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &versions[0], "main", "restart"])
-        .status()
-        .expect("run pg_ctlcluster");
-    assert!(status.success(), "restarting PostgreSQL failed: {status}");
-}
-
 #[test]
 fn a_server_restart_between_two_queries() {
-    let db = pg::chinook();
+    let server = pg::Server::start();
+    let db = server.chinook();
     let p = Project::new(
         &["plugboard_postgres"],
-        &format!("[connections.pg]\nurl = \"{}\"\n", pg::url(db)),
+        &format!("[connections.pg]\nurl = \"{}\"\n", server.url(db)),
     );
     let host = p.host();
     let c = host.connection("pg").expect("connect");
@@ -39,7 +22,7 @@ fn a_server_restart_between_two_queries() {
             .expect("read")
     };
     let before = read();
-    restart_server();
+    server.restart();
     let (after, log) = capture_logs(read);
     assert_eq!(
         int(&after, "n"),
