@@ -571,7 +571,11 @@ mod tests {
         let (df, o) = cache
             .get_or_read(&keyed(&cache, &conn, None), || Ok(frame(2)))
             .expect("read");
-        assert_eq!((o, df.height()), (Outcome::Miss, 2), "the pre-write result is not served");
+        assert_eq!(
+            (o, df.height()),
+            (Outcome::Miss, 2),
+            "the pre-write result is not served"
+        );
     }
 
     #[test]
@@ -625,6 +629,39 @@ mod tests {
     }
 
     #[test]
+    fn enormous_ttls_are_kept_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let disk = DiskCache::open(dir.path(), crate::disk::DEFAULT_DISK_MAX_BYTES).expect("open");
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, Some(disk));
+        let conn: Arc<str> = "c".into();
+        for (i, secs) in [u64::MAX, u64::MAX / 2, 1 << 40, 1000 * 365 * 86_400]
+            .into_iter()
+            .enumerate()
+        {
+            let ttl = Some(Duration::from_secs(secs));
+            let k = [i as u8];
+            let (_, o) = cache
+                .get_or_read(&lookup(&k, &conn, ttl), || Ok(frame(1)))
+                .expect("read");
+            assert_eq!(o, Outcome::Miss);
+            let (_, o) = cache
+                .get_or_read(&lookup(&k, &conn, ttl), || Ok(frame(1)))
+                .expect("read");
+            assert_eq!(o, Outcome::MemoryHit, "ttl {secs}s");
+            let fresh = ResultCache::new(
+                DEFAULT_MAX_BYTES,
+                Some(
+                    DiskCache::open(dir.path(), crate::disk::DEFAULT_DISK_MAX_BYTES).expect("open"),
+                ),
+            );
+            let (_, o) = fresh
+                .get_or_read(&lookup(&k, &conn, ttl), || Ok(frame(1)))
+                .expect("read");
+            assert_eq!(o, Outcome::DiskHit, "ttl {secs}s");
+        }
+    }
+
+    #[test]
     fn canonical_reads_keep_every_value_apart() {
         use plugboard_api::{ReadRequest, Value};
         let with = |v: Value| {
@@ -649,10 +686,16 @@ mod tests {
         assert_eq!(keys.len(), values.len(), "every value has its own key");
         let mut limited = ReadRequest::default();
         limited.limit = Some(0);
-        assert_ne!(canonical_read(&limited), canonical_read(&ReadRequest::default()));
+        assert_ne!(
+            canonical_read(&limited),
+            canonical_read(&ReadRequest::default())
+        );
         let mut streamed = ReadRequest::default();
         streamed.stream = true;
-        assert_eq!(canonical_read(&streamed), canonical_read(&ReadRequest::default()));
+        assert_eq!(
+            canonical_read(&streamed),
+            canonical_read(&ReadRequest::default())
+        );
     }
 
     #[test]
@@ -680,9 +723,7 @@ mod tests {
     fn disk_tier_behind_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let disk = || {
-            Some(
-                DiskCache::open(dir.path(), crate::disk::DEFAULT_DISK_MAX_BYTES).expect("open"),
-            )
+            Some(DiskCache::open(dir.path(), crate::disk::DEFAULT_DISK_MAX_BYTES).expect("open"))
         };
         let conn: Arc<str> = "c".into();
         let hour = Some(Duration::from_secs(3600));

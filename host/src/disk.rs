@@ -848,7 +848,11 @@ mod tests {
         let stats = cache.stats();
         assert!(stats.total.bytes <= cache.max_bytes(), "{stats:?}");
         assert_eq!(stats.total.entries, 2, "{stats:?}");
-        assert_eq!(cache.state().tally(), stats.total.bytes, "the tally is exact after a walk");
+        assert_eq!(
+            cache.state().tally(),
+            stats.total.bytes,
+            "the tally is exact after a walk"
+        );
         assert!(cache.load(&[4; 32], HOUR).is_some(), "the newest stays");
         assert!(cache.load(&[3; 32], HOUR).is_some());
         assert!(
@@ -873,7 +877,10 @@ mod tests {
         assert_eq!(removed.entries, 1);
         assert!(cache.load(&[1; 32], HOUR).is_none());
         assert!(cache.load(&[2; 32], HOUR).is_some());
-        assert!(cache.load(&[3; 32], HOUR).is_some(), "the other project's a stays");
+        assert!(
+            cache.load(&[3; 32], HOUR).is_some(),
+            "the other project's a stays"
+        );
         let all = cache.state().all_generation();
         assert_eq!(cache.clear().entries, 2);
         assert_eq!(cache.state().all_generation(), all + 1);
@@ -893,7 +900,11 @@ mod tests {
         assert_eq!(cache.walks(), walks, "no store walked the folder");
         let stats = cache.stats();
         assert_eq!(stats.total.entries, 50);
-        assert_eq!(cache.state().tally(), stats.total.bytes, "the tally is exact");
+        assert_eq!(
+            cache.state().tally(),
+            stats.total.bytes,
+            "the tally is exact"
+        );
         // Another process's handle shares the tally.
         let other = DiskCache::open(cache.dir(), DEFAULT_DISK_MAX_BYTES).expect("open");
         assert_eq!(other.state().tally(), stats.total.bytes);

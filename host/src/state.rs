@@ -89,7 +89,8 @@ impl State {
     /// The state shared through `dir` (which must exist and be checked by the caller).
     pub(crate) fn open(dir: &Path) -> Result<Opened, crate::disk::OpenError> {
         use crate::disk::OpenError::{Refused, Unavailable};
-        Self::open_inner(dir).map_err(|(refused, m)| if refused { Refused(m) } else { Unavailable(m) })
+        Self::open_inner(dir)
+            .map_err(|(refused, m)| if refused { Refused(m) } else { Unavailable(m) })
     }
 
     fn open_inner(dir: &Path) -> Result<Opened, (bool, String)> {
@@ -318,7 +319,10 @@ mod tests {
 
     #[test]
     fn keys_differ_between_folders_and_processes() {
-        let (d1, d2) = (tempfile::tempdir().expect("d1"), tempfile::tempdir().expect("d2"));
+        let (d1, d2) = (
+            tempfile::tempdir().expect("d1"),
+            tempfile::tempdir().expect("d2"),
+        );
         let x = [b"identity".as_slice()];
         assert_ne!(shared(d1.path()).keyed(x), shared(d2.path()).keyed(x));
         assert_ne!(State::local().keyed(x), State::local().keyed(x));

@@ -126,7 +126,11 @@ fn reset_and_clear_win_against_a_read_in_flight() {
             );
             invalidate();
             let after = conn.query(slow).fetch().expect("read");
-            assert_eq!(int(&after, "v"), n, "invalidation {n} lost to the read in flight");
+            assert_eq!(
+                int(&after, "v"),
+                n,
+                "invalidation {n} lost to the read in flight"
+            );
             in_flight.join().expect("join");
         });
     }
@@ -163,7 +167,11 @@ fn a_write_in_another_process_invalidates_this_process_memory() {
         .args(["cache", "clear", "pg"])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (df, o) = conn.query(sql).fetch_shared().expect("read");
     assert_eq!((int(&df, "v"), o.to_string().as_str()), (8, "miss"));
 }
@@ -192,41 +200,98 @@ fn a_slow_read_in_one_process_is_not_served_after_a_write_in_another() {
 /// also called `db`, though both share the user's cache folder.
 #[test]
 fn cache_clear_drops_only_this_projects_connection() {
-    let a = Project::new(&["plugboard_sqlite"], "[connections.db]\nurl = \"sqlite:///a.db\"\n");
-    let b = Project::new(&["plugboard_sqlite"], "[connections.db]\nurl = \"sqlite:///b.db\"\n");
+    let a = Project::new(
+        &["plugboard_sqlite"],
+        "[connections.db]\nurl = \"sqlite:///a.db\"\n",
+    );
+    let b = Project::new(
+        &["plugboard_sqlite"],
+        "[connections.db]\nurl = \"sqlite:///b.db\"\n",
+    );
     let shared = tempfile::tempdir().expect("tempdir");
     let cache = shared.path().join("cache");
     let env = [("PLUGBOARD_CACHE_DIR", cache.to_str().expect("utf-8"))];
     let bin = env!("CARGO_BIN_EXE_plugboard-under-test");
     for p in [&a, &b] {
-        p.cli(bin, &["exec", "db", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)"], &env)
-            .ok();
-        let run = p.cli(bin, &["query", "db", "SELECT x FROM t", "--ttl", "1h", "-v"], &env);
+        p.cli(
+            bin,
+            &[
+                "exec",
+                "db",
+                "CREATE TABLE t (x)",
+                "INSERT INTO t VALUES (1)",
+            ],
+            &env,
+        )
+        .ok();
+        let run = p.cli(
+            bin,
+            &["query", "db", "SELECT x FROM t", "--ttl", "1h", "-v"],
+            &env,
+        );
         run.ok();
         assert_eq!(outcome(&run), "miss");
     }
     let out = a.cli(bin, &["cache", "clear", "db"], &env).ok();
-    assert!(out.starts_with("removed 1 cached result of \"db\""), "{out}");
+    assert!(
+        out.starts_with("removed 1 cached result of \"db\""),
+        "{out}"
+    );
     let query = ["query", "db", "SELECT x FROM t", "--ttl", "1h", "-v"];
-    assert_eq!(outcome(&b.cli(bin, &query, &env)), "disk hit", "b's db keeps its entry");
-    assert_eq!(outcome(&a.cli(bin, &query, &env)), "miss", "a's db was cleared");
+    assert_eq!(
+        outcome(&b.cli(bin, &query, &env)),
+        "disk hit",
+        "b's db keeps its entry"
+    );
+    assert_eq!(
+        outcome(&a.cli(bin, &query, &env)),
+        "miss",
+        "a's db was cleared"
+    );
     // A name this project does not configure is an error, not a silent no-op.
     let err = a.cli(bin, &["cache", "clear", "dbb"], &env).fails();
-    assert!(err.contains("\"dbb\"") && err.contains("did you mean \"db\""), "{err}");
+    assert!(
+        err.contains("\"dbb\"") && err.contains("did you mean \"db\""),
+        "{err}"
+    );
 }
 
 /// NaN, +inf, -inf and null are four different parameters, with four different keys.
 #[test]
 fn non_finite_parameters_do_not_share_a_key() {
-    let p = Project::new(&["plugboard_sqlite"], "[connections.mem]\nurl = \"sqlite://\"\n");
+    let p = Project::new(
+        &["plugboard_sqlite"],
+        "[connections.mem]\nurl = \"sqlite://\"\n",
+    );
     let mut seen = Vec::new();
-    for v in ["x:float=nan", "x:float=inf", "x:float=-inf", "x:null=", "x:float=0"] {
+    for v in [
+        "x:float=nan",
+        "x:float=inf",
+        "x:float=-inf",
+        "x:null=",
+        "x:float=0",
+    ] {
         let run = cli!(
             p,
-            ["query", "mem", "SELECT typeof(:x) AS t, :x AS x", "-p", v, "--ttl", "1h", "--format", "csv", "-v"]
+            [
+                "query",
+                "mem",
+                "SELECT typeof(:x) AS t, :x AS x",
+                "-p",
+                v,
+                "--ttl",
+                "1h",
+                "--format",
+                "csv",
+                "-v"
+            ]
         );
         let out = run.ok();
-        assert_eq!(outcome(&run), "miss", "{v} was served another parameter's result: {out}");
+        assert_eq!(
+            outcome(&run),
+            "miss",
+            "{v} was served another parameter's result: {out}"
+        );
         seen.push(out);
     }
     seen.dedup();

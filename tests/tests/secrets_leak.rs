@@ -17,7 +17,10 @@ fn marker() -> String {
 /// Every kind of place, for the `echo` fixture (no config schema; it declares `token`
 /// secret and hands back what it was given) and the `postgres` connector (a schema).
 fn secrets_file(m: &str) -> String {
-    let (pw_user, _) = pg::password_role();
+    // A private server, whose pg_hba.conf asks this role for a password over TCP.
+    let server = pg::private();
+    let (pw_user, _) = server.password_role();
+    let pw_port = server.port();
     format!(
         r#"
 [connections.echo]
@@ -58,7 +61,7 @@ application_name = "https://h/?token=S3cr3t-{m}-app"
 create_engine_kwargs = {{ connect_args = {{ password = "S3cr3t-{m}-pgkw" }} }}
 
 [connections.pg_auth]
-url = "postgresql://{pw_user}:S3cr3t-{m}-wrong@127.0.0.1:5432/test"
+url = "postgresql://{pw_user}:S3cr3t-{m}-wrong@127.0.0.1:{pw_port}/postgres"
 
 [connections.pg_query]
 url = "postgresql://postgres@127.0.0.1:5432/test?sslpassword=S3cr3t-{m}-sslpw"
