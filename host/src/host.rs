@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plugboard_api::Manifest;
-use sha2::{Digest, Sha256};
 
 use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
 use crate::config::PluginsFile;
@@ -317,17 +316,9 @@ fn load_one(path: &Path, pin: Option<&str>) -> std::result::Result<LoadedPlugin,
     if !path.exists() {
         return Err(missing_library_hint(path));
     }
-    if let Some(pin) = pin {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let digest = hex(&Sha256::digest(&bytes));
-        if digest != pin {
-            return Err(format!(
-                "sha256 {digest} does not match the pin {pin} in plugins.toml; refusing to load it"
-            ));
-        }
-    }
     let started = std::time::Instant::now();
-    let plugin = loader::load(path)?;
+    // A pinned library is hashed and loaded from one sealed copy of its bytes.
+    let plugin = loader::load_pinned(path, pin)?;
     tracing::debug!(elapsed = ?started.elapsed(), "plugin opened and checked");
     Ok(plugin)
 }

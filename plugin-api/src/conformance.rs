@@ -184,6 +184,16 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
             Ok(())
         }),
     );
+    let secret_keys: Vec<String> = manifest
+        .as_ref()
+        .map(|m| {
+            m.secret_keys
+                .iter()
+                .cloned()
+                .chain(m.config.iter().filter(|k| k.secret).map(|k| k.name.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
     let plugin = manifest.map(|m| m.name).unwrap_or_else(|_| "?".to_owned());
 
     let (bad, key) = &case.bad_config;
@@ -214,6 +224,13 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
             return report;
         }
     };
+    // Like connecting, reported only when it fails: a connector need not report a target.
+    if let Err(why) = check_target(conn.target(), &case.config, &secret_keys) {
+        check(
+            "the reported target is a canonical JSON object without secrets",
+            Err(why),
+        );
+    }
 
     let mut rows = case.rows.clone();
     rows.batch_size = Some(1);
@@ -333,6 +350,38 @@ fn check_echo(
     );
 }
 
+/// A target, when there is one, is a non-empty JSON object in canonical form (as
+/// [`crate::Target::to_json`] writes it) and holds no secret value of the config.
+fn check_target(
+    target: Option<&str>,
+    config: &serde_json::Map<String, serde_json::Value>,
+    secret_keys: &[String],
+) -> Result<(), String> {
+    let Some(text) = target else {
+        return Ok(());
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("{text:?} is not JSON: {e}"))?;
+    match value.as_object() {
+        Some(m) if !m.is_empty() => {}
+        _ => return Err(format!("{text:?} is not a non-empty JSON object")),
+    }
+    if crate::target::canonical(&value) != text {
+        return Err(format!(
+            "{text:?} is not canonical (keys sorted, no whitespace: use Target::to_json)"
+        ));
+    }
+    for key in secret_keys {
+        if let Some(serde_json::Value::String(secret)) = config.get(key)
+            && !secret.is_empty()
+            && text.contains(secret.as_str())
+        {
+            return Err(format!("it holds the value of the secret key `{key}`"));
+        }
+    }
+    Ok(())
+}
+
 /// A string array's first value (Utf8, LargeUtf8 or Utf8View).
 fn arrow_cast_string(a: &dyn Array) -> Result<String, String> {
     use arrow_array::{LargeStringArray, StringArray, StringViewArray};
@@ -365,10 +414,16 @@ mod tests {
     impl Connector for Sloppy {
         type Config = serde_json::Map<String, serde_json::Value>; // accepts any key
         fn manifest() -> Manifest {
-            Manifest::new("sloppy", "0.1").kinds(["sloppy"])
+            Manifest::new("sloppy", "0.1")
+                .kinds(["sloppy"])
+                .secret_keys(["password"])
         }
         fn connect(_: Self::Config) -> Result<Self, PluginError> {
             Ok(Sloppy)
+        }
+        fn target(&self) -> Option<crate::Target> {
+            // Reports the password it was given.
+            Some(crate::Target::new().with("dsn", "sloppy:hunter2@db"))
         }
         fn read(
             &self,
@@ -422,6 +477,9 @@ mod tests {
             echo_param: read("echo"),
             failing: read("nope"),
             bad_config: (serde_json::Map::new(), "url".to_owned()),
+            config: [("password".to_owned(), serde_json::json!("hunter2"))]
+                .into_iter()
+                .collect(),
             ..Case::default()
         };
         let report = run(Module::of::<Sloppy>(), &case);
@@ -435,6 +493,7 @@ mod tests {
             failed,
             [
                 "a bad config is a config error naming the key",
+                "the reported target is a canonical JSON object without secrets",
                 "the schema is the same in every batch",
                 "an empty result still has a schema",
                 "parameters are bound, not spliced into the query",
@@ -450,5 +509,27 @@ mod tests {
                 .contains("FAIL  a failing read is an error, not a panic: panic error"),
             "{report}"
         );
+        assert!(
+            report
+                .to_string()
+                .contains("the value of the secret key `password`"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn targets_are_checked_for_form_and_secrets() {
+        let config: serde_json::Map<String, serde_json::Value> =
+            [("token".to_owned(), serde_json::json!("s3cr3t"))]
+                .into_iter()
+                .collect();
+        let secrets = ["token".to_owned()];
+        let check = |t: &str| check_target(Some(t), &config, &secrets);
+        assert!(check(r#"{"host":"h","port":1}"#).is_ok());
+        assert!(check_target(None, &config, &secrets).is_ok());
+        assert!(check(r#"{"port":1,"host":"h"}"#).is_err(), "not canonical");
+        assert!(check(r#"{}"#).is_err(), "empty");
+        assert!(check(r#"["h"]"#).is_err(), "not an object");
+        assert!(check(r#"{"url":"x://u:s3cr3t@h"}"#).is_err(), "a secret");
     }
 }

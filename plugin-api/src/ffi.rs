@@ -5,9 +5,10 @@
 //! Plugin authors never touch it: [`crate::export_connector!`] generates everything here
 //! from a safe [`crate::Connector`].
 //!
-//! Compatibility rules (see `docs/` for the promise made to plugin authors):
-//! * fields of [`PluginMod`] and methods of [`FfiConnection`] are only ever appended after
-//!   the `last_prefix_field` marker;
+//! Compatibility rules (see `docs/compatibility.md` for the promise made to plugin authors):
+//! * [`PluginMod`] and [`FfiConnection`] keep the layout 1.0 gave them for all of 1.x;
+//!   a capability added in a minor is a C symbol whose name carries its version
+//!   ([`LOG_SINK_SYMBOL`] in 1.1, [`CONNECT_V2_SYMBOL`] in 1.3), looked up by the host;
 //! * requests, configs and the manifest cross as JSON text, so they grow without an ABI break;
 //! * [`API_VERSION`](crate::API_VERSION) is bumped on a semantic break the layout checker
 //!   cannot see.
@@ -26,7 +27,7 @@ use abi_stable::{
     sabi_trait,
     sabi_trait::TD_Opaque,
     sabi_types::VersionStrings,
-    std_types::{RBox, RErr, ROk, RResult, RStr, RString},
+    std_types::{RBox, RErr, ROk, ROption, RResult, RStr, RString},
 };
 use arrow_array::{RecordBatch, RecordBatchReader, ffi_stream::FFI_ArrowArrayStream};
 use arrow_schema::{ArrowError, SchemaRef};
@@ -39,6 +40,7 @@ pub mod __private {
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
+    pub use abi_stable::std_types::{RResult, RStr};
 }
 
 /// A `#[repr(C)]` mirror of the Arrow C Stream Interface's `struct ArrowArrayStream`,
@@ -225,6 +227,37 @@ pub struct PluginMod {
 /// 1.x; capabilities added in a minor are C-ABI symbols whose names carry their own version.
 pub const LOG_SINK_SYMBOL: &[u8] = b"plugboard_set_log_sink_v1\0";
 
+/// The symbol of the target capability (since 1.3): a [`ConnectV2`], exported by
+/// [`crate::export_connector!`]. It connects exactly as the root module's `connect` does,
+/// and also returns what the connection reports it connected to ([`crate::Target`]).
+///
+/// The host looks it up after abi_stable's checks and, when it is there, connects through
+/// it instead of the root module; a plugin older than 1.3 lacks it, and its connections
+/// report no target. It is the second version of `connect`, hence the name: the root
+/// module's `connect` is frozen with the 1.0 layout (see [`LOG_SINK_SYMBOL`]).
+pub const CONNECT_V2_SYMBOL: &[u8] = b"plugboard_connect_v2\0";
+
+/// The signature behind [`CONNECT_V2_SYMBOL`]: the argument is a JSON [`ConnectRequest`].
+pub type ConnectV2 = extern "C" fn(RStr<'_>) -> RResult<FfiConnected, PluginError>;
+
+/// What [`ConnectV2`] returns: the connection, and its target.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiConnected {
+    pub connection: FfiConnectionBox,
+    /// The [`crate::Target`] as canonical JSON (an object with at least one key, no
+    /// secret); `RNone` when the connector reports none.
+    pub target: ROption<RString>,
+}
+
+impl std::fmt::Debug for FfiConnected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiConnected")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The host's log callback: `log(context, level, target, message)`, with `level` 1 (error)
 /// to 5 (trace) as in the `log` crate. `context` is the host's, passed back unchanged.
 #[repr(C)]
@@ -365,14 +398,36 @@ extern "C" fn manifest_glue<C: Connector>() -> RResult<RString, PluginError> {
 
 extern "C" fn connect_glue<C: Connector>(args: RStr<'_>) -> RResult<FfiConnectionBox, PluginError> {
     guard(|| {
-        let request: ConnectRequest = parse_json(args, "connect request")?;
-        let config = crate::config::from_table::<C::Config>(request.config)?;
-        let connection = C::connect(config)?;
-        Ok(FfiConnection_TO::from_value(
-            Glue(std::mem::ManuallyDrop::new(connection)),
-            TD_Opaque,
-        ))
+        let glue = open::<C>(args)?;
+        Ok(FfiConnection_TO::from_value(glue, TD_Opaque))
     })
+}
+
+/// The [`ConnectV2`] of a connector type; exported by [`crate::export_connector!`] as
+/// [`CONNECT_V2_SYMBOL`].
+#[doc(hidden)]
+pub extern "C" fn connect_v2<C: Connector>(args: RStr<'_>) -> RResult<FfiConnected, PluginError> {
+    guard(|| {
+        let glue = open::<C>(args)?;
+        // A panic in `target` drops `glue`, whose `Drop` is guarded too.
+        let target = glue
+            .0
+            .target()
+            .filter(|t| !t.is_empty())
+            .map(|t| RString::from(t.to_json()));
+        Ok(FfiConnected {
+            connection: FfiConnection_TO::from_value(glue, TD_Opaque),
+            target: target.into(),
+        })
+    })
+}
+
+/// Decodes the request and connects.
+fn open<C: Connector>(args: RStr<'_>) -> Result<Glue<C>, PluginError> {
+    let request: ConnectRequest = parse_json(args, "connect request")?;
+    let config = crate::config::from_table::<C::Config>(request.config)?;
+    let connection = C::connect(config)?;
+    Ok(Glue(std::mem::ManuallyDrop::new(connection)))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(
@@ -439,18 +494,26 @@ impl FfiArrowArrayStream {
 /// A plugin's root module behind a safe API: what the conformance suite, tests and tools
 /// call instead of the raw function pointers.
 #[derive(Clone, Copy)]
-pub struct Module(PluginModRef);
+pub struct Module {
+    root: PluginModRef,
+    /// The 1.3 connect, if the plugin has it.
+    connect_v2: Option<ConnectV2>,
+}
 
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("api_version", &self.api_version())
+            .field("reports_targets", &self.connect_v2.is_some())
             .finish_non_exhaustive()
     }
 }
 
 /// A connection opened through a [`Module`].
-pub struct ModuleConnection(FfiConnectionBox);
+pub struct ModuleConnection {
+    conn: FfiConnectionBox,
+    target: Option<String>,
+}
 
 impl std::fmt::Debug for ModuleConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -461,34 +524,60 @@ impl std::fmt::Debug for ModuleConnection {
 impl Module {
     /// The module of a connector in this process (as its plugin would export it).
     pub fn of<C: Connector>() -> Self {
-        Self(module_of::<C>())
+        Self {
+            root: module_of::<C>(),
+            connect_v2: Some(connect_v2::<C>),
+        }
     }
 
     /// Loads a plugin library, with abi_stable's checks.
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
-        abi_stable::library::lib_header_from_path(path)
+        let library = abi_stable::library::RawLibrary::load_at(path).map_err(|e| e.to_string())?;
+        // Never unloaded, as `lib_header_from_path` does: abi_stable keeps references to
+        // the layouts it checked.
+        let library: &'static abi_stable::library::RawLibrary = Box::leak(Box::new(library));
+        // SAFETY: the header refers into the library, which is never unloaded.
+        let root = unsafe { abi_stable::library::lib_header_from_raw_library(library) }
             .and_then(|h| h.init_root_module::<PluginModRef>())
-            .map(Self)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // SAFETY: the symbol's type is fixed by its versioned name, as this crate defines
+        // it; the library stays loaded.
+        let connect_v2 = unsafe { library.get::<ConnectV2>(CONNECT_V2_SYMBOL) }
+            .ok()
+            .map(|symbol| *symbol);
+        Ok(Self { root, connect_v2 })
     }
 
     pub fn api_version(&self) -> u32 {
-        self.0.api_version()
+        self.root.api_version()
+    }
+
+    /// Whether the plugin has the 1.3 connect, which reports targets.
+    pub fn reports_targets(&self) -> bool {
+        self.connect_v2.is_some()
     }
 
     /// The manifest, as JSON text.
     pub fn manifest_json(&self) -> Result<String, PluginError> {
-        (self.0.manifest())()
+        (self.root.manifest())()
             .into_result()
             .map(RString::into_string)
     }
 
+    /// Connects, through the 1.3 connect when the plugin has it.
     pub fn connect(&self, request: &ConnectRequest) -> Result<ModuleConnection, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
-        (self.0.connect())(RStr::from_str(&json))
-            .into_result()
-            .map(ModuleConnection)
+        let args = RStr::from_str(&json);
+        match self.connect_v2 {
+            Some(connect) => connect(args).into_result().map(|c| ModuleConnection {
+                conn: c.connection,
+                target: c.target.into_option().map(RString::into_string),
+            }),
+            None => (self.root.connect())(args)
+                .into_result()
+                .map(|conn| ModuleConnection { conn, target: None }),
+        }
     }
 }
 
@@ -499,13 +588,19 @@ impl ModuleConnection {
     ) -> Result<arrow_array::ffi_stream::RecordBatchStreamReader, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
-        let stream = self.0.read(RStr::from_str(&json)).into_result()?;
+        let stream = self.conn.read(RStr::from_str(&json)).into_result()?;
         stream
             .into_reader()
             .map_err(|e| PluginError::internal(format!("unreadable stream: {e}")))
     }
 
+    /// What the connection reported it connected to, as canonical JSON; `None` for a
+    /// plugin older than 1.3 or a connector that reports nothing.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
     pub fn close(&self) {
-        self.0.close();
+        self.conn.close();
     }
 }

@@ -69,6 +69,7 @@ pub mod ffi;
 pub mod partition;
 pub mod pool;
 pub mod stream;
+mod target;
 mod types;
 
 pub use arrow_array::{self, RecordBatchReader};
@@ -79,6 +80,7 @@ pub use log;
 
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
+pub use crate::target::Target;
 pub use crate::types::{
     ConfigKey, ConnectRequest, ExecuteRequest, KeyType, Manifest, Params, ReadRequest, Statement,
     Value,
@@ -103,6 +105,17 @@ pub trait Connector: Sized + Send + Sync + 'static {
 
     /// Opens a connection.
     fn connect(config: Self::Config) -> Result<Self, PluginError>;
+
+    /// Since 1.3: what this connection actually connected to, after the connector resolved
+    /// its defaults and environment (`PGDATABASE`, a relative path, `~/.pgpass`): host,
+    /// port, database, user; a canonical file path; a bucket and endpoint. Never a secret.
+    /// Called once, right after [`Connector::connect`]; the host keys cached results on it,
+    /// so that the same table pointing at another source is another cache entry.
+    ///
+    /// Default: `None` (the host keys on the connection's table alone). See [`Target`].
+    fn target(&self) -> Option<Target> {
+        None
+    }
 
     /// Reads a table. Batches are pulled by the host one at a time.
     fn read(
@@ -133,16 +146,33 @@ pub trait Connector: Sized + Send + Sync + 'static {
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {
-        $crate::export_plugin_module!($crate::ffi::root_module::<$connector>);
+        $crate::export_plugin_module!(
+            $crate::ffi::root_module::<$connector>,
+            connect_v2 = $crate::ffi::connect_v2::<$connector>
+        );
     };
 }
 
 /// Exports a hand-built root module: a `fn() -> plugboard_api::ffi::PluginModRef`.
 ///
 /// For plugins written against the raw ABI instead of [`Connector`]; most authors want
-/// [`export_connector!`].
+/// [`export_connector!`]. With `connect_v2 = f` (an [`ffi::ConnectV2`]), it also exports
+/// the 1.3 connect that reports the connection's [`Target`]; without it, the host connects
+/// through the root module and the connection reports none.
 #[macro_export]
 macro_rules! export_plugin_module {
+    ($root:expr, connect_v2 = $connect:expr) => {
+        $crate::export_plugin_module!($root);
+
+        /// Since plugin-api 1.3: connects and reports the target (see `CONNECT_V2_SYMBOL`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plugboard_connect_v2(
+            request: $crate::ffi::__private::RStr<'_>,
+        ) -> $crate::ffi::__private::RResult<$crate::ffi::FfiConnected, $crate::PluginError> {
+            let connect: $crate::ffi::ConnectV2 = $connect;
+            connect(request)
+        }
+    };
     ($root:expr) => {
         /// The abi_stable library header: the one symbol the plugboard host looks up.
         #[unsafe(no_mangle)]

@@ -7,14 +7,19 @@
 //!
 //! Libraries are never unloaded: a plugin's code may still be referenced by buffers of a
 //! cached DataFrame (their `release` callbacks live in the plugin).
+//!
+//! A library pinned by sha256 is read once into a sealed in-memory file, hashed there, and
+//! loaded from it: the bytes that were verified are the bytes that run, whatever happens to
+//! the file at its path in between (see [`load_pinned`]).
 
 use std::ffi::{CStr, c_char, c_void};
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_path};
+use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use abi_stable::std_types::{RResult, RStr};
 use plugboard_api::ffi::{
-    FfiArrowArrayStream, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef,
+    CONNECT_V2_SYMBOL, ConnectV2, FfiArrowArrayStream, FfiConnected, FfiConnectionBox, FfiLogSink,
+    LOG_SINK_SYMBOL, PluginModRef,
 };
 use plugboard_api::{API_VERSION, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest};
 use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Schema, Series};
@@ -33,13 +38,21 @@ pub(crate) trait PluginConnection: Send + Sync {
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError>;
     fn ping(&self) -> Result<(), PluginError>;
     fn close(&self);
+    /// What the plugin reports it connected to: canonical JSON text (an object, keys
+    /// sorted), secret-free; `None` for plugins older than plugin-api 1.3 or that report
+    /// nothing. Fixed for the life of this connection (a reconnect may report another).
+    fn target(&self) -> Option<String>;
 }
 
 /// A loaded plugin library.
 pub(crate) struct LoadedPlugin {
+    /// The library's path as the user named it (made absolute), also when a pinned library
+    /// was loaded from its sealed in-memory copy.
     pub path: PathBuf,
     pub manifest: Manifest,
     module: PluginModRef,
+    /// The 1.3 connect, which also reports the connection's target; None before 1.3.
+    connect_v2: Option<ConnectV2>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -55,9 +68,27 @@ impl std::fmt::Debug for LoadedPlugin {
 /// interface layout is compatible, that its `api_version` is this host's, and that its
 /// manifest is valid. Returns a one-line reason on failure.
 pub(crate) fn load(path: &Path) -> Result<LoadedPlugin, String> {
+    load_pinned(path, None)
+}
+
+/// As [`load`]; with a `pin` (lowercase hex sha256), the library is first copied into a
+/// sealed memfd, the copy is hashed, and the copy is what gets loaded, so a file swapped
+/// at `path` after the check cannot be what runs. A digest that differs is refused before
+/// any of the library's code runs. Without a pin, the library is loaded by its path.
+pub(crate) fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin, String> {
     // dlopen searches the loader path, not the working directory, for a bare name.
     let path = std::path::absolute(path).map_err(|e| e.to_string())?;
-    let header = lib_header_from_path(&path).map_err(|e| library_error(&e))?;
+    let library = match pin {
+        None => RawLibrary::load_at(&path).map_err(|e| library_error(&e))?,
+        Some(pin) => sealed::load(&path, pin)?,
+    };
+    // Never unloaded, also when a check below fails (as `lib_header_from_path` does):
+    // abi_stable keeps references to checked layouts, and a plugin's code may back a
+    // cached DataFrame.
+    let library: &'static RawLibrary = Box::leak(Box::new(library));
+    // SAFETY: the header and everything reached through it point into the library, which
+    // is never unloaded (leaked above).
+    let header = unsafe { lib_header_from_raw_library(library) }.map_err(|e| library_error(&e))?;
     let module = header
         .init_root_module::<PluginModRef>()
         .map_err(|e| library_error(&e))?;
@@ -76,23 +107,25 @@ pub(crate) fn load(path: &Path) -> Result<LoadedPlugin, String> {
     if manifest.name.is_empty() {
         return Err("its manifest has an empty name".to_owned());
     }
-    connect_log_sink(&path, &manifest.name);
+    connect_log_sink(library, &manifest.name);
+    // SAFETY: the symbol's type is fixed by its versioned name (`_v2`), as plugin-api
+    // defines it (`ffi::ConnectV2`); the library stays loaded (leaked above).
+    let connect_v2 = unsafe { library.get::<ConnectV2>(CONNECT_V2_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
     Ok(LoadedPlugin {
         path,
         manifest,
         module,
+        connect_v2,
     })
 }
 
 /// Hands the plugin the host's log sink, if it has the capability (plugin-api 1.1+; a 1.0
 /// plugin lacks the symbol and logs nowhere).
-fn connect_log_sink(path: &Path, plugin: &str) {
-    let Ok(library) = RawLibrary::load_at(path) else {
-        return;
-    };
+fn connect_log_sink(library: &'static RawLibrary, plugin: &str) {
     // SAFETY: the symbol's type is fixed by its versioned name (`_v1`), as plugin-api
-    // defines it; the library stays loaded (this handle is leaked: libraries are never
-    // unloaded, their code may back a cached DataFrame).
+    // defines it; the library is never unloaded.
     let set = unsafe { library.get::<extern "C" fn(FfiLogSink)>(LOG_SINK_SYMBOL) }
         .ok()
         .map(|symbol| *symbol);
@@ -102,7 +135,107 @@ fn connect_log_sink(path: &Path, plugin: &str) {
             log: host_log,
         });
     }
-    std::mem::forget(library);
+}
+
+/// Pinned libraries: verified and loaded from one sealed copy of their bytes.
+#[cfg(target_os = "linux")]
+mod sealed {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::path::{Path, PathBuf};
+
+    use abi_stable::library::RawLibrary;
+    use rustix::fs::{MemfdFlags, SealFlags, fcntl_add_seals, memfd_create};
+    use sha2::{Digest, Sha256};
+
+    /// The prefix of a sealed copy's name, as `/proc/self/maps` shows it
+    /// (`/memfd:plugboard-pinned:libplugboard_sqlite.so (deleted)`).
+    const MEMFD_PREFIX: &str = "plugboard-pinned:";
+
+    /// Reads the file once into a memfd, seals the memfd against every change, hashes the
+    /// sealed bytes and, if they are `pin`, dlopens the memfd through `/proc/self/fd/N`.
+    pub(super) fn load(path: &Path, pin: &str) -> Result<RawLibrary, String> {
+        let mut file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let memfd = memfd_create(
+            format!("{MEMFD_PREFIX}{name}"),
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(|e| format!("cannot make a sealed copy to verify and load: memfd_create: {e}"))?;
+        let mut copy = File::from(memfd);
+        std::io::copy(&mut file, &mut copy).map_err(|e| format!("cannot read: {e}"))?;
+        drop(file);
+        // From here on no one, this process included, can change the copy's bytes or size.
+        fcntl_add_seals(
+            &copy,
+            SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )
+        .map_err(|e| format!("cannot seal the copy to verify and load: {e}"))?;
+        let digest = hash(&copy)?;
+        if digest != pin {
+            return Err(format!(
+                "sha256 {digest} does not match the pin {pin} in plugins.toml; refusing to load it"
+            ));
+        }
+        let via = PathBuf::from(format!("/proc/self/fd/{}", copy.as_raw_fd()));
+        let library = RawLibrary::load_at(&via).map_err(|e| {
+            super::library_error(&e)
+                .replace(&via.display().to_string(), &path.display().to_string())
+        })?;
+        // Never closed: glibc remembers a library by the name it was opened by, so a later
+        // dlopen of `/proc/self/fd/N` for a reused N would be handed this library. Kept
+        // open, N is never reused; the library is never unloaded anyway.
+        std::mem::forget(copy);
+        Ok(library)
+    }
+
+    /// The sha256 of the sealed copy, read through a mapping of it.
+    fn hash(copy: &File) -> Result<String, String> {
+        let len = copy
+            .metadata()
+            .map_err(|e| format!("cannot read: {e}"))?
+            .len();
+        if len == 0 {
+            return Ok(super::hex(&Sha256::digest([])));
+        }
+        // SAFETY: the memfd is sealed against writes, shrinking and growing (and against
+        // removing those seals), so the mapped bytes cannot change or vanish while mapped.
+        let map = unsafe { memmap2::Mmap::map(copy) }.map_err(|e| format!("cannot read: {e}"))?;
+        Ok(super::hex(&Sha256::digest(&map[..])))
+    }
+}
+
+/// Elsewhere, no memfd: a private copy in a fresh temporary folder is hashed and loaded,
+/// which closes the window against everyone but this user.
+#[cfg(not(target_os = "linux"))]
+mod sealed {
+    use std::path::Path;
+
+    use abi_stable::library::RawLibrary;
+    use sha2::{Digest, Sha256};
+
+    pub(super) fn load(path: &Path, pin: &str) -> Result<RawLibrary, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+        let digest = super::hex(&Sha256::digest(&bytes));
+        if digest != pin {
+            return Err(format!(
+                "sha256 {digest} does not match the pin {pin} in plugins.toml; refusing to load it"
+            ));
+        }
+        let dir = tempfile::tempdir()
+            .map_err(|e| format!("cannot make a private copy to load: {e}"))?
+            .keep();
+        let copy = dir.join(path.file_name().unwrap_or_default());
+        std::fs::write(&copy, &bytes).map_err(|e| format!("cannot make a private copy: {e}"))?;
+        RawLibrary::load_at(&copy).map_err(|e| super::library_error(&e))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Plugin names by log context: a sink's `context` is an index here.
@@ -187,16 +320,57 @@ fn library_error(e: &LibraryError) -> String {
 
 impl LoadedPlugin {
     /// Opens a connection. `request` is the JSON `ConnectRequest`.
+    ///
+    /// Through the 1.3 connect when the plugin has it, so that the connection carries the
+    /// target the plugin reports; else through the root module, with no target.
     pub(crate) fn connect(&self, request: &str) -> Result<Box<dyn PluginConnection>, PluginError> {
-        match (self.module.connect())(RStr::from_str(request)) {
-            RResult::ROk(conn) => Ok(Box::new(ForeignConnection { conn })),
-            RResult::RErr(e) => Err(e),
+        let args = RStr::from_str(request);
+        let Some(connect_v2) = self.connect_v2 else {
+            return match (self.module.connect())(args) {
+                RResult::ROk(conn) => Ok(Box::new(ForeignConnection { conn, target: None })),
+                RResult::RErr(e) => Err(e),
+            };
+        };
+        let FfiConnected { connection, target } = connect_v2(args).into_result()?;
+        let target = match target.into_option().map(|t| canonical_target(&t)) {
+            None => None,
+            Some(Ok(t)) => t,
+            Some(Err(why)) => {
+                connection.close();
+                return Err(PluginError::internal(format!(
+                    "plugin {} reported a malformed target: {why}",
+                    self.manifest.name
+                )));
+            }
+        };
+        if let Some(t) = &target {
+            tracing::debug!(plugin = %self.manifest.name, connected_to = %t, "the plugin reports what it connected to");
         }
+        Ok(Box::new(ForeignConnection {
+            conn: connection,
+            target,
+        }))
+    }
+}
+
+/// A reported target in canonical form: a JSON object, keys sorted at every level.
+/// `{}` says nothing, as no target does. Anything but an object is refused: the host
+/// cannot key on what it cannot read.
+fn canonical_target(text: &str) -> Result<Option<String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+    match &value {
+        serde_json::Value::Object(m) if m.is_empty() => Ok(None),
+        // serde_json's map is sorted (no `preserve_order` in this build; a test checks),
+        // so reserializing is the canonical form.
+        serde_json::Value::Object(_) => Ok(Some(value.to_string())),
+        other => Err(format!("expected a JSON object, got {other}")),
     }
 }
 
 struct ForeignConnection {
     conn: FfiConnectionBox,
+    target: Option<String>,
 }
 
 impl PluginConnection for ForeignConnection {
@@ -219,6 +393,10 @@ impl PluginConnection for ForeignConnection {
 
     fn close(&self) {
         self.conn.close();
+    }
+
+    fn target(&self) -> Option<String> {
+        self.target.clone()
     }
 }
 
@@ -581,4 +759,27 @@ fn unique_names(fields: Vec<Field>) -> Vec<Field> {
             f
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_targets_are_canonical_objects() {
+        assert_eq!(
+            canonical_target(r#"{ "port": 5432, "host": "h", "o": {"b": 1, "a": 2} }"#),
+            Ok(Some(
+                r#"{"host":"h","o":{"a":2,"b":1},"port":5432}"#.to_owned()
+            )),
+            "keys sorted at every level, no whitespace"
+        );
+        assert_eq!(
+            canonical_target("{}"),
+            Ok(None),
+            "an empty target says nothing"
+        );
+        assert!(canonical_target("[1]").is_err());
+        assert!(canonical_target("host=h").is_err());
+    }
 }

@@ -300,6 +300,16 @@ impl Connector for Files {
     fn ping(&self) -> Result<(), PluginError> {
         self.location.ping()
     }
+
+    /// Where the files are (see `Location::target`), and the connection's default format,
+    /// which decides how a file whose name does not tell is read.
+    fn target(&self) -> Option<plugboard_api::Target> {
+        let target = self.location.target();
+        Some(match self.format {
+            Some(format) => target.with("format", format.to_string()),
+            None => target,
+        })
+    }
 }
 
 /// The files of one read must agree on column names, order and types.

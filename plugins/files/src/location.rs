@@ -10,7 +10,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path as Key;
 use object_store::{ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
-use plugboard_api::PluginError;
+use plugboard_api::{PluginError, Target};
 use url::Url;
 
 use crate::format::Input;
@@ -448,6 +448,41 @@ impl Location {
             .collect()
     }
 
+    /// What this location reads, for the host's cache keys: the protocol; the root (a
+    /// canonical folder, or a store and key prefix); for local files without a root, the
+    /// working directory relative paths resolve against; and the S3 settings that choose
+    /// which server and bucket answer (endpoint, region, addressing style). Never a key,
+    /// token or proxy URL; timeouts and TLS checks do not change what is read.
+    pub fn target(&self) -> Target {
+        let protocol = match self.protocol {
+            Protocol::File => "file",
+            Protocol::Http => "http",
+            Protocol::S3 => "s3",
+        };
+        let mut target = Target::new().with("protocol", protocol);
+        match &self.root {
+            Some(Root::Local(root)) => target.set("root", root.to_string_lossy().into_owned()),
+            Some(Root::Remote { store, prefix }) => {
+                target.set("store", store.clone());
+                target.set("prefix", prefix.clone());
+            }
+            None if self.protocol == Protocol::File => {
+                let cwd = std::env::current_dir().and_then(|d| d.canonicalize());
+                target.set("cwd", cwd.ok().map(|d| d.to_string_lossy().into_owned()));
+            }
+            None => {}
+        }
+        for (key, value) in &self.options {
+            if matches!(
+                key.as_str(),
+                "aws_endpoint" | "aws_region" | "aws_virtual_hosted_style_request"
+            ) {
+                target.set(key.clone(), value.clone());
+            }
+        }
+        target
+    }
+
     /// A cheap check that the root is there.
     pub fn ping(&self) -> Result<(), PluginError> {
         match &self.root {
@@ -659,6 +694,39 @@ mod tests {
                 err.message()
             );
         }
+    }
+
+    #[test]
+    fn targets_name_the_place_and_never_a_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = Location::new(None, dir.path().to_str(), Vec::new(), None).expect("local");
+        let canonical = dir.path().canonicalize().expect("canonical");
+        assert_eq!(
+            local.target().get("root"),
+            Some(&serde_json::json!(canonical.to_string_lossy()))
+        );
+        let s3 = Location::new(
+            None,
+            Some("s3://trips/2024"),
+            vec![
+                ("aws_region".into(), "eu-west-1".into()),
+                ("aws_endpoint".into(), "http://127.0.0.1:9".into()),
+                ("aws_secret_access_key".into(), "very-secret".into()),
+                ("aws_access_key_id".into(), "AKIDSECRET".into()),
+            ],
+            Some("bearer-secret".into()),
+        )
+        .expect("s3");
+        let text = s3.target().to_json();
+        assert_eq!(
+            text,
+            r#"{"aws_endpoint":"http://127.0.0.1:9","aws_region":"eu-west-1","prefix":"2024","protocol":"s3","store":"s3://trips"}"#
+        );
+        let rootless = Location::new(None, None, Vec::new(), None).expect("no root");
+        assert!(
+            rootless.target().get("cwd").is_some(),
+            "relative paths resolve there"
+        );
     }
 
     #[test]

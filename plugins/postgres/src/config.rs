@@ -293,6 +293,37 @@ impl Config {
     }
 }
 
+impl Settings {
+    /// What these settings connect to, for the host's cache keys: the server (host or
+    /// socket folder, and port), the database and the user, and the server `options`
+    /// (`-c search_path=…` changes what a query reads). After the environment,
+    /// `~/.pgpass` and libpq's defaults were applied, so `PGDATABASE=a` and
+    /// `PGDATABASE=b` are two targets. No password; TLS, timeouts, the application name
+    /// and the pool size do not change results and are left out.
+    ///
+    /// Why from the settings and not from the server (`current_database()`,
+    /// `current_user`): the server connects to exactly the database and user it is asked
+    /// for (there is no fallback), and a `role` set through `options` is in `options`, so
+    /// asking costs a round trip per connect and tells nothing more. (Its address,
+    /// `inet_server_addr()`, would split one database's cache between the addresses a host
+    /// name resolves to, and is null over a Unix socket.)
+    pub fn target(&self) -> plugboard_api::Target {
+        let host = if self.host.starts_with('/') {
+            // A Unix socket folder: a path, case and all.
+            self.host.clone()
+        } else {
+            // Host names are case-insensitive.
+            self.host.to_ascii_lowercase()
+        };
+        plugboard_api::Target::new()
+            .with("host", host)
+            .with("port", self.port)
+            .with("database", self.dbname.clone())
+            .with("user", self.user.clone())
+            .with("options", self.options.clone())
+    }
+}
+
 /// Reads a PostgreSQL URL the way libpq and SQLAlchemy do.
 fn parse_url(text: &str) -> Result<Layer, PluginError> {
     let bad = |why: &str| PluginError::config(format!("`url`: {why}"));
@@ -510,6 +541,52 @@ mod tests {
             Some("pa\\ss:word")
         );
         assert_eq!(pgpass_lookup(text, "anywhere", 1, "x", "carol"), None);
+    }
+
+    #[test]
+    fn the_target_is_what_the_environment_resolved_without_the_password() {
+        let config = || Config {
+            host: Some("DB.Example".into()),
+            password: Some("hunter2".into()),
+            ..Config::default()
+        };
+        let a = config()
+            .resolve_with(&env(&[("PGDATABASE", "a"), ("PGUSER", "u")]))
+            .expect("a");
+        let b = config()
+            .resolve_with(&env(&[("PGDATABASE", "b"), ("PGUSER", "u")]))
+            .expect("b");
+        assert_eq!(
+            a.target().to_json(),
+            r#"{"database":"a","host":"db.example","options":null,"port":5432,"user":"u"}"#
+        );
+        assert_ne!(a.target(), b.target(), "PGDATABASE changes the target");
+        assert!(!a.target().to_json().contains("hunter2"));
+        let with_options = config()
+            .resolve_with(&env(&[
+                ("PGUSER", "u"),
+                ("PGOPTIONS", "-c search_path=other"),
+                ("PGAPPNAME", "ignored"),
+                ("PGCONNECT_TIMEOUT", "3"),
+            ]))
+            .expect("options");
+        assert_eq!(
+            with_options.target().get("options"),
+            Some(&serde_json::json!("-c search_path=other"))
+        );
+        assert!(!with_options.target().to_json().contains("ignored"));
+        // A socket folder keeps its case; the default database is the user's.
+        let socket = Config::default()
+            .resolve_with(&env(&[("PGHOST", "/run/PG"), ("USER", "me")]))
+            .expect("socket");
+        assert_eq!(
+            socket.target().get("host"),
+            Some(&serde_json::json!("/run/PG"))
+        );
+        assert_eq!(
+            socket.target().get("database"),
+            Some(&serde_json::json!("me"))
+        );
     }
 
     #[test]

@@ -277,6 +277,8 @@ fn bind<'p>(
 /// A connection to one PostgreSQL database.
 pub struct Postgres {
     pool: Arc<Pool<Manager>>,
+    /// What the settings resolved to (see [`Settings::target`]).
+    target: plugboard_api::Target,
 }
 
 type Batches = RecordBatchIterator<std::vec::IntoIter<Result<RecordBatch, ArrowError>>>;
@@ -320,9 +322,15 @@ impl Connector for Postgres {
     fn connect(config: Config) -> Result<Self, PluginError> {
         let settings = config.resolve()?;
         let size = settings.pool_size;
+        let target = settings.target();
         Ok(Self {
             pool: Arc::new(Pool::open(Manager::new(settings)?, size)?),
+            target,
         })
+    }
+
+    fn target(&self) -> Option<plugboard_api::Target> {
+        Some(self.target.clone())
     }
 
     fn read(

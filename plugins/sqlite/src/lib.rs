@@ -47,6 +47,8 @@ pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
 /// A connection to one SQLite database.
 pub struct Sqlite {
     pool: Arc<Pool>,
+    /// The database file SQLite opened (see [`target_of`]).
+    target: plugboard_api::Target,
 }
 
 impl Connector for Sqlite {
@@ -84,13 +86,15 @@ impl Connector for Sqlite {
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {
-        Ok(Self {
-            pool: {
-                let settings = config.resolve()?;
-                let size = settings.pool_size;
-                Arc::new(Pool::open(Manager(settings), size)?)
-            },
-        })
+        let settings = config.resolve()?;
+        let size = settings.pool_size;
+        let pool = Arc::new(Pool::open(Manager(settings), size)?);
+        let target = target_of(&*pool.get()?, &pool.manager().0);
+        Ok(Self { pool, target })
+    }
+
+    fn target(&self) -> Option<plugboard_api::Target> {
+        Some(self.target.clone())
     }
 
     fn read(
@@ -174,6 +178,41 @@ impl Connector for Sqlite {
         let conn = self.pool.get()?;
         conn.query_row("SELECT 1", [], |_| Ok(()))
             .map_err(|e| PluginError::connect(e.to_string()).retryable())
+    }
+}
+
+/// What a connection reads, for the host's cache keys: the database file as SQLite itself
+/// opened it (`sqlite3_db_filename`, absolute), with symlinks resolved, so that
+/// `sqlite:///pets.db` from two folders, or a file reached through a link, is told apart or
+/// recognized as one. An in-memory (or temporary) database is this connection's alone: its
+/// target is [private](plugboard_api::Target::private), shared with no one.
+///
+/// Read-only-ness, timeouts and pool sizes are left out: they do not change what a read
+/// returns.
+fn target_of(conn: &rusqlite::Connection, settings: &config::Settings) -> plugboard_api::Target {
+    use config::Location;
+    use plugboard_api::Target;
+    let memory = || Target::new().with("database", ":memory:").private();
+    let file = |path: &std::path::Path| {
+        let path = std::fs::canonicalize(path)
+            .or_else(|_| std::path::absolute(path))
+            .unwrap_or_else(|_| path.to_path_buf());
+        Target::new().with("path", path.to_string_lossy().into_owned())
+    };
+    match conn.path() {
+        Some("") => memory(),
+        Some(path) => file(std::path::Path::new(path)),
+        // A name that is not UTF-8: from the settings instead.
+        None => match &settings.location {
+            Location::Memory => memory(),
+            Location::File(path) => file(path),
+            Location::Uri(uri) => Target::new().with("uri", uri.clone()).with(
+                "cwd",
+                std::env::current_dir()
+                    .map(|d| d.to_string_lossy().into_owned())
+                    .ok(),
+            ),
+        },
     }
 }
 
@@ -433,6 +472,41 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect()
+    }
+
+    #[test]
+    fn the_target_is_the_canonical_file_or_a_private_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("real.db");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let open = |url: String| {
+            let table = serde_json::json!({ "url": url });
+            let config =
+                from_table(table.as_object().cloned().unwrap_or_default()).expect("config");
+            Sqlite::connect(config).expect("connect")
+        };
+        let by_path = open(format!("sqlite:///{}", real.display()));
+        let by_link = open(format!("sqlite:///{}?mode=ro", link.display()));
+        let canonical = real.canonicalize().expect("canonical");
+        assert_eq!(
+            by_path.target().map(|t| t.to_json()),
+            Some(format!(
+                r#"{{"path":{}}}"#,
+                serde_json::json!(canonical.display().to_string())
+            ))
+        );
+        assert_eq!(
+            by_path.target(),
+            by_link.target(),
+            "a link and read-only-ness do not make another source"
+        );
+        let (a, b) = (memory().target(), memory().target());
+        assert_ne!(a, b, "every in-memory database is its own");
+        assert_eq!(
+            a.and_then(|t| t.get("database").cloned()),
+            Some(serde_json::json!(":memory:"))
+        );
     }
 
     #[test]
