@@ -116,7 +116,7 @@ struct ReadArgs {
     ttl: Option<String>,
 
     /// Return at most N rows
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_row_count, allow_hyphen_values = true)]
     limit: Option<u64>,
 
     /// A connector read option, KEY=VALUE (typed like --param): for files, format=csv,
@@ -153,17 +153,115 @@ struct ExecArgs {
 }
 
 /// The whole program: parse arguments, run, print any error on one line, exit non-zero.
+///
+/// The process never ends by a panic: one is caught here and reported as a one-line
+/// internal error with exit code 1 (a bug to fix at its cause; `RUST_BACKTRACE=1` shows
+/// where). Panics inside plugins never get this far: the plugin boundary turns them into
+/// errors.
 pub fn main() -> std::process::ExitCode {
     use std::process::ExitCode;
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", crate::error::one_line(&format!("{e:#}")));
-            ExitCode::FAILURE
+    panic_report::install();
+    let outcome = std::panic::catch_unwind(|| {
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => return usage_error(e),
+        };
+        match run(cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {}", crate::error::one_line(&format!("{e:#}")));
+                ExitCode::FAILURE
+            }
+        }
+    });
+    outcome.unwrap_or_else(|payload| {
+        eprintln!("error: {}", panic_report::describe(payload.as_ref()));
+        ExitCode::FAILURE
+    })
+}
+
+/// A mistyped command line: clap's first line (what is wrong, naming the argument) and exit
+/// code 1, like every other error. Help and version requests print as clap prints them.
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let first = first.trim().trim_start_matches("error:").trim();
+            eprintln!(
+                "error: {}; see plugboard --help",
+                crate::error::one_line(first)
+            );
+            std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Turns a panic into the CLI's one line: the hook keeps the message and where it happened
+/// (printing nothing, unless `RUST_BACKTRACE` asks for the usual report), and
+/// [`describe`](panic_report::describe) reads it back once `catch_unwind` has the payload.
+mod panic_report {
+    use std::sync::Mutex;
+
+    static LAST: Mutex<Option<String>> = Mutex::new(None);
+
+    pub fn install() {
+        let default = std::panic::take_hook();
+        let verbose = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+        std::panic::set_hook(Box::new(move |info| {
+            let message = payload_text(info.payload());
+            let at = info
+                .location()
+                .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+                .unwrap_or_default();
+            let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+            // The first panic is the cause; a second one on the way out is noise.
+            if last.is_none() {
+                *last = Some(format!("{message}{at}"));
+            }
+            drop(last);
+            if verbose {
+                default(info);
+            }
+        }));
+    }
+
+    fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned())
+    }
+
+    /// The one-line report of a caught panic.
+    pub fn describe(payload: &(dyn std::any::Any + Send)) -> String {
+        let what = LAST
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| payload_text(payload));
+        format!(
+            "internal error: plugboard panicked: {}; this is a bug, please report it \
+             (RUST_BACKTRACE=1 shows where)",
+            crate::error::one_line(&what)
+        )
+    }
+}
+
+/// `--limit`: a row count, 0 or more.
+fn parse_row_count(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    t.parse::<u64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow => format!("{t} is more rows than {}", u64::MAX),
+        _ if t.starts_with('-') => format!("{t} is negative; give a row count, 0 or more"),
+        _ => format!("{t:?} is not a row count"),
+    })
 }
 
 /// `plugboard query … | head` closing the pipe early is not an error.
@@ -334,6 +432,16 @@ fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Connection> {
         if key.is_empty() {
             bail!("--set {s:?}: the key is empty");
         }
+        // Each `.` is a level of nested tables; tens of thousands of them overflowed the
+        // stack (dropping the nested TOML value recurses) and aborted the process.
+        let depth = key.split('.').count();
+        if depth > MAX_SET_DEPTH {
+            let shown: String = s.chars().take(40).collect();
+            bail!(
+                "--set {shown:?}…: the key nests {depth} tables deep; at most {MAX_SET_DEPTH} \
+                 (a.b.c is 3)"
+            );
+        }
         // Typed by the key's declared type once the plugin is known (a declared string
         // is the exact text), else by its look.
         options = options.set_text(key, value);
@@ -341,17 +449,21 @@ fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Connection> {
     Ok(host.connection_with(&args.connection, options)?)
 }
 
+/// How many `.`-separated parts a `--set` key may have: far more than any connector's
+/// config nests.
+const MAX_SET_DEPTH: usize = 64;
+
 /// Parses `NAME=VALUE` or `NAME:TYPE=VALUE`.
 fn parse_param(text: &str) -> anyhow::Result<(String, Value)> {
     let (name, value) = text
         .split_once('=')
         .with_context(|| format!("--param {text:?}: expected NAME=VALUE"))?;
-    let (name, kind) = match name.split_once(':') {
-        // `:owner=x` is the name `:owner`, not a type.
-        Some((n, k)) if !n.is_empty() => (n, Some(k)),
-        _ => (name, None),
-    };
+    // The sigil first: `:owner=x` is the name `owner`, and `:n:int=5` the name `n`.
     let name = name.trim_start_matches([':', '@', '$']);
+    let (name, kind) = match name.split_once(':') {
+        Some((n, k)) => (n, Some(k)),
+        None => (name, None),
+    };
     if name.is_empty() {
         bail!("--param {text:?}: the name is empty");
     }
@@ -654,5 +766,52 @@ mod tests {
                 .contains("not an integer")
         );
         assert!(parse_param("novalue").is_err());
+    }
+
+    #[test]
+    fn params_that_cannot_be_bound_are_refused_naming_the_param() {
+        assert_eq!(
+            parse_param(":n:int=5").unwrap(),
+            ("n".into(), Value::Int(5))
+        );
+        for bad in [
+            "x:int=99999999999999999999",
+            "x:float=one",
+            "b:hex=zz",
+            "b:hex=0",
+            "b:hex=\u{e9}0",
+            ":=5",
+        ] {
+            let e = parse_param(bad).expect_err(bad).to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        // NaN and the infinities are floats when asked for (they cross as "NaN" and
+        // "Infinity" since plugboard-api 1.3); untyped, they and numbers too big for an
+        // i64 are text.
+        assert!(matches!(parse_param("x:float=nan").unwrap().1, Value::Float(f) if f.is_nan()));
+        assert_eq!(
+            parse_param("x:float=1e999").unwrap().1,
+            Value::Float(f64::INFINITY)
+        );
+        assert_eq!(
+            parse_param("x=99999999999999999999").unwrap().1,
+            Value::String("99999999999999999999".into())
+        );
+        assert_eq!(
+            parse_param("x=1e999").unwrap().1,
+            Value::String("1e999".into())
+        );
+    }
+
+    #[test]
+    fn row_counts() {
+        assert_eq!(parse_row_count("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_row_count("-1").unwrap_err().contains("negative"));
+        assert!(
+            parse_row_count("18446744073709551616")
+                .unwrap_err()
+                .contains("more rows")
+        );
+        assert!(parse_row_count("ten").unwrap_err().contains("\"ten\""));
     }
 }

@@ -124,6 +124,9 @@ pub struct ReadOptions {
     pub limit: Option<usize>,
 }
 
+/// The largest `infer_schema_length` passed to polars as is; more means all rows.
+const MAX_INFER_ROWS: usize = 1 << 20;
+
 const OPTIONS: &str = "format, compression, delimiter, header, skip_rows, null_values, \
                        infer_schema_length, columns";
 
@@ -184,7 +187,12 @@ impl ReadOptions {
                 }
                 "infer_schema_length" => {
                     opts.infer_schema_length = match as_count(value) {
+                        // polars sets aside room for that many rows before reading one (an
+                        // `infer_schema_length=100000000000` aborted the host); past a
+                        // million rows, "all of them" reads the same types and only costs
+                        // the room the file needs.
                         Some(0) => None,
+                        Some(n) if n > MAX_INFER_ROWS => None,
                         Some(n) => Some(n),
                         None if value.is_null() => None,
                         None => return Err(bad("a row count (0: all rows)")),
@@ -419,6 +427,21 @@ mod tests {
         assert!(err(serde_json::json!({"format": "xlsx"})).contains("unknown format"));
         assert!(err(serde_json::json!({"delimiter": ";;"})).contains("delimiter"));
         assert!(err(serde_json::json!({"columns": []})).contains("columns"));
+    }
+
+    #[test]
+    fn a_huge_infer_schema_length_means_all_rows() {
+        let opts = |n: u64| {
+            ReadOptions::from_request(
+                &request(serde_json::json!({ "infer_schema_length": n })),
+                None,
+            )
+            .expect("valid")
+            .infer_schema_length
+        };
+        assert_eq!(opts(1000), Some(1000));
+        assert_eq!(opts(100_000_000_000), None);
+        assert_eq!(opts(u64::MAX), None);
     }
 
     #[test]

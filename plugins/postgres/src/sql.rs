@@ -18,6 +18,8 @@ pub fn rewrite(sql: &str) -> Result<Rewritten, PluginError> {
     let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
     let mut names: Vec<String> = Vec::new();
+    // Each name's position, so that 65535 distinct names cost no quadratic search.
+    let mut numbers: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut max_positional = 0usize;
     let mut copied = 0usize;
     let mut i = 0usize;
@@ -38,8 +40,8 @@ pub fn rewrite(sql: &str) -> Result<Rewritten, PluginError> {
                 } else {
                     let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
                     if digits > 0 {
-                        let n: usize = sql[i + 1..i + 1 + digits].parse().unwrap_or(0);
-                        max_positional = max_positional.max(n);
+                        let text = &sql[i + 1..i + 1 + digits];
+                        max_positional = max_positional.max(positional(text)?);
                     }
                     i += 1 + digits;
                 }
@@ -52,10 +54,17 @@ pub fn rewrite(sql: &str) -> Result<Rewritten, PluginError> {
             {
                 let len = b[i + 1..].iter().take_while(|c| is_ident(**c)).count();
                 let name = &sql[i + 1..i + 1 + len];
-                let n = match names.iter().position(|x| x == name) {
-                    Some(p) => p + 1,
+                let n = match numbers.get(name) {
+                    Some(&n) => n,
+                    None if names.len() >= MAX_PARAMS => {
+                        return Err(PluginError::query(format!(
+                            "the query names more than {MAX_PARAMS} parameters, the most \
+                             PostgreSQL binds in one statement"
+                        )));
+                    }
                     None => {
                         names.push(name.to_owned());
+                        numbers.insert(name, names.len());
                         names.len()
                     }
                 };
@@ -78,6 +87,34 @@ pub fn rewrite(sql: &str) -> Result<Rewritten, PluginError> {
         names = (1..=max_positional).map(|n| n.to_string()).collect();
     }
     Ok(Rewritten { sql: out, names })
+}
+
+/// The most parameters one statement can bind: the wire protocol counts them in 16 bits.
+pub const MAX_PARAMS: usize = u16::MAX as usize;
+
+/// The number of a `$n` placeholder, checked against what the server can bind: `$0` and
+/// numbers past [`MAX_PARAMS`] are errors naming the placeholder, not a bound value list of
+/// that length (a `$99999999999` once asked for terabytes and aborted the host).
+fn positional(digits: &str) -> Result<usize, PluginError> {
+    match digits.parse::<usize>() {
+        Ok(0) => Err(PluginError::query(
+            "placeholder $0: PostgreSQL numbers parameters from $1",
+        )),
+        Ok(n) if n <= MAX_PARAMS => Ok(n),
+        _ => {
+            // A placeholder of a thousand digits is shown by its start.
+            let shown: String = digits.chars().take(24).collect();
+            let more = if shown.len() < digits.len() {
+                "…"
+            } else {
+                ""
+            };
+            Err(PluginError::query(format!(
+                "placeholder ${shown}{more}: PostgreSQL binds at most {MAX_PARAMS} parameters \
+                 ($1 to ${MAX_PARAMS})"
+            )))
+        }
+    }
 }
 
 fn is_ident(c: u8) -> bool {
@@ -216,6 +253,27 @@ mod tests {
         );
         assert!(rewrite("SELECT $1, :a").is_err());
         assert_eq!(names("SELECT 1").1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn placeholder_numbers_are_checked_before_anything_is_allocated() {
+        for (sql, says) in [
+            ("SELECT $0", "$0"),
+            ("SELECT $65536", "$65536"),
+            ("SELECT $99999999999", "$99999999999"),
+            ("SELECT $18446744073709551616", "$18446744073709551616"),
+        ] {
+            let e = rewrite(sql).expect_err(sql);
+            assert!(e.message().contains(says), "{sql}: {e}");
+        }
+        let long = format!("SELECT ${}", "9".repeat(5000));
+        let e = rewrite(&long).expect_err("long");
+        assert!(e.message().len() < 200, "{e}");
+        assert_eq!(names("SELECT $65535").1.len(), MAX_PARAMS);
+        // Inside literals, comments and dollar quotes a `$0` is text.
+        assert!(rewrite("SELECT '$0', \"$0\" -- $0\n").is_ok());
+        let many: String = (0..=MAX_PARAMS).map(|i| format!(":p{i},")).collect();
+        assert!(rewrite(&format!("SELECT {many}")).is_err());
     }
 
     #[test]

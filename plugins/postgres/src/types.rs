@@ -327,16 +327,38 @@ impl ScalarColumn {
                 x.append_value(if d == i32::MAX || d == i32::MIN {
                     d
                 } else {
-                    d + PG_EPOCH_DAYS
+                    // Always fits for dates PostgreSQL stores; a server sending more is an
+                    // error, not an overflow.
+                    d.checked_add(PG_EPOCH_DAYS)
+                        .ok_or("date past the last one Arrow's days since 1970 can hold")?
                 });
             }
-            (Builder::Time(x), _) => x.append_value(i64::from_be_bytes(be(b)?)),
+            (Builder::Time(x), _) => {
+                let t = i64::from_be_bytes(be(b)?);
+                // PostgreSQL allows 24:00:00; an Arrow time of day stops before it (and
+                // polars reads it back as a null, silently).
+                if !(0..MICROS_PER_DAY).contains(&t) {
+                    return Err(format!(
+                        "time {:02}:{:02}:{:02} is past the end of the day an Arrow time can \
+                         hold; cast it in the query (for example to text)",
+                        t.div_euclid(3_600_000_000),
+                        t.div_euclid(60_000_000).rem_euclid(60),
+                        t.div_euclid(1_000_000).rem_euclid(60),
+                    ));
+                }
+                x.append_value(t);
+            }
             (Builder::Timestamp(x), _) => {
                 let t = i64::from_be_bytes(be(b)?);
                 x.append_value(if t == i64::MAX || t == i64::MIN {
                     t
                 } else {
-                    t + PG_EPOCH_MICROS
+                    // The last 29 years PostgreSQL can store (294247 to 294276 AD) are past
+                    // what microseconds since 1970 hold in an i64.
+                    t.checked_add(PG_EPOCH_MICROS).ok_or(
+                        "timestamp after 294247-01-10, the last one Arrow's microseconds \
+                         since 1970 can hold; cast it in the query (for example to text)",
+                    )?
                 });
             }
             (Builder::Interval(x), _) => {
@@ -348,7 +370,11 @@ impl ScalarColumn {
                 let total = (months * 30 + days)
                     .checked_mul(MICROS_PER_DAY)
                     .and_then(|d| d.checked_add(micros))
-                    .ok_or("interval out of range")?;
+                    .ok_or(
+                        "interval longer than Arrow's microsecond duration holds (about 292,000 \
+                         years, a month counted as 30 days); cast it in the query (for example \
+                         to text)",
+                    )?;
                 x.append_value(total);
             }
         }
@@ -623,6 +649,30 @@ mod tests {
         let text = finish_numeric(vec![Some(Num::Fits(5, 0))], Some(&DataType::Utf8View))
             .expect("text stays text");
         assert_eq!(text.data_type(), &DataType::Utf8View);
+    }
+
+    #[test]
+    fn temporal_values_past_arrows_range_are_errors_naming_the_column() {
+        // '294276-12-31 23:59:59.999999', PostgreSQL's last timestamp: past i64 µs since 1970.
+        let last = 9_223_371_331_199_999_999i64.to_be_bytes();
+        let mut c = ColumnBuilder::new("t", ColumnKind::Scalar(Scalar::Timestamp), 1);
+        let e = c.push(Some(&last)).expect_err("past Arrow's range");
+        assert!(e.starts_with("column \"t\": timestamp after 294247"), "{e}");
+        // ±infinity stay the extremes.
+        c.push(Some(&i64::MAX.to_be_bytes())).expect("infinity");
+        // 24:00:00 is a PostgreSQL time, not an Arrow one.
+        let mut c = ColumnBuilder::new("at", ColumnKind::Scalar(Scalar::Time), 1);
+        let e = c
+            .push(Some(&MICROS_PER_DAY.to_be_bytes()))
+            .expect_err("24:00");
+        assert!(e.contains("\"at\": time 24:00:00"), "{e}");
+        c.push(Some(&(MICROS_PER_DAY - 1).to_be_bytes()))
+            .expect("23:59:59.999999");
+        let mut c = ColumnBuilder::new("d", ColumnKind::Scalar(Scalar::Date), 1);
+        let e = c
+            .push(Some(&(i32::MAX - 1).to_be_bytes()))
+            .expect_err("past i32 days");
+        assert!(e.contains("\"d\""), "{e}");
     }
 
     #[test]

@@ -54,6 +54,18 @@ impl DurationSetting {
     }
 }
 
+/// SQLite takes the busy timeout as an `int` of milliseconds (rusqlite panics past it):
+/// a longer one is a config error naming the key.
+fn check_busy_timeout(timeout: Duration, key: &str) -> Result<(), PluginError> {
+    let max = Duration::from_millis(i32::MAX as u64);
+    if timeout > max {
+        return Err(PluginError::config(format!(
+            "`{key}`: {timeout:?} is longer than SQLite can wait ({max:?}, about 24 days)"
+        )));
+    }
+    Ok(())
+}
+
 /// Where the database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -148,6 +160,11 @@ impl Config {
         if let Some(t) = &self.busy_timeout {
             busy_timeout = t.to_duration("busy_timeout")?;
         }
+        let key = match self.busy_timeout {
+            Some(_) => "busy_timeout",
+            None => "query.timeout",
+        };
+        check_busy_timeout(busy_timeout, key)?;
         if let Some(key) = query.keys().next() {
             return Err(PluginError::config(format!(
                 "`query.{key}`: unknown SQLite URL option (known: mode, timeout, uri)"
@@ -244,6 +261,27 @@ mod tests {
                 .location,
             Location::Uri("file:x.db".into())
         );
+    }
+
+    #[test]
+    fn a_busy_timeout_sqlite_cannot_take_is_a_config_error() {
+        let e = Config {
+            url: Some("sqlite://".into()),
+            busy_timeout: Some(DurationSetting::Millis(1 << 31)),
+            ..Config::default()
+        }
+        .resolve()
+        .expect_err("past i32 ms");
+        assert!(e.message().starts_with("`busy_timeout`:"), "{e}");
+        let e = url("sqlite:///x.db?timeout=99999999999").expect_err("past i32 ms");
+        assert!(e.message().starts_with("`query.timeout`:"), "{e}");
+        let ok = Config {
+            url: Some("sqlite://".into()),
+            busy_timeout: Some(DurationSetting::Millis(i32::MAX as u64)),
+            ..Config::default()
+        }
+        .resolve();
+        assert!(ok.is_ok());
     }
 
     #[test]
