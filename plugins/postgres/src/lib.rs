@@ -244,10 +244,17 @@ fn bind<'p>(
         if names.is_empty() {
             "it takes none".to_owned()
         } else {
+            // `$65535` takes 65535 parameters: name a few, not all, on the one line.
+            const SHOWN: usize = 10;
+            let more = match names.len() {
+                n if n > SHOWN => format!(", … ({n} in all)"),
+                _ => String::new(),
+            };
             format!(
-                "it takes {}",
+                "it takes {}{more}",
                 names
                     .iter()
+                    .take(SHOWN)
                     .map(|n| format!(":{n}"))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -500,9 +507,11 @@ fn read(
     let params = bind(&rewritten.names, &request.params, None, true)?;
     let copyable = sql::is_copyable(&rewritten.sql);
     let text = match (request.limit, copyable) {
+        // LIMIT is a bigint: a larger limit is no limit, not "bigint out of range".
         (Some(n), true) => format!(
             "SELECT * FROM ({}\n) AS plugboard_limited LIMIT {n}",
-            sql::trim_statement(&rewritten.sql)
+            sql::trim_statement(&rewritten.sql),
+            n = n.min(i64::MAX as u64)
         ),
         _ => rewritten.sql.clone(),
     };
