@@ -666,7 +666,7 @@ fn pin_plugins(path: Option<&std::path::Path>) -> anyhow::Result<()> {
 }
 
 fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
-    let plugin = crate::loader::load(path).map_err(|reason| crate::Error::Load {
+    let plugin = crate::sys::loader::load(path).map_err(|reason| crate::Error::Load {
         path: path.to_path_buf(),
         reason,
     })?;

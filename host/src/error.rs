@@ -145,7 +145,7 @@ impl Error {
         e: &PluginError,
         redact: impl Fn(&str) -> String,
     ) -> Error {
-        let redact = |m: &str| crate::secrets::redact_plugin_text(plugin, &redact(m));
+        let redact = |m: &str| crate::config::secrets::redact_plugin_text(plugin, &redact(m));
         Error::Plugin {
             connection: connection.to_owned(),
             plugin: plugin.to_owned(),
@@ -185,8 +185,8 @@ mod tests {
         let table: toml::Table =
             toml::from_str("password = \"S3cr3t-panic\"\n[other]\ntoken = \"S3cr3t-other\"\n")
                 .expect("toml");
-        let r = crate::secrets::Redactor::new(&table, &[]);
-        crate::secrets::register_plugin_secrets("error-test", &r);
+        let r = crate::config::secrets::Redactor::new(&table, &[]);
+        crate::config::secrets::register_plugin_secrets("error-test", &r);
         let e = PluginError::new(
             ErrorKind::PANIC,
             "plugin panicked during the call: bad S3cr3t-panic\n  and S3cr3t-other\n at https://u:S3cr3t-url@h/ (at src/lib.rs:1)",

@@ -22,35 +22,45 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules, one idea each: [`config`] (plugins.toml), [`secrets`] (the secrets file,
-//! precedence, redaction), `sys` (the only `unsafe`: libraries, the Arrow import, mapped
-//! cache files), [`cache`] (results, in memory and on disk), `connection` (the API above), [`output`] (formats), `cli`.
+//! The layout, one concern per folder; imports point one way (`cli` → `client` →
+//! `plugin`, `cache`, `config`, `export` → `sys`, with `util` and `error` below all):
+//!
+//! * [`config`]: `plugins.toml`, the secrets files and their precedence, the plugins'
+//!   config schemas, redaction;
+//! * `plugin`: the registry that loads plugins and picks the one serving a connection;
+//! * [`cache`]: keys and generations, the memory tier, the tiers below it (disk);
+//! * `client`: [`Host`], [`Connection`], the read, stream and execute builders;
+//! * [`output`]: the output formats and atomic writes;
+//! * [`cli`]: the command line;
+//! * `sys`: the only `unsafe`: plugin libraries and their Arrow streams, mapped files.
 #![deny(unsafe_code)]
 
 pub mod cache;
 pub mod cli;
+mod client;
 pub mod config;
-mod connection;
-pub mod disk;
 pub mod duration;
 mod error;
-mod host;
 pub mod output;
-mod schema;
-pub mod secrets;
+mod plugin;
 mod sys;
-mod state;
+mod util;
 
-use crate::sys::loader;
+/// The disk tier, also at its old path.
+pub use crate::cache::disk;
+/// The secrets files, also at their old path.
+pub use crate::config::secrets;
 
 pub use plugboard_api::{Params, Value};
 pub use polars::prelude::DataFrame;
 
-pub use crate::cache::{Cleared, DiskCache, DiskStats, MemoryStats, Outcome, Stats, Usage};
-pub use crate::connection::{Connection, Execute, MAX_ATTEMPTS, Read, Stream};
-pub use crate::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV, OpenError};
-pub use crate::error::{Error, Result};
-pub use crate::host::{
-    ConnectOptions, ConnectionInfo, Host, HostBuilder, PLUGIN_PATH_ENV, PLUGINS_ENV, PluginInfo,
-    RESERVED_KEYS, SECRETS_ENV,
+pub use crate::cache::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
+pub use crate::cache::{
+    Cleared, DiskCache, DiskStats, MemoryStats, OpenError, Outcome, Stats, Usage,
 };
+pub use crate::client::{
+    ConnectOptions, Connection, ConnectionInfo, Execute, Host, HostBuilder, MAX_ATTEMPTS,
+    PLUGIN_PATH_ENV, PLUGINS_ENV, RESERVED_KEYS, Read, SECRETS_ENV, Stream,
+};
+pub use crate::error::{Error, Result};
+pub use crate::plugin::PluginInfo;

@@ -278,7 +278,7 @@ extern "C" fn host_log(context: usize, level: u8, module: RStr<'_>, message: RSt
                 // Redacted with the secrets of the plugin's connections when printed.
                 .args(format_args!(
                     "{}",
-                    crate::secrets::PluginText {
+                    crate::config::secrets::PluginText {
                         plugin: &target,
                         text: message.as_str(),
                     }

@@ -35,9 +35,11 @@ use std::sync::{Arc, Mutex};
 
 use polars::prelude::{DataFrame, Schema};
 
-use crate::cache::Key;
-use crate::host::hex;
-use crate::state::{Opened, State};
+use super::key::Key;
+pub use super::state::OpenError;
+use super::state::{Opened, State};
+use super::tier::{self, Hit, Owner, Tier};
+use super::{Outcome, Removed, Usage};
 
 /// The environment variable that moves the cache folder.
 pub const CACHE_DIR_ENV: &str = "PLUGBOARD_CACHE_DIR";
@@ -216,20 +218,6 @@ fn truncated(s: &str) -> &[u8] {
     &b[..b.len().min(4096)]
 }
 
-/// A cached result found on disk.
-pub(crate) struct Hit {
-    pub df: DataFrame,
-    pub created: SystemTime,
-    pub expires: SystemTime,
-}
-
-/// Per-connection totals of one tier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub entries: u64,
-    pub bytes: u64,
-}
-
 /// What is on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskStats {
@@ -242,32 +230,6 @@ pub struct DiskStats {
     pub expired: u64,
     /// By connection name.
     pub connections: BTreeMap<String, Usage>,
-}
-
-/// What a clear removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Removed {
-    pub entries: u64,
-    pub bytes: u64,
-}
-
-/// Why the disk tier cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenError {
-    /// The folder or its state belongs to another user, or others can write it: using it
-    /// would serve results that anyone could have forged.
-    Refused(String),
-    /// The folder cannot be created or read (a read-only disk, no home folder): the host
-    /// runs without a disk tier.
-    Unavailable(String),
-}
-
-impl std::fmt::Display for OpenError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Refused(m) | Self::Unavailable(m) => f.write_str(m),
-        }
-    }
 }
 
 /// The disk tier: a folder of entries with a byte bound.
@@ -293,7 +255,7 @@ impl DiskCache {
             let file = File::open(dir).map_err(|e| {
                 OpenError::Unavailable(format!("cannot open {}: {e}", dir.display()))
             })?;
-            crate::state::check_private(dir, &file).map_err(OpenError::Refused)?;
+            super::state::check_private(dir, &file).map_err(OpenError::Refused)?;
         }
         let (state, created) = match State::open(&root)? {
             Opened::Existing(s) => (s, false),
@@ -344,7 +306,8 @@ impl DiskCache {
     }
 
     fn path(&self, key: &Key) -> PathBuf {
-        self.entries_dir().join(format!("{}.{EXTENSION}", hex(key)))
+        self.entries_dir()
+            .join(format!("{}.{EXTENSION}", hex::encode(key)))
     }
 
     /// The entry for `key`, if it is whole, unexpired, and younger than `max_age`.
@@ -608,7 +571,45 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Counts and hashes what passes through.
+impl Tier for DiskCache {
+    fn outcome(&self) -> Outcome {
+        Outcome::DiskHit
+    }
+
+    fn load(&self, key: &Key, max_age: Duration) -> Option<Hit> {
+        DiskCache::load(self, key, max_age)
+    }
+
+    fn store(
+        &self,
+        key: &Key,
+        owner: Owner<'_>,
+        df: &DataFrame,
+        ttl: Duration,
+    ) -> Result<(), String> {
+        DiskCache::store(self, key, owner.connection, owner.identity, df, ttl)
+    }
+
+    fn begin(
+        &self,
+        key: &Key,
+        owner: Owner<'_>,
+        ttl: Duration,
+        schema: &Schema,
+    ) -> Result<Box<dyn tier::Pending>, String> {
+        DiskCache::begin(self, key, owner.connection, owner.identity, ttl, schema)
+            .map(|p| Box::new(p) as Box<dyn tier::Pending>)
+    }
+
+    fn clear_identity(&self, identity: &str) -> Removed {
+        DiskCache::clear_identity(self, identity)
+    }
+
+    fn clear(&self) -> Removed {
+        DiskCache::clear(self)
+    }
+}
+
 /// A result being written into the disk tier; see [`DiskCache::begin`].
 pub(crate) struct Pending {
     cache: DiskCache,
@@ -616,6 +617,16 @@ pub(crate) struct Pending {
     tmp: tempfile::NamedTempFile,
     writer: polars::io::ipc::BatchedWriter<Hashing>,
     tally: Arc<Mutex<Tally>>,
+}
+
+impl tier::Pending for Pending {
+    fn write(&mut self, df: &DataFrame) -> Result<(), String> {
+        Pending::write(self, df)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), String> {
+        Pending::commit(*self)
+    }
 }
 
 impl Pending {

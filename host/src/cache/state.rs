@@ -48,6 +48,25 @@ enum Words {
     Shared(SharedWords),
 }
 
+/// Why the disk tier cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The folder or its state belongs to another user, or others can write it: using it
+    /// would serve results that anyone could have forged.
+    Refused(String),
+    /// The folder cannot be created or read (a read-only disk, no home folder): the host
+    /// runs without a disk tier.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(m) | Self::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The cache's shared state; see the module docs.
 pub(crate) struct State {
     words: Words,
@@ -87,8 +106,8 @@ impl State {
     }
 
     /// The state shared through `dir` (which must exist and be checked by the caller).
-    pub(crate) fn open(dir: &Path) -> Result<Opened, crate::disk::OpenError> {
-        use crate::disk::OpenError::{Refused, Unavailable};
+    pub(crate) fn open(dir: &Path) -> Result<Opened, OpenError> {
+        use OpenError::{Refused, Unavailable};
         Self::open_inner(dir)
             .map_err(|(refused, m)| if refused { Refused(m) } else { Unavailable(m) })
     }
@@ -347,7 +366,7 @@ mod tests {
         drop(shared(dir.path()));
         let path = dir.path().join(STATE);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).expect("chmod");
-        let Err(crate::disk::OpenError::Refused(err)) = State::open(dir.path()) else {
+        let Err(OpenError::Refused(err)) = State::open(dir.path()) else {
             panic!("refused");
         };
         assert!(err.contains("writable by every user"), "{err}");

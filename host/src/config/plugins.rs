@@ -144,7 +144,7 @@ pub fn pin(path: &Path) -> Result<Vec<(PathBuf, String)>> {
                 path: entry.path.clone(),
                 error,
             })?;
-            let digest = crate::host::hex(&Sha256::digest(&bytes));
+            let digest = hex::encode(Sha256::digest(&bytes));
             table["sha256"] = toml_edit::value(digest.clone());
             pins.push((entry.path.clone(), digest));
         }

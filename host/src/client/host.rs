@@ -1,25 +1,23 @@
 //! The host: loaded plugins, the secrets, the caches, and resolving a connection by name.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use plugboard_api::Manifest;
-
+use super::connection::{ConnShared, Connection, Resolved, RetryPolicy};
 use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
 use crate::config::PluginsFile;
-use crate::connection::{ConnShared, Connection, RetryPolicy};
+use crate::config::secrets::{self, EnvOverrides, Redactor, Secrets};
 use crate::error::{Error, Result};
-use crate::loader::{self, LoadedPlugin};
-use crate::secrets::{self, EnvOverrides, Redactor, Secrets};
+use crate::plugin::PluginInfo;
+use crate::plugin::registry::Registry;
+use crate::util::{canonical_json, closest};
 
 /// Keys the host takes out of a connection's table before the plugin sees it:
 ///
 /// * `type`: the connector kind;
 /// * `ttl`: the default TTL of the connection's reads;
 /// * `connection_ttl`: reconnect on the next use after this long;
-/// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, growing linearly):
+/// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, doubling up to 5 s, jittered):
 ///   how `retryable` plugin errors are retried;
 /// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
 pub const RESERVED_KEYS: &[&str] = &[
@@ -37,13 +35,6 @@ pub const PLUGINS_ENV: &str = "PLUGBOARD_PLUGINS";
 pub const PLUGIN_PATH_ENV: &str = "PLUGBOARD_PLUGIN_PATH";
 /// The environment variable naming the secrets file.
 pub const SECRETS_ENV: &str = "PLUGBOARD_SECRETS";
-
-/// What a loaded plugin says about itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PluginInfo {
-    pub path: PathBuf,
-    pub manifest: Manifest,
-}
 
 /// A configured connection, fit for display: secrets are `***`.
 #[derive(Debug, Clone)]
@@ -225,7 +216,7 @@ impl HostBuilder {
         };
         let disk = match &self.cache_dir {
             Some(dir) => dir.clone(),
-            None if self.use_env => crate::disk::default_dir(),
+            None if self.use_env => crate::cache::disk::default_dir(),
             None => directories::BaseDirs::new().map(|d| d.cache_dir().join("plugboard")),
         };
         let disk = match disk {
@@ -234,28 +225,25 @@ impl HostBuilder {
                 let max = match self.disk_max_bytes {
                     Some(m) => m,
                     None if self.use_env => {
-                        crate::disk::default_max_bytes().map_err(Error::Argument)?
+                        crate::cache::disk::default_max_bytes().map_err(Error::Argument)?
                     }
-                    None => crate::disk::DEFAULT_DISK_MAX_BYTES,
+                    None => crate::cache::disk::DEFAULT_DISK_MAX_BYTES,
                 };
                 match DiskCache::open(&dir, max) {
                     Ok(disk) => Some(disk),
-                    Err(crate::disk::OpenError::Refused(reason)) => {
+                    Err(crate::cache::disk::OpenError::Refused(reason)) => {
                         return Err(Error::Cache(reason));
                     }
-                    Err(crate::disk::OpenError::Unavailable(reason)) => {
+                    Err(crate::cache::disk::OpenError::Unavailable(reason)) => {
                         tracing::warn!("disk cache off: {reason}");
                         None
                     }
                 }
             }
         };
-        let (plugins, load_errors) = load_plugins(&plugins_file);
         Ok(Host {
             inner: Arc::new(HostInner {
-                plugins,
-                load_errors,
-                plugins_file,
+                registry: Registry::load(plugins_file),
                 secrets,
                 env,
                 results: Arc::new(ResultCache::new(self.cache_max_bytes, disk)),
@@ -265,89 +253,8 @@ impl HostBuilder {
     }
 }
 
-fn load_plugins(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
-    let mut candidates: Vec<(PathBuf, Option<String>)> = file
-        .plugins
-        .iter()
-        .map(|e| (e.path.clone(), e.sha256.clone()))
-        .collect();
-    let mut errors = Vec::new();
-    for dir in &file.dirs {
-        match std::fs::read_dir(dir) {
-            Ok(entries) => {
-                let mut libs: Vec<PathBuf> = entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.extension()
-                            .is_some_and(|x| x == std::env::consts::DLL_EXTENSION)
-                    })
-                    .collect();
-                libs.sort();
-                candidates.extend(libs.into_iter().map(|p| (p, None)));
-            }
-            Err(e) => errors.push(Error::Load {
-                path: dir.clone(),
-                reason: format!("cannot list the plugin folder: {e}"),
-            }),
-        }
-    }
-    let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
-    for (path, pin) in candidates {
-        match load_one(&path, pin.as_deref()) {
-            Ok(p) => {
-                if let Some(first) = plugins.iter().find(|q| q.manifest.name == p.manifest.name) {
-                    errors.push(Error::DuplicatePlugin {
-                        name: p.manifest.name.clone(),
-                        first: first.path.clone(),
-                        second: p.path.clone(),
-                    });
-                } else {
-                    tracing::debug!(plugin = %p.manifest.name, path = %p.path.display(), "loaded");
-                    plugins.push(Arc::new(p));
-                }
-            }
-            Err(reason) => errors.push(Error::Load { path, reason }),
-        }
-    }
-    (plugins, errors)
-}
-
-fn load_one(path: &Path, pin: Option<&str>) -> std::result::Result<LoadedPlugin, String> {
-    if !path.exists() {
-        return Err(missing_library_hint(path));
-    }
-    let started = std::time::Instant::now();
-    // A pinned library is hashed and loaded from one sealed copy of its bytes.
-    let plugin = loader::load_pinned(path, pin)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "plugin opened and checked");
-    Ok(plugin)
-}
-
-fn missing_library_hint(path: &Path) -> String {
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy())
-        .unwrap_or_default();
-    match file
-        .strip_prefix(std::env::consts::DLL_PREFIX)
-        .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
-    {
-        Some(lib) if lib.starts_with("plugboard_") => format!(
-            "no such file; build it with `cargo build -p {}`",
-            lib.replace('_', "-")
-        ),
-        _ => "no such file".to_owned(),
-    }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 pub(crate) struct HostInner {
-    plugins: Vec<Arc<LoadedPlugin>>,
-    load_errors: Vec<Error>,
-    plugins_file: PluginsFile,
+    registry: Registry,
     secrets: Secrets,
     env: EnvOverrides,
     pub(crate) results: Arc<ResultCache>,
@@ -367,6 +274,7 @@ impl std::fmt::Debug for Host {
                 "plugins",
                 &self
                     .inner
+                    .registry
                     .plugins
                     .iter()
                     .map(|p| &p.manifest.name)
@@ -375,17 +283,6 @@ impl std::fmt::Debug for Host {
             .field("secrets", &self.inner.secrets)
             .finish_non_exhaustive()
     }
-}
-
-/// The resolved parameters of a connection.
-pub(crate) struct Resolved {
-    pub name: String,
-    pub plugin: Arc<LoadedPlugin>,
-    pub table: toml::Table,
-    pub ttl: Option<Duration>,
-    pub connection_ttl: Option<Duration>,
-    pub retry: RetryPolicy,
-    pub redactor: Redactor,
 }
 
 impl Host {
@@ -401,6 +298,7 @@ impl Host {
     /// The plugins that loaded, in load order.
     pub fn plugins(&self) -> Vec<PluginInfo> {
         self.inner
+            .registry
             .plugins
             .iter()
             .map(|p| PluginInfo {
@@ -412,12 +310,12 @@ impl Host {
 
     /// Plugins that failed to load, each naming its path and the reason.
     pub fn load_errors(&self) -> &[Error] {
-        &self.inner.load_errors
+        &self.inner.registry.errors
     }
 
     /// Where `plugins.toml` was read from.
     pub fn plugins_file(&self) -> Option<&Path> {
-        self.inner.plugins_file.path.as_deref()
+        self.inner.registry.file.path.as_deref()
     }
 
     /// The secrets files that were read, lowest precedence first.
@@ -448,17 +346,17 @@ impl Host {
                 let (s, env) = (&self.inner.secrets, &self.inner.env);
                 let table =
                     secrets::effective_table(&name, s, env, &[], |_| None).unwrap_or_default();
-                let plugin = self.select_plugin(&name, None, &table);
+                let plugin = self.inner.registry.select(&name, None, &table);
                 // Environment text typed by the plugin's schema, as `resolve` does.
                 let table = match &plugin {
                     Ok(p) => secrets::effective_table(&name, s, env, &[], |k| {
-                        crate::schema::declared_type(&p.manifest, k)
+                        crate::config::schema::declared_type(&p.manifest, k)
                     })
                     .unwrap_or(table),
                     Err(_) => table,
                 };
                 let redactor = match &plugin {
-                    Ok(p) => crate::schema::redactor(&p.manifest, &table),
+                    Ok(p) => crate::config::schema::redactor(&p.manifest, &table),
                     Err(_) => Redactor::new(&table, &[]),
                 };
                 ConnectionInfo {
@@ -519,10 +417,13 @@ impl Host {
         let (s, env) = (&self.inner.secrets, &self.inner.env);
         let table = secrets::effective_table(name, s, env, &options.set, |_| None)
             .ok_or_else(|| self.unknown_connection(name))?;
-        let plugin = self.select_plugin(name, options.kind.as_deref(), &table)?;
+        let plugin = self
+            .inner
+            .registry
+            .select(name, options.kind.as_deref(), &table)?;
         // Text from the environment and `--set`, typed by the plugin's schema.
         let table = secrets::effective_table(name, s, env, &options.set, |k| {
-            crate::schema::declared_type(&plugin.manifest, k)
+            crate::config::schema::declared_type(&plugin.manifest, k)
         })
         .unwrap_or(table);
         let bad = |key: &str, message: String| Error::Connection {
@@ -553,16 +454,18 @@ impl Host {
                     )
                 })?;
         }
-        let redactor = crate::schema::redactor(&plugin.manifest, &table);
+        let redactor = crate::config::schema::redactor(&plugin.manifest, &table);
         // Before the plugin is handed them: its own log records are redacted with them.
         secrets::register_plugin_secrets(&plugin.manifest.name, &redactor);
         let mut table = table;
         for k in RESERVED_KEYS {
             table.remove(*k);
         }
-        crate::schema::check(&plugin.manifest, &table).map_err(|message| Error::Connection {
-            connection: name.to_owned(),
-            message,
+        crate::config::schema::check(&plugin.manifest, &table).map_err(|message| {
+            Error::Connection {
+                connection: name.to_owned(),
+                message,
+            }
         })?;
         Ok(Resolved {
             name: name.to_owned(),
@@ -598,123 +501,6 @@ impl Host {
             hint,
         }
     }
-
-    fn select_plugin(
-        &self,
-        name: &str,
-        kind: Option<&str>,
-        table: &toml::Table,
-    ) -> Result<Arc<LoadedPlugin>> {
-        let type_err = |message: String| Error::UnknownType {
-            connection: name.to_owned(),
-            message,
-        };
-        let kind = match kind {
-            Some(k) => Some(k.to_owned()),
-            None => match table.get("type") {
-                None => None,
-                Some(toml::Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    return Err(type_err(format!("`type` must be a string, got {other}")));
-                }
-            },
-        };
-        let plugins = &self.inner.plugins;
-        if plugins.is_empty() {
-            let why = match &self.inner.plugins_file.path {
-                None => {
-                    "no plugins.toml was found (pass --plugins or set PLUGBOARD_PLUGINS)".to_owned()
-                }
-                Some(p) if self.inner.load_errors.is_empty() => {
-                    format!("{} lists no plugins", p.display())
-                }
-                Some(_) => format!(
-                    "no plugin loaded: {}",
-                    self.inner
-                        .load_errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            };
-            return Err(type_err(why));
-        }
-        match kind.as_deref() {
-            Some(k) if k != "sql" => {
-                let k = k.rsplit('.').next().unwrap_or(k);
-                plugins
-                    .iter()
-                    .find(|p| p.manifest.kinds.iter().any(|x| x == k) || p.manifest.name == k)
-                    .cloned()
-                    .ok_or_else(|| {
-                        let mut kinds: Vec<&str> = plugins
-                            .iter()
-                            .flat_map(|p| p.manifest.kinds.iter().map(String::as_str))
-                            .chain(["sql"])
-                            .collect();
-                        kinds.sort_unstable();
-                        kinds.dedup();
-                        let guess = closest(k, kinds.iter().copied())
-                            .map(|c| format!("did you mean {c:?}? "))
-                            .unwrap_or_default();
-                        type_err(format!(
-                            "unknown type {k:?}; {guess}the loaded plugins serve: {}",
-                            kinds.join(", ")
-                        ))
-                    })
-            }
-            _ => {
-                let scheme = url_scheme(table).ok_or_else(|| {
-                    type_err(
-                        "no `type`, and no `url` or `dialect` to choose a connector by".to_owned(),
-                    )
-                })?;
-                plugins
-                    .iter()
-                    .find(|p| p.manifest.schemes.iter().any(|s| s == &scheme))
-                    .cloned()
-                    .ok_or_else(|| {
-                        let mut schemes: Vec<&str> = plugins
-                            .iter()
-                            .flat_map(|p| p.manifest.schemes.iter().map(String::as_str))
-                            .collect();
-                        schemes.sort_unstable();
-                        schemes.dedup();
-                        type_err(format!(
-                            "no loaded plugin serves URL scheme {scheme:?}; loaded schemes: {}",
-                            schemes.join(", ")
-                        ))
-                    })
-            }
-        }
-    }
-}
-
-/// The scheme that picks a plugin: the URL's (`postgresql+psycopg2://` → `postgresql`),
-/// else `dialect`.
-fn url_scheme(table: &toml::Table) -> Option<String> {
-    let raw = table
-        .get("url")
-        .and_then(|u| u.as_str())
-        .and_then(|u| u.split_once("://").map(|(s, _)| s))
-        .or_else(|| table.get("dialect").and_then(|d| d.as_str()))?;
-    let scheme = raw.split('+').next().unwrap_or(raw).to_ascii_lowercase();
-    Some(match scheme.as_str() {
-        "postgres" => "postgresql".to_owned(),
-        _ => scheme,
-    })
-}
-
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 fn show_paths(paths: &[PathBuf]) -> String {
@@ -729,16 +515,14 @@ fn show_paths(paths: &[PathBuf]) -> String {
 /// final config and of the working directory (plugins resolve relative paths, such as
 /// `sqlite:///pets.db`, against it). Secrets enter only through the digest, which is an
 /// HMAC under the cache's secret key: an identity on disk allows no offline guessing.
-fn identity(r: &Resolved, state: &crate::state::State) -> String {
+fn identity(r: &Resolved, state: &crate::cache::state::State) -> String {
     // A TOML table always converts; if it ever did not, `Null` would give every such
     // table one identity, so use its TOML text instead.
-    let canonical = serde_json::to_value(&r.table)
-        .map_or_else(|_| r.table.to_string(), |v| canonical_json(&v));
+    let canonical =
+        serde_json::to_value(&r.table).map_or_else(|_| r.table.to_string(), |v| canonical_json(&v));
     let cwd = std::env::current_dir().unwrap_or_default();
-    let digest = hex(&state.keyed([
-        canonical.as_bytes(),
-        cwd.as_os_str().as_encoded_bytes(),
-    ]));
+    let digest =
+        hex::encode(state.keyed([canonical.as_bytes(), cwd.as_os_str().as_encoded_bytes()]));
     format!(
         "{}|{}@{}|{}",
         r.name,
@@ -746,59 +530,4 @@ fn identity(r: &Resolved, state: &crate::state::State) -> String {
         r.plugin.manifest.version,
         &digest[..32]
     )
-}
-
-/// JSON with object keys sorted at every level, so equal tables give equal text.
-pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
-    fn sort(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let sorted: BTreeMap<&String, serde_json::Value> =
-                    m.iter().map(|(k, v)| (k, sort(v))).collect();
-                serde_json::Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-            }
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    sort(value).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn table(s: &str) -> toml::Table {
-        toml::from_str(s).expect("toml")
-    }
-
-    #[test]
-    fn schemes_follow_sqlalchemy() {
-        assert_eq!(
-            url_scheme(&table("url = \"sqlite:///x.db\"")).as_deref(),
-            Some("sqlite")
-        );
-        assert_eq!(
-            url_scheme(&table("url = \"postgresql+psycopg2://u@h/d\"")).as_deref(),
-            Some("postgresql")
-        );
-        assert_eq!(
-            url_scheme(&table("dialect = \"postgres\"")).as_deref(),
-            Some("postgresql")
-        );
-        assert_eq!(url_scheme(&table("host = \"h\"")), None);
-    }
-
-    #[test]
-    fn closest_names() {
-        let names = ["pets_db", "chinook", "warehouse"];
-        assert_eq!(closest("pet_db", names.iter().copied()), Some("pets_db"));
-        assert_eq!(closest("zzz", names.iter().copied()), None);
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys() {
-        let v = serde_json::json!({"b": 1, "a": {"d": 2, "c": 3}});
-        assert_eq!(canonical_json(&v), r#"{"a":{"c":3,"d":2},"b":1}"#);
-    }
 }

@@ -3,7 +3,7 @@
 
 use plugboard_api::{KeyType, Manifest};
 
-use crate::secrets::Redactor;
+use super::secrets::Redactor;
 
 /// The problem with `table`, if any, as a message that names the key.
 pub(crate) fn check(manifest: &Manifest, table: &toml::Table) -> Result<(), String> {
@@ -14,7 +14,7 @@ pub(crate) fn check(manifest: &Manifest, table: &toml::Table) -> Result<(), Stri
     for (key, value) in table {
         let Some(declared) = schema.iter().find(|k| &k.name == key) else {
             let names: Vec<&str> = schema.iter().map(|k| k.name.as_str()).collect();
-            let guess = crate::host::closest(key, names.iter().copied())
+            let guess = crate::util::closest(key, names.iter().copied())
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_default();
             return Err(format!(

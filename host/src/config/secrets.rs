@@ -48,7 +48,7 @@ use std::sync::RwLock;
 
 use plugboard_api::KeyType;
 
-use crate::config::{parse_toml, read_text};
+use super::plugins::{parse_toml, read_text};
 use crate::error::{Error, Result};
 /// A secret value: prints as `***` in `Debug` and `Display`.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,129 +1,43 @@
-//! The host's result cache: one per host, shared by every connection and thread, in front
-//! of a disk tier shared by every process of the user.
+//! The host's result cache: one per host, shared by every connection and thread: memory
+//! first ([`memory`]), then each tier below it ([`tier`]: the disk tier shared by every
+//! process of the user, [`disk`]), then the source.
 //!
-//! * Values are `Arc<DataFrame>`: a memory hit costs the same for 10 rows or 10 million.
 //! * TTL is per entry and means "at most this old": a read asking for a shorter TTL than
 //!   the entry was stored with re-reads. No TTL keeps an entry in memory until it is
-//!   reset, evicted or the process ends; only reads with a TTL go to disk.
-//! * Concurrent identical misses run one read (moka's single flight), disk lookup
-//!   included; errors are not cached, and the callers waiting on a failed read all get
-//!   its error.
-//! * Memory is bounded by bytes (`DataFrame::estimated_size`), evicting the least recently
-//!   used; disk by file bytes, evicting the oldest (see [`crate::disk`]).
-//! * Invalidation is part of the key: every key includes generations (see
-//!   [`crate::state`]) that a write, `reset()` or a clear bumps, so a caller who starts
-//!   after an invalidation can neither join a read that began before it nor find what
-//!   such a read stored, in memory or on disk, in this process or another. The memory
-//!   tier also drops the connection's entries, for their space.
+//!   reset, evicted or the process ends; only reads with a TTL go below memory.
+//! * Concurrent identical misses run one read (moka's single flight), the lower tiers'
+//!   lookup included; errors are not cached, and the callers waiting on a failed read all
+//!   get its error.
+//! * Invalidation is part of the key ([`key`], [`state`]): every key includes generations
+//!   that a write, `reset()` or a clear bumps, so a caller who starts after an
+//!   invalidation can neither join a read that began before it nor find what such a read
+//!   stored, in any tier, in this process or another. The tiers also drop the
+//!   connection's entries, for their space.
 //! * `refresh` reads on its own: it never joins a read in flight.
 //!
-//! Keys are digests: see [`key`] and [`canonical_read`]. This module knows nothing
-//! about plugins.
+//! This module knows nothing about plugins.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+pub mod disk;
+pub(crate) mod key;
+pub(crate) mod memory;
+pub(crate) mod state;
+pub(crate) mod tier;
 
-use moka::policy::EvictionPolicy;
-use moka::sync::Cache;
-use polars::prelude::DataFrame;
-use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
-pub use crate::disk::{DiskCache, DiskStats, Removed, Usage};
+use polars::prelude::{DataFrame, Schema};
+
+pub use self::disk::{DiskCache, DiskStats, OpenError};
+pub(crate) use self::key::{Key, canonical_read};
+pub use self::memory::MemoryStats;
+use self::memory::{Entry, Memory};
+use self::state::{Slot, State};
+use self::tier::{Owner, Tier};
 use crate::error::{Error, Result};
-use crate::state::State;
-
-/// A cache key: the SHA-256 of everything that determines a result.
-pub type Key = [u8; 32];
-
-/// Builds a key from its parts; each part is length-prefixed, so parts cannot run together.
-pub fn key<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Key {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-/// The canonical bytes of a read request, for its key: every field that can change the
-/// result, each tagged and length-prefixed, so that no two different requests share
-/// them. Unlike JSON, NaN, infinities and -0.0 stay distinct from each other and from
-/// null. Whether the read streams is left out: both read the same table.
-pub(crate) fn canonical_read(request: &plugboard_api::ReadRequest) -> Vec<u8> {
-    use plugboard_api::Value;
-    // Destructured whole, so that a new field cannot be left out of the key unnoticed.
-    let plugboard_api::ReadRequest {
-        query,
-        params,
-        limit,
-        batch_size,
-        options,
-        stream: _,
-    } = request;
-    let mut out = Vec::with_capacity(query.len() + 64);
-    let mut bytes = |tag: u8, b: &[u8]| {
-        out.push(tag);
-        out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-        out.extend_from_slice(b);
-    };
-    bytes(b'q', query.as_bytes());
-    for (name, value) in params {
-        bytes(b'p', name.as_bytes());
-        match value {
-            Value::Null => bytes(b'n', &[]),
-            Value::Bool(v) => bytes(b'b', &[u8::from(*v)]),
-            Value::Int(v) => bytes(b'i', &v.to_le_bytes()),
-            Value::Float(v) => bytes(b'f', &v.to_bits().to_le_bytes()),
-            Value::String(v) => bytes(b's', v.as_bytes()),
-            Value::Bytes(v) => bytes(b'x', v),
-        }
-    }
-    if let Some(n) = limit {
-        bytes(b'l', &n.to_le_bytes());
-    }
-    if let Some(n) = batch_size {
-        bytes(b'z', &(*n as u64).to_le_bytes());
-    }
-    // serde_json values hold no NaN and always print.
-    let options = crate::host::canonical_json(&serde_json::Value::Object(options.clone()));
-    bytes(b'o', options.as_bytes());
-    out
-}
 
 /// Default bound of the in-memory tier.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
-
-#[derive(Clone)]
-struct Entry {
-    df: Arc<DataFrame>,
-    created: SystemTime,
-    expires: Option<SystemTime>,
-    /// The connection's name, for statistics.
-    connection: Arc<str>,
-    /// The connection's identity, for invalidation.
-    identity: Arc<str>,
-}
-
-impl Entry {
-    /// Whether a reader that accepts results up to `ttl` old may use this entry.
-    fn fresh_for(&self, ttl: Option<Duration>) -> bool {
-        let now = SystemTime::now();
-        self.expires.is_none_or(|e| now < e)
-            && ttl.is_none_or(|t| now.duration_since(self.created).unwrap_or_default() < t)
-    }
-}
-
-struct PerEntryTtl;
-
-impl moka::Expiry<Key, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _: &Key, value: &Entry, _: Instant) -> Option<Duration> {
-        value
-            .expires
-            .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
-    }
-}
 
 /// Where a read's result came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,13 +60,18 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// What the memory tier holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemoryStats {
-    pub max_bytes: u64,
-    pub total: Usage,
-    /// By connection name.
-    pub connections: BTreeMap<String, Usage>,
+/// Per-connection totals of one tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// What a clear removed from a tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub entries: u64,
+    pub bytes: u64,
 }
 
 /// Both tiers; `disk` is `None` when the disk tier is off.
@@ -174,43 +93,78 @@ pub(crate) struct Lookup<'a> {
     pub key: Key,
     /// The connection's name: what statistics go by.
     pub connection: &'a Arc<str>,
-    /// The connection's identity: what invalidation goes by; recorded in disk entries.
+    /// The connection's identity: what invalidation goes by; recorded in entries.
     pub identity: &'a Arc<str>,
     pub ttl: Option<Duration>,
     /// Read again even if cached, and replace the entry.
     pub refresh: bool,
 }
 
+impl Lookup<'_> {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            connection: self.connection,
+            identity: self.identity,
+        }
+    }
+}
+
+/// A streamed result being written into every tier below memory as it passes.
+pub(crate) struct Store {
+    pending: Vec<Box<dyn tier::Pending>>,
+    connection: Arc<str>,
+}
+
+impl Store {
+    /// Appends a batch; a tier that fails is dropped from the store, with a warning.
+    pub(crate) fn write(&mut self, df: &DataFrame) {
+        let connection = &self.connection;
+        self.pending.retain_mut(|p| {
+            p.write(df)
+                .inspect_err(|e| warn_store(connection, e))
+                .is_ok()
+        });
+    }
+
+    /// Makes the entry visible in every tier that took it whole.
+    pub(crate) fn commit(self) {
+        for p in self.pending {
+            if let Err(e) = p.commit() {
+                warn_store(&self.connection, &e);
+            }
+        }
+    }
+}
+
+fn warn_store(connection: &str, e: &str) {
+    // The read itself succeeded: serve it.
+    tracing::warn!("cache: cannot store a result of {connection:?}: {e}");
+}
+
 pub(crate) struct ResultCache {
-    memory: Cache<Key, Entry>,
-    max_bytes: u64,
+    memory: Memory,
+    /// The disk tier, typed, for its statistics.
     disk: Option<DiskCache>,
+    /// Every tier below memory, in lookup order.
+    tiers: Vec<Arc<dyn Tier>>,
     /// The key and the generations: the disk tier's, shared by processes, when there is
     /// one; this process's own otherwise.
     state: Arc<State>,
 }
 
-const MISS: u8 = 1;
-const DISK_HIT: u8 = 2;
-
 impl ResultCache {
     pub fn new(max_bytes: u64, disk: Option<DiskCache>) -> Self {
-        let memory = Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(|_, e: &Entry| u32::try_from(e.df.estimated_size()).unwrap_or(u32::MAX))
-            .expire_after(PerEntryTtl)
-            // A fresh, large result must be kept even when the cache is full: plain LRU
-            // rather than TinyLFU's admission filter.
-            .eviction_policy(EvictionPolicy::lru())
-            .support_invalidation_closures()
-            .build();
         let state = disk
             .as_ref()
             .map_or_else(|| Arc::new(State::local()), |d| Arc::clone(d.state()));
+        let tiers = disk
+            .iter()
+            .map(|d| Arc::new(d.clone()) as Arc<dyn Tier>)
+            .collect();
         Self {
-            memory,
-            max_bytes,
+            memory: Memory::new(max_bytes),
             disk,
+            tiers,
             state,
         }
     }
@@ -223,31 +177,16 @@ impl ResultCache {
         &self.state
     }
 
-    /// The key of a request: the connection's identity and the target it reached (see
-    /// `crate::client`), the current generations of the whole cache, the connection and
-    /// the target, the method and the canonical request.
+    /// The key of a request; see [`key::request_key`].
     pub(crate) fn key(
         &self,
         identity: &str,
-        scope: crate::state::Slot,
-        target: Option<(&str, crate::state::Slot)>,
+        scope: Slot,
+        target: Option<(&str, Slot)>,
         method: &[u8],
         request: &[u8],
     ) -> Key {
-        let generations = [
-            self.state.all_generation(),
-            self.state.generation(scope),
-            target.map_or(0, |(_, slot)| self.state.generation(slot)),
-        ];
-        let mut g = [0u8; 24];
-        for (chunk, n) in g.chunks_exact_mut(8).zip(generations) {
-            chunk.copy_from_slice(&n.to_le_bytes());
-        }
-        let target = match target {
-            Some((t, _)) => [b"t:".as_slice(), t.as_bytes()].concat(),
-            None => b"-".to_vec(),
-        };
-        key([identity.as_bytes(), &target, &g, method, request])
+        key::request_key(&self.state, identity, scope, target, method, request)
     }
 
     fn entry(&self, lookup: &Lookup<'_>, df: DataFrame, created: SystemTime) -> Entry {
@@ -260,59 +199,61 @@ impl ResultCache {
         }
     }
 
-    /// Stores a result read by `lookup` in the disk tier, when it has a TTL.
-    fn store_on_disk(&self, lookup: &Lookup<'_>, df: &DataFrame) {
-        let (Some(disk), Some(ttl)) = (&self.disk, lookup.ttl) else {
+    /// Stores a result read by `lookup` in every tier below memory, when it has a TTL.
+    fn store_below(&self, lookup: &Lookup<'_>, df: &DataFrame) {
+        let Some(ttl) = lookup.ttl else {
             return;
         };
-        if let Err(e) = disk.store(&lookup.key, lookup.connection, lookup.identity, df, ttl) {
-            // The read itself succeeded: serve it.
-            tracing::warn!(
-                "disk cache: cannot store a result of {:?}: {e}",
-                &**lookup.connection
-            );
+        for tier in &self.tiers {
+            if let Err(e) = tier.store(&lookup.key, lookup.owner(), df, ttl) {
+                warn_store(lookup.connection, &e);
+            }
         }
     }
 
-    /// The fresh cached frame for the lookup, from memory or disk, without reading; `None`
+    /// The first hit below memory, with the tier's outcome.
+    fn load_below(&self, lookup: &Lookup<'_>) -> Option<(tier::Hit, Outcome)> {
+        let ttl = lookup.ttl?;
+        self.tiers
+            .iter()
+            .find_map(|t| t.load(&lookup.key, ttl).map(|hit| (hit, t.outcome())))
+    }
+
+    /// The fresh cached frame for the lookup, from any tier, without reading; `None`
     /// when there is none, the `ttl` is zero or the lookup refreshes.
     pub fn cached(&self, lookup: &Lookup<'_>) -> Option<(Arc<DataFrame>, Outcome)> {
-        let ttl = lookup.ttl;
-        if ttl == Some(Duration::ZERO) {
+        if lookup.ttl == Some(Duration::ZERO) {
             return None;
         }
         if lookup.refresh {
-            self.memory.invalidate(&lookup.key);
+            self.memory.remove(&lookup.key);
             return None;
         }
-        if let Some(e) = self.memory.get(&lookup.key) {
-            if e.fresh_for(ttl) {
-                return Some((e.df, Outcome::MemoryHit));
-            }
-            self.memory.invalidate(&lookup.key);
+        if let Some(df) = self.memory.fresh(&lookup.key, lookup.ttl) {
+            return Some((df, Outcome::MemoryHit));
         }
-        let hit = self.disk.as_ref()?.load(&lookup.key, ttl?)?;
-        Some((Arc::new(hit.df), Outcome::DiskHit))
+        let (hit, outcome) = self.load_below(lookup)?;
+        Some((Arc::new(hit.df), outcome))
     }
 
-    /// Where a streamed read of `lookup` should be stored as it arrives: the disk tier,
-    /// when there is one and the read has a TTL. (A streamed result is not kept in
-    /// memory: not holding it is the point of streaming.)
-    pub(crate) fn begin_store(
-        &self,
-        lookup: &Lookup<'_>,
-        schema: &polars::prelude::Schema,
-    ) -> Option<crate::disk::Pending> {
+    /// Where a streamed read of `lookup` is stored as it arrives: every tier below
+    /// memory, when the read has a TTL. (A streamed result is not kept in memory: not
+    /// holding it is the point of streaming.)
+    pub(crate) fn begin_store(&self, lookup: &Lookup<'_>, schema: &Schema) -> Option<Store> {
         let ttl = lookup.ttl.filter(|t| !t.is_zero())?;
-        let disk = self.disk.as_ref()?;
-        disk.begin(&lookup.key, lookup.connection, lookup.identity, ttl, schema)
-            .inspect_err(|e| {
-                tracing::warn!(
-                    "disk cache: cannot store a result of {:?}: {e}",
-                    &**lookup.connection
-                );
+        let pending: Vec<_> = self
+            .tiers
+            .iter()
+            .filter_map(|t| {
+                t.begin(&lookup.key, lookup.owner(), ttl, schema)
+                    .inspect_err(|e| warn_store(lookup.connection, e))
+                    .ok()
             })
-            .ok()
+            .collect();
+        (!pending.is_empty()).then(|| Store {
+            pending,
+            connection: Arc::clone(lookup.connection),
+        })
     }
 
     /// Returns the cached frame for the lookup, or runs `read` once for all concurrent
@@ -322,8 +263,7 @@ impl ResultCache {
         lookup: &Lookup<'_>,
         read: impl FnOnce() -> Result<DataFrame>,
     ) -> Result<(Arc<DataFrame>, Outcome)> {
-        let ttl = lookup.ttl;
-        if ttl == Some(Duration::ZERO) {
+        if lookup.ttl == Some(Duration::ZERO) {
             return Ok((Arc::new(read()?), Outcome::Miss));
         }
         if lookup.refresh {
@@ -331,111 +271,73 @@ impl ResultCache {
             // there before the caller asked for a fresh read.
             let started = SystemTime::now();
             let df = read()?;
-            self.store_on_disk(lookup, &df);
+            self.store_below(lookup, &df);
             let entry = self.entry(lookup, df, started);
             self.memory.insert(lookup.key, entry.clone());
             return Ok((entry.df, Outcome::Miss));
         }
-        if let Some(e) = self.memory.get(&lookup.key) {
-            if e.fresh_for(ttl) {
-                return Ok((e.df, Outcome::MemoryHit));
-            }
-            self.memory.invalidate(&lookup.key);
+        if let Some(df) = self.memory.fresh(&lookup.key, lookup.ttl) {
+            return Ok((df, Outcome::MemoryHit));
         }
-        let started_wall = SystemTime::now();
-        let ran = AtomicU8::new(0);
+        let started = SystemTime::now();
+        // Set only by the caller whose closure ran; the others joined its read.
+        let ran = OnceLock::new();
         let entry = self
             .memory
-            .try_get_with(lookup.key, || {
-                if let (Some(disk), Some(ttl)) = (&self.disk, ttl)
-                    && let Some(hit) = disk.load(&lookup.key, ttl)
-                {
-                    ran.store(DISK_HIT, Ordering::Relaxed);
+            .get_or_init(lookup.key, || {
+                if let Some((hit, outcome)) = self.load_below(lookup) {
+                    let _ = ran.set(outcome);
                     let mut entry = self.entry(lookup, hit.df, hit.created);
                     entry.expires = Some(hit.expires);
                     return Ok(entry);
                 }
-                ran.store(MISS, Ordering::Relaxed);
+                let _ = ran.set(Outcome::Miss);
                 let df = read()?;
-                self.store_on_disk(lookup, &df);
-                Ok(self.entry(lookup, df, started_wall))
+                self.store_below(lookup, &df);
+                Ok(self.entry(lookup, df, started))
             })
             .map_err(Error::from_shared)?;
-        let outcome = match ran.load(Ordering::Relaxed) {
-            MISS => Outcome::Miss,
-            DISK_HIT => Outcome::DiskHit,
-            _ => Outcome::MemoryHit,
-        };
-        Ok((entry.df, outcome))
+        Ok((entry.df, ran.get().copied().unwrap_or(Outcome::MemoryHit)))
     }
 
     /// Makes every result of one connection unreachable, in every tier and process, by
     /// bumping the generations its keys are built with (`slots`: the connection's, and
     /// that of the target it reached, if known), and drops its entries from memory.
     /// Returns how many memory entries went.
-    pub(crate) fn invalidate(&self, identity: &Arc<str>, slots: &[crate::state::Slot]) -> u64 {
+    pub(crate) fn invalidate(&self, identity: &Arc<str>, slots: &[Slot]) -> u64 {
         for slot in slots {
             self.state.bump(*slot);
         }
-        self.memory.run_pending_tasks();
-        let before = self.memory.entry_count();
-        let identity = Arc::clone(identity);
-        let _ = self
-            .memory
-            .invalidate_entries_if(move |_, e| e.identity == identity);
-        self.memory.run_pending_tasks();
-        before.saturating_sub(self.memory.entry_count())
+        self.memory.remove_identity(identity)
     }
 
-    /// Drops one connection's results in both tiers; see [`ResultCache::invalidate`].
-    pub(crate) fn clear_connection(
-        &self,
-        identity: &Arc<str>,
-        slots: &[crate::state::Slot],
-    ) -> Cleared {
+    /// Drops one connection's results in every tier; see [`ResultCache::invalidate`].
+    pub(crate) fn clear_connection(&self, identity: &Arc<str>, slots: &[Slot]) -> Cleared {
         let memory = self.invalidate(identity, slots);
-        let disk = self
-            .disk
-            .as_ref()
-            .map(|d| d.clear_identity(identity))
-            .unwrap_or_default();
+        let disk = self.sum_below(|t| t.clear_identity(identity));
         Cleared { memory, disk }
     }
 
-    /// Drops every result, in both tiers and every process.
+    /// Drops every result, in every tier and process.
     pub fn clear(&self) -> Cleared {
-        self.memory.run_pending_tasks();
-        let memory = self.memory.entry_count();
         self.state.bump_all();
-        self.memory.invalidate_all();
-        self.memory.run_pending_tasks();
-        let disk = self.disk.as_ref().map(DiskCache::clear).unwrap_or_default();
+        let memory = self.memory.clear();
+        let disk = self.sum_below(|t| t.clear());
         Cleared { memory, disk }
     }
 
-    fn memory_stats(&self) -> MemoryStats {
-        self.memory.run_pending_tasks();
-        let mut stats = MemoryStats {
-            max_bytes: self.max_bytes,
-            ..MemoryStats::default()
-        };
-        for (_, e) in self.memory.iter() {
-            let bytes = e.df.estimated_size() as u64;
-            stats.total.entries += 1;
-            stats.total.bytes += bytes;
-            let usage = stats
-                .connections
-                .entry(e.connection.to_string())
-                .or_default();
-            usage.entries += 1;
-            usage.bytes += bytes;
-        }
-        stats
+    fn sum_below(&self, f: impl Fn(&dyn Tier) -> Removed) -> Removed {
+        self.tiers.iter().fold(Removed::default(), |mut sum, t| {
+            let r = f(t.as_ref());
+            sum.entries += r.entries;
+            sum.bytes += r.bytes;
+            sum
+        })
     }
 
     pub fn stats(&self) -> Stats {
         Stats {
-            memory: self.memory_stats(),
+            memory: self.memory.stats(),
             disk: self.disk.as_ref().map(DiskCache::stats),
         }
     }
@@ -443,7 +345,7 @@ impl ResultCache {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use polars::prelude::*;
 
@@ -455,7 +357,7 @@ mod tests {
 
     fn lookup<'a>(k: &[u8], conn: &'a Arc<str>, ttl: Option<Duration>) -> Lookup<'a> {
         Lookup {
-            key: key([k]),
+            key: key::key([k]),
             connection: conn,
             identity: conn,
             ttl,
@@ -522,11 +424,6 @@ mod tests {
             (Outcome::MemoryHit, 3),
             "the refreshed entry"
         );
-    }
-
-    #[test]
-    fn key_parts_do_not_run_together() {
-        assert_ne!(key([b"ab".as_slice(), b"c"]), key([b"a".as_slice(), b"bc"]));
     }
 
     #[test]
@@ -659,43 +556,6 @@ mod tests {
                 .expect("read");
             assert_eq!(o, Outcome::DiskHit, "ttl {secs}s");
         }
-    }
-
-    #[test]
-    fn canonical_reads_keep_every_value_apart() {
-        use plugboard_api::{ReadRequest, Value};
-        let with = |v: Value| {
-            let mut r = ReadRequest::default();
-            r.params.insert("x".into(), v);
-            canonical_read(&r)
-        };
-        let values = [
-            Value::Null,
-            Value::Float(f64::NAN),
-            Value::Float(f64::INFINITY),
-            Value::Float(f64::NEG_INFINITY),
-            Value::Float(0.0),
-            Value::Float(-0.0),
-            Value::Int(0),
-            Value::Bool(false),
-            Value::String(String::new()),
-            Value::String("0".into()),
-            Value::Bytes(Vec::new()),
-        ];
-        let keys: std::collections::HashSet<Vec<u8>> = values.iter().cloned().map(with).collect();
-        assert_eq!(keys.len(), values.len(), "every value has its own key");
-        let mut limited = ReadRequest::default();
-        limited.limit = Some(0);
-        assert_ne!(
-            canonical_read(&limited),
-            canonical_read(&ReadRequest::default())
-        );
-        let mut streamed = ReadRequest::default();
-        streamed.stream = true;
-        assert_eq!(
-            canonical_read(&streamed),
-            canonical_read(&ReadRequest::default())
-        );
     }
 
     #[test]

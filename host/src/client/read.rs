@@ -1,0 +1,284 @@
+//! Reads: [`Read`] builds one and runs it through the result cache, whole
+//! ([`Read::fetch`]) or batch by batch ([`Read::stream`], a [`Stream`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use plugboard_api::{ErrorKind, ReadRequest, Value};
+use polars::prelude::{DataFrame, Schema};
+
+use super::connection::{ConnShared, Connection, param_name};
+use crate::cache::{Lookup, Outcome, Store, canonical_read};
+use crate::error::Result;
+use crate::sys::loader::Batches;
+
+impl Connection {
+    /// Starts a query: SQL for a database connector.
+    pub fn query(&self, sql: impl Into<String>) -> Read<'_> {
+        Read::new(self, sql.into())
+    }
+
+    /// Starts a read of a target: a path for a file connector, a resource for an API.
+    pub fn read(&self, target: impl Into<String>) -> Read<'_> {
+        Read::new(self, target.into())
+    }
+}
+
+/// A read being built; finish it with [`Read::fetch`].
+#[derive(Debug)]
+#[must_use = "a read does nothing until .fetch()"]
+pub struct Read<'c> {
+    conn: &'c Connection,
+    request: ReadRequest,
+    ttl: Option<Duration>,
+    refresh: bool,
+}
+
+impl<'c> Read<'c> {
+    pub(super) fn new(conn: &'c Connection, query: String) -> Self {
+        Self {
+            conn,
+            request: ReadRequest {
+                query,
+                ..ReadRequest::default()
+            },
+            ttl: None,
+            refresh: false,
+        }
+    }
+
+    /// Binds a named parameter (`:owner` in the query is `param("owner", ...)`).
+    pub fn param(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.request.params.insert(param_name(name), value.into());
+        self
+    }
+
+    /// Binds several parameters.
+    pub fn params<K: AsRef<str>, V: Into<Value>>(
+        mut self,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        for (k, v) in params {
+            self.request.params.insert(param_name(k.as_ref()), v.into());
+        }
+        self
+    }
+
+    /// How long the result may be served from the cache; zero disables caching for this
+    /// read. Default: the connection's `ttl`, else until reset.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Reads again even if a cached result is fresh, and replaces it (in both tiers).
+    pub fn refresh(mut self, yes: bool) -> Self {
+        self.refresh = yes;
+        self
+    }
+
+    /// Returns at most `n` rows.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.request.limit = Some(n);
+        self
+    }
+
+    /// A connector-specific read option (e.g. a file format).
+    pub fn option(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.request.options.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Rows per batch the connector should produce.
+    pub fn batch_size(mut self, rows: usize) -> Self {
+        self.request.batch_size = Some(rows);
+        self
+    }
+
+    /// Runs the read through the cache and returns the table.
+    pub fn fetch(self) -> Result<DataFrame> {
+        self.fetch_shared().map(|(df, _)| df.as_ref().clone())
+    }
+
+    /// The cache key: connection identity and target, their generations, the method, and
+    /// the whole canonical request (see [`canonical_read`]).
+    fn lookup(&self) -> Lookup<'c> {
+        let shared = &self.conn.shared;
+        Lookup {
+            key: shared.key(b"read", &canonical_read(&self.request)),
+            connection: &shared.name,
+            identity: &shared.identity,
+            ttl: self.ttl.or(shared.default_ttl),
+            refresh: self.refresh,
+        }
+    }
+
+    /// Like [`Read::fetch`], returning the cached frame itself and where it came from.
+    pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
+        let shared = &self.conn.shared;
+        let lookup = self.lookup();
+        let started = Instant::now();
+        let (df, outcome) = shared.results.get_or_read(&lookup, || {
+            shared.with_retry("read", |c| c.read(&self.request))
+        })?;
+        tracing::debug!(
+            "read {:?}: {outcome}{}, {} rows × {} columns in {:.2?}",
+            &*shared.name,
+            if self.refresh { " (refresh)" } else { "" },
+            df.height(),
+            df.width(),
+            started.elapsed()
+        );
+        Ok((df, outcome))
+    }
+}
+
+impl Read<'_> {
+    /// Runs the read batch by batch, for a result too big to hold: an export writes each
+    /// batch and drops it, so memory stays flat however many rows there are.
+    ///
+    /// A fresh cached result is served from the cache, whole. Otherwise the connector
+    /// streams (see [`ReadRequest::stream`]): its first batch fixes the column types, and
+    /// a later value that would need another type is an error. When the read has a TTL
+    /// the batches are also written to the disk tier as they pass, so the next read of
+    /// the same query is a cache hit; the memory tier is left alone.
+    ///
+    /// Opening the stream is retried like any read; an error after the first batch ends
+    /// the stream with that error, and nothing is cached.
+    pub fn stream(mut self) -> Result<Stream> {
+        let lookup = self.lookup();
+        let shared = Arc::clone(&self.conn.shared);
+        let started = Instant::now();
+        if let Some((df, outcome)) = shared.results.cached(&lookup) {
+            tracing::debug!(
+                "read {:?}: {outcome}, {} rows × {} columns in {:.2?} (streamed)",
+                &*shared.name,
+                df.height(),
+                df.width(),
+                started.elapsed()
+            );
+            return Ok(Stream {
+                schema: df.schema().as_ref().clone(),
+                outcome,
+                source: Source::Cached(Some(df)),
+            });
+        }
+        self.request.stream = true;
+        let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
+        let store = shared.results.begin_store(&lookup, batches.schema());
+        Ok(Stream {
+            schema: batches.schema().clone(),
+            outcome: Outcome::Miss,
+            source: Source::Plugin(Box::new(Live {
+                batches,
+                store,
+                started,
+                rows: 0,
+                shared,
+            })),
+        })
+    }
+}
+
+/// A read's result batch by batch, from [`Read::stream`]: an iterator of DataFrames that
+/// all have [`Stream::schema`].
+#[must_use = "a stream reads nothing until iterated"]
+pub struct Stream {
+    schema: Schema,
+    outcome: Outcome,
+    source: Source,
+}
+
+enum Source {
+    /// A cached result, served as one batch.
+    Cached(Option<Arc<DataFrame>>),
+    Plugin(Box<Live>),
+    Done,
+}
+
+/// A stream from the plugin, still running.
+struct Live {
+    batches: Batches,
+    /// The disk-tier entry being written alongside, if any.
+    store: Option<Store>,
+    started: Instant,
+    rows: u64,
+    shared: Arc<ConnShared>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("schema", &self.schema)
+            .field("outcome", &self.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream {
+    /// The columns and types of every batch.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Whether the batches come from the cache or from the source.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+}
+
+impl Iterator for Stream {
+    type Item = Result<DataFrame>;
+
+    fn next(&mut self) -> Option<Result<DataFrame>> {
+        let live = match &mut self.source {
+            Source::Plugin(live) => live,
+            Source::Cached(df) => {
+                let df = df.take();
+                self.source = Source::Done;
+                return df.map(|df| Ok(df.as_ref().clone()));
+            }
+            Source::Done => return None,
+        };
+        match live.batches.next_frame() {
+            Ok(Some(df)) => {
+                live.rows += df.height() as u64;
+                if let Some(store) = &mut live.store {
+                    store.write(&df);
+                }
+                Some(Ok(df))
+            }
+            Ok(None) => {
+                let Source::Plugin(live) = std::mem::replace(&mut self.source, Source::Done) else {
+                    return None;
+                };
+                let Live {
+                    store,
+                    started,
+                    rows,
+                    shared,
+                    ..
+                } = *live;
+                tracing::debug!(
+                    "read {:?}: {}, {rows} rows × {} columns in {:.2?} (streamed)",
+                    &*shared.name,
+                    Outcome::Miss,
+                    self.schema.len(),
+                    started.elapsed()
+                );
+                if let Some(store) = store {
+                    store.commit();
+                }
+                None
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::PANIC || e.retryable {
+                    live.shared.drop_handle();
+                }
+                let err = live.shared.error(&e, 1);
+                self.source = Source::Done;
+                Some(Err(err))
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! The plugin registry: which libraries to load (plugins.toml, its `dirs`, and
+//! `$PLUGBOARD_PLUGIN_PATH`), loading them (pins checked on the bytes that are loaded, see
+//! `crate::sys::loader`), and choosing the plugin that serves a connection (by `type`, or
+//! by its URL's scheme).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::PluginsFile;
+use crate::error::{Error, Result};
+use crate::sys::loader::{self, LoadedPlugin};
+
+/// The loaded plugins, and why the others did not load.
+pub(crate) struct Registry {
+    pub plugins: Vec<Arc<LoadedPlugin>>,
+    pub errors: Vec<Error>,
+    pub file: PluginsFile,
+}
+
+impl Registry {
+    /// Loads every library `file` names. A plugin that fails to load is recorded in
+    /// `errors` and does not stop the others.
+    pub(crate) fn load(file: PluginsFile) -> Self {
+        let (plugins, errors) = load_all(&file);
+        Self {
+            plugins,
+            errors,
+            file,
+        }
+    }
+
+    pub(crate) fn select(
+        &self,
+        name: &str,
+        kind: Option<&str>,
+        table: &toml::Table,
+    ) -> Result<Arc<LoadedPlugin>> {
+        let type_err = |message: String| Error::UnknownType {
+            connection: name.to_owned(),
+            message,
+        };
+        let kind = match kind {
+            Some(k) => Some(k.to_owned()),
+            None => match table.get("type") {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(other) => {
+                    return Err(type_err(format!("`type` must be a string, got {other}")));
+                }
+            },
+        };
+        let plugins = &self.plugins;
+        if plugins.is_empty() {
+            let why = match &self.file.path {
+                None => {
+                    "no plugins.toml was found (pass --plugins or set PLUGBOARD_PLUGINS)".to_owned()
+                }
+                Some(p) if self.errors.is_empty() => {
+                    format!("{} lists no plugins", p.display())
+                }
+                Some(_) => format!(
+                    "no plugin loaded: {}",
+                    self.errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            };
+            return Err(type_err(why));
+        }
+        match kind.as_deref() {
+            Some(k) if k != "sql" => {
+                let k = k.rsplit('.').next().unwrap_or(k);
+                plugins
+                    .iter()
+                    .find(|p| p.manifest.kinds.iter().any(|x| x == k) || p.manifest.name == k)
+                    .cloned()
+                    .ok_or_else(|| {
+                        let mut kinds: Vec<&str> = plugins
+                            .iter()
+                            .flat_map(|p| p.manifest.kinds.iter().map(String::as_str))
+                            .chain(["sql"])
+                            .collect();
+                        kinds.sort_unstable();
+                        kinds.dedup();
+                        let guess = crate::util::closest(k, kinds.iter().copied())
+                            .map(|c| format!("did you mean {c:?}? "))
+                            .unwrap_or_default();
+                        type_err(format!(
+                            "unknown type {k:?}; {guess}the loaded plugins serve: {}",
+                            kinds.join(", ")
+                        ))
+                    })
+            }
+            _ => {
+                let scheme = url_scheme(table).ok_or_else(|| {
+                    type_err(
+                        "no `type`, and no `url` or `dialect` to choose a connector by".to_owned(),
+                    )
+                })?;
+                plugins
+                    .iter()
+                    .find(|p| p.manifest.schemes.iter().any(|s| s == &scheme))
+                    .cloned()
+                    .ok_or_else(|| {
+                        let mut schemes: Vec<&str> = plugins
+                            .iter()
+                            .flat_map(|p| p.manifest.schemes.iter().map(String::as_str))
+                            .collect();
+                        schemes.sort_unstable();
+                        schemes.dedup();
+                        type_err(format!(
+                            "no loaded plugin serves URL scheme {scheme:?}; loaded schemes: {}",
+                            schemes.join(", ")
+                        ))
+                    })
+            }
+        }
+    }
+}
+
+fn load_all(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
+    let mut candidates: Vec<(PathBuf, Option<String>)> = file
+        .plugins
+        .iter()
+        .map(|e| (e.path.clone(), e.sha256.clone()))
+        .collect();
+    let mut errors = Vec::new();
+    for dir in &file.dirs {
+        match std::fs::read_dir(dir) {
+            Ok(entries) => {
+                let mut libs: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.extension()
+                            .is_some_and(|x| x == std::env::consts::DLL_EXTENSION)
+                    })
+                    .collect();
+                libs.sort();
+                candidates.extend(libs.into_iter().map(|p| (p, None)));
+            }
+            Err(e) => errors.push(Error::Load {
+                path: dir.clone(),
+                reason: format!("cannot list the plugin folder: {e}"),
+            }),
+        }
+    }
+    let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
+    for (path, pin) in candidates {
+        match load_one(&path, pin.as_deref()) {
+            Ok(p) => {
+                if let Some(first) = plugins.iter().find(|q| q.manifest.name == p.manifest.name) {
+                    errors.push(Error::DuplicatePlugin {
+                        name: p.manifest.name.clone(),
+                        first: first.path.clone(),
+                        second: p.path.clone(),
+                    });
+                } else {
+                    tracing::debug!(plugin = %p.manifest.name, path = %p.path.display(), "loaded");
+                    plugins.push(Arc::new(p));
+                }
+            }
+            Err(reason) => errors.push(Error::Load { path, reason }),
+        }
+    }
+    (plugins, errors)
+}
+
+fn load_one(path: &Path, pin: Option<&str>) -> std::result::Result<LoadedPlugin, String> {
+    if !path.exists() {
+        return Err(missing_library_hint(path));
+    }
+    let started = std::time::Instant::now();
+    // A pinned library is hashed and loaded from one sealed copy of its bytes.
+    let plugin = loader::load_pinned(path, pin)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "plugin opened and checked");
+    Ok(plugin)
+}
+
+fn missing_library_hint(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
+    match file
+        .strip_prefix(std::env::consts::DLL_PREFIX)
+        .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
+    {
+        Some(lib) if lib.starts_with("plugboard_") => format!(
+            "no such file; build it with `cargo build -p {}`",
+            lib.replace('_', "-")
+        ),
+        _ => "no such file".to_owned(),
+    }
+}
+
+/// The scheme that picks a plugin: the URL's (`postgresql+psycopg2://` → `postgresql`),
+/// else `dialect`.
+fn url_scheme(table: &toml::Table) -> Option<String> {
+    let raw = table
+        .get("url")
+        .and_then(|u| u.as_str())
+        .and_then(|u| u.split_once("://").map(|(s, _)| s))
+        .or_else(|| table.get("dialect").and_then(|d| d.as_str()))?;
+    let scheme = raw.split('+').next().unwrap_or(raw).to_ascii_lowercase();
+    Some(match scheme.as_str() {
+        "postgres" => "postgresql".to_owned(),
+        _ => scheme,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(s: &str) -> toml::Table {
+        toml::from_str(s).expect("toml")
+    }
+
+    #[test]
+    fn schemes_follow_sqlalchemy() {
+        assert_eq!(
+            url_scheme(&table("url = \"sqlite:///x.db\"")).as_deref(),
+            Some("sqlite")
+        );
+        assert_eq!(
+            url_scheme(&table("url = \"postgresql+psycopg2://u@h/d\"")).as_deref(),
+            Some("postgresql")
+        );
+        assert_eq!(
+            url_scheme(&table("dialect = \"postgres\"")).as_deref(),
+            Some("postgresql")
+        );
+        assert_eq!(url_scheme(&table("host = \"h\"")), None);
+    }
+}
