@@ -30,26 +30,9 @@ pub fn from_toml(value: &toml::Value) -> Result<Duration, String> {
     }
 }
 
-/// `d × n`, or the longest `Duration` when that overflows (`Duration * u32` panics): for
-/// waits computed from a configured duration, such as a retry's backoff.
-pub fn saturating_mul(d: Duration, n: u32) -> Duration {
-    d.checked_mul(n).unwrap_or(Duration::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn products_saturate_instead_of_panicking() {
-        assert_eq!(
-            saturating_mul(Duration::from_millis(50), 3),
-            Duration::from_millis(150)
-        );
-        let long = parse("100000000000y").expect("parses");
-        assert_eq!(saturating_mul(long, 100), Duration::MAX);
-        assert_eq!(saturating_mul(Duration::MAX, 2), Duration::MAX);
-    }
 
     #[test]
     fn forms() {
