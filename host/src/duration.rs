@@ -11,8 +11,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<f64>() {
         return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
     }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("{text:?} is not a duration ({e}); write 600, \"10m\", \"1h\" or \"1d\"")
+    // The same parser every plugin uses, so `busy_timeout = "1d"` reads like `ttl = "1d"`.
+    plugboard_api::parse_duration(t).ok_or_else(|| {
+        format!("{text:?} is not a duration; write 600, \"10m\", \"1h\" or \"1d\"")
     })
 }
 

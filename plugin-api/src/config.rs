@@ -22,10 +22,16 @@ pub fn from_table<T: DeserializeOwned>(
     })
 }
 
-/// Parses a duration written with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"` (a bare number
-/// is left to the caller, whose key decides its unit).
+/// Parses a duration written with units, the one parser the host and every plugin use:
+/// `"250ms"`, `"5s"`, `"10m"`, `"1h"`, `"1d"`, `"2w"`, `"1h 30m"` (humantime's units), and
+/// one decimal number with a unit (`"1.5s"`, `"0.5d"`). A bare number is left to the
+/// caller, whose key decides its unit (seconds for a TTL, milliseconds for SQLite's
+/// `busy_timeout`).
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Some(d);
+    }
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
@@ -34,6 +40,8 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
         "s" => number,
         "m" | "min" => number * 60.0,
         "h" => number * 3600.0,
+        "d" => number * 86_400.0,
+        "w" => number * 604_800.0,
         _ => return None,
     };
     std::time::Duration::try_from_secs_f64(secs).ok()
@@ -66,6 +74,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("0.5d"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("1h 30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(1_209_600)));
         assert_eq!(parse_duration("5 parsecs"), None);
     }
 

@@ -332,6 +332,18 @@ mod tests {
         );
     }
 
+
+    #[test]
+    fn busy_timeout_reads_durations_as_the_host_does() {
+        let c = DurationSetting::Text("1d".into());
+        assert_eq!(
+            c.to_duration("busy_timeout").expect("1d"),
+            Duration::from_secs(86_400),
+            "`busy_timeout = \"1d\"` works like `ttl = \"1d\"`"
+        );
+        let c = DurationSetting::Text("1h 30m".into());
+        assert_eq!(c.to_duration("busy_timeout").expect("1h 30m"), Duration::from_secs(5400));
+    }
     #[test]
     fn memory_databases_share_one_connection() {
         assert_eq!(url("sqlite://").unwrap().pool_size, 1);
