@@ -339,7 +339,7 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
             s.binary()
                 .map_err(polars)?
                 .iter()
-                .map(|v| v.map(hex))
+                .map(|v| v.map(hex::encode))
                 .collect::<StringChunked>()
                 .into_series(),
         ),
@@ -474,10 +474,6 @@ fn has_values_to_check(dtype: &DataType) -> bool {
 
 fn strings(values: impl Iterator<Item = Option<String>>) -> Series {
     values.collect::<StringChunked>().into_series()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -726,8 +722,8 @@ fn cell(v: Option<AnyValue<'_>>) -> String {
         None | Some(AnyValue::Null) => "null".to_owned(),
         Some(AnyValue::String(s)) => s.to_owned(),
         Some(AnyValue::StringOwned(s)) => s.to_string(),
-        Some(AnyValue::Binary(b)) => format!("0x{}", hex(b)),
-        Some(AnyValue::BinaryOwned(b)) => format!("0x{}", hex(&b)),
+        Some(AnyValue::Binary(b)) => format!("0x{}", hex::encode(b)),
+        Some(AnyValue::BinaryOwned(b)) => format!("0x{}", hex::encode(&b)),
         Some(other) => other.to_string(),
     }
 }

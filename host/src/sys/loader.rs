@@ -199,12 +199,12 @@ mod sealed {
             .map_err(|e| format!("cannot read: {e}"))?
             .len();
         if len == 0 {
-            return Ok(super::hex(&Sha256::digest([])));
+            return Ok(hex::encode(Sha256::digest([])));
         }
         // SAFETY: the memfd is sealed against writes, shrinking and growing (and against
         // removing those seals), so the mapped bytes cannot change or vanish while mapped.
         let map = unsafe { memmap2::Mmap::map(copy) }.map_err(|e| format!("cannot read: {e}"))?;
-        Ok(super::hex(&Sha256::digest(&map[..])))
+        Ok(hex::encode(Sha256::digest(&map[..])))
     }
 }
 
@@ -219,7 +219,7 @@ mod sealed {
 
     pub(super) fn load(path: &Path, pin: &str) -> Result<RawLibrary, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-        let digest = super::hex(&Sha256::digest(&bytes));
+        let digest = hex::encode(Sha256::digest(&bytes));
         if digest != pin {
             return Err(format!(
                 "sha256 {digest} does not match the pin {pin} in plugins.toml; refusing to load it"
@@ -232,10 +232,6 @@ mod sealed {
         std::fs::write(&copy, &bytes).map_err(|e| format!("cannot make a private copy: {e}"))?;
         RawLibrary::load_at(&copy).map_err(|e| super::library_error(&e))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Plugin names by log context: a sink's `context` is an index here.
