@@ -797,6 +797,22 @@ mod tests {
     }
 
     #[test]
+    fn a_caught_panic_is_one_line_naming_it_a_bug() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new("index out of bounds\nat x");
+        let line = panic_report::describe(payload.as_ref());
+        assert!(
+            line.starts_with("internal error: plugboard panicked: index out of bounds | at x;"),
+            "{line}"
+        );
+        assert!(
+            line.contains("this is a bug") && !line.contains('\n'),
+            "{line}"
+        );
+        let opaque: Box<dyn std::any::Any + Send> = Box::new(5u8);
+        assert!(panic_report::describe(opaque.as_ref()).contains("a panic without a message"));
+    }
+
+    #[test]
     fn row_counts() {
         assert_eq!(parse_row_count("18446744073709551615"), Ok(u64::MAX));
         assert!(parse_row_count("-1").unwrap_err().contains("negative"));

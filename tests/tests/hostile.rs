@@ -230,7 +230,8 @@ fn huge_limits_are_no_limit_and_negative_ones_are_refused() {
 #[test]
 fn parameters_that_cannot_be_bound_are_refused_naming_the_parameter() {
     let p = project();
-    // NaN crossed to the plugin as JSON null: "internal error: malformed read request".
+    // NaN and the infinities bind (they cross as strings since plugboard-api 1.3; they were
+    // JSON nulls, "internal error: malformed read request").
     for (param, shown) in [
         ("x:float=nan", "NaN"),
         ("x:float=inf", "inf"),
@@ -535,5 +536,34 @@ fn a_huge_infer_schema_length_reads_instead_of_aborting() {
             ["read", "files", "t.csv", "-O", &option, "--format", "csv"]
         ));
         assert_eq!(out, "a,b\n1,x\n2,y\n");
+    }
+}
+
+/// Through the library: a batch size is rows per batch, and the SQL plugins reserved room
+/// for that many rows before reading one (`usize::MAX`: a capacity-overflow panic; 2⁴⁰: an
+/// allocation the host died of).
+#[test]
+fn an_enormous_batch_size_reads_instead_of_aborting() {
+    let p = project();
+    let host = p.host();
+    for conn in ["db", "pg"] {
+        let c = host.connection(conn).expect(conn);
+        for rows in [usize::MAX, 1 << 40] {
+            let df = c
+                .query("SELECT 1 AS v")
+                .batch_size(rows)
+                .fetch()
+                .unwrap_or_else(|e| panic!("{conn} batch_size {rows}: {e}"));
+            assert_eq!(df.height(), 1);
+            let frames = c
+                .query("SELECT 2 AS v")
+                .batch_size(rows)
+                .ttl(Duration::ZERO)
+                .stream()
+                .unwrap_or_else(|e| panic!("{conn} stream batch_size {rows}: {e}"))
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| panic!("{conn} stream batch_size {rows}: {e}"));
+            assert_eq!(frames.iter().map(DataFrame::height).sum::<usize>(), 1);
+        }
     }
 }

@@ -527,7 +527,8 @@ fn read(
     // comes from all its values; a streamed one hands over every `batch_size` rows.
     let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
     let (size, capacity) = if request.stream {
-        (batch_size, batch_size)
+        // Room for a default batch up front, not for `usize::MAX` rows.
+        (batch_size, batch_size.min(DEFAULT_BATCH_SIZE))
     } else {
         (usize::MAX, 1024)
     };

@@ -347,6 +347,9 @@ struct Stepper {
     names: Vec<String>,
     declared: Vec<DataType>,
     batch_size: usize,
+    /// Rows the builders reserve room for up front: the batch size, up to the default
+    /// one (a caller's `usize::MAX` rows per batch was a capacity-overflow panic).
+    capacity: usize,
     /// Rows still to read (the limit).
     left: u64,
     /// Storage classes seen in each column, across every batch so far.
@@ -365,6 +368,7 @@ impl Stepper {
             names,
             declared,
             batch_size: batch_size.max(1),
+            capacity: batch_size.clamp(1, crate::DEFAULT_BATCH_SIZE),
             left: limit.unwrap_or(u64::MAX),
         }
     }
@@ -384,7 +388,7 @@ impl Stepper {
             for (i, b) in builders.iter_mut().enumerate() {
                 // `get_ref_unwrap` panics only on an index past the last column, which `i`
                 // never is; `get_ref`'s large `Result` cost a fifth of this loop (perf).
-                b.push(row.get_ref_unwrap(i), self.batch_size);
+                b.push(row.get_ref_unwrap(i), self.capacity);
             }
             n += 1;
             self.left -= 1;
