@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use plugboard_api::Value;
 
-use crate::output::{self, Format};
+use crate::export::{self as output, Format};
 use crate::{ConnectOptions, Host, HostBuilder};
 
 /// Query data sources through connector plugins, with a shared cache.
@@ -451,7 +451,7 @@ fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Connection> {
 
 /// How many `.`-separated parts a `--set` key may have: far more than any connector's
 /// config nests.
-const MAX_SET_DEPTH: usize = 64;
+const MAX_SET_DEPTH: usize = crate::config::secrets::MAX_KEY_DEPTH;
 
 /// Parses `NAME=VALUE` or `NAME:TYPE=VALUE`.
 fn parse_param(text: &str) -> anyhow::Result<(String, Value)> {

@@ -12,9 +12,8 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
     }
     // The same parser every plugin uses, so `busy_timeout = "1d"` reads like `ttl = "1d"`.
-    plugboard_api::parse_duration(t).ok_or_else(|| {
-        format!("{text:?} is not a duration; write 600, \"10m\", \"1h\" or \"1d\"")
-    })
+    plugboard_api::parse_duration(t)
+        .ok_or_else(|| format!("{text:?} is not a duration; write 600, \"10m\", \"1h\" or \"1d\""))
 }
 
 /// Reads a duration from a TOML value: an integer or float of seconds, or a string.

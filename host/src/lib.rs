@@ -30,7 +30,7 @@
 //! * `plugin`: the registry that loads plugins and picks the one serving a connection;
 //! * [`cache`]: keys and generations, the memory tier, the tiers below it (disk);
 //! * `client`: [`Host`], [`Connection`], the read, stream and execute builders;
-//! * [`output`]: the output formats and atomic writes;
+//! * [`export`]: the output formats, the terminal table, atomic writes;
 //! * [`cli`]: the command line;
 //! * `sys`: the only `unsafe`: plugin libraries and their Arrow streams, mapped files.
 #![deny(unsafe_code)]
@@ -41,7 +41,7 @@ mod client;
 pub mod config;
 pub mod duration;
 mod error;
-pub mod output;
+pub mod export;
 mod plugin;
 mod sys;
 mod util;
@@ -50,6 +50,8 @@ mod util;
 pub use crate::cache::disk;
 /// The secrets files, also at their old path.
 pub use crate::config::secrets;
+/// The output formats, also at their old path.
+pub use crate::export as output;
 
 pub use plugboard_api::{Params, Value};
 pub use polars::prelude::DataFrame;

@@ -545,6 +545,17 @@ fn a_huge_infer_schema_length_reads_instead_of_aborting() {
 #[test]
 fn an_enormous_batch_size_reads_instead_of_aborting() {
     let p = project();
+    // A library host resolves `sqlite:///t.db` against this process's working directory:
+    // point it at the project's folder, so the test leaves no file behind.
+    let db = p.path("t.db");
+    p.write(
+        "secrets.toml",
+        &format!(
+            "[connections.db]\nurl = \"sqlite:///{}\"\n\n[connections.pg]\nurl = \"{}\"\n",
+            db.display(),
+            pg::url(pg::scratch())
+        ),
+    );
     let host = p.host();
     for conn in ["db", "pg"] {
         let c = host.connection(conn).expect(conn);
@@ -566,4 +577,54 @@ fn an_enormous_batch_size_reads_instead_of_aborting() {
             assert_eq!(frames.iter().map(DataFrame::height).sum::<usize>(), 1);
         }
     }
+}
+
+/// A key from the environment or the library's options nested 30,000 levels deep
+/// overflowed the stack (SIGABRT) as its table was built or dropped.
+#[test]
+fn keys_nested_past_any_config_are_refused_naming_the_variable() {
+    let p = project();
+    let deep = format!("PLUGBOARD_CONNECTIONS__DB{}", "__A".repeat(30_000));
+    let err = refused(
+        &cli!(p, ["query", "db", "SELECT 1"], env = [deep.as_str() => "1"]),
+        &[
+            "connection \"db\"",
+            "PLUGBOARD_CONNECTIONS__DB__",
+            "30000 tables deep",
+            "at most 64",
+        ],
+    );
+    assert!(err.len() < 300, "one short line: {err}");
+    let other =
+        cli!(p, ["query", "pg", "SELECT 1 AS x", "--format", "csv"], env = [deep.as_str() => "1"]);
+    assert_eq!(
+        printed(&other),
+        "x\n1\n",
+        "other connections are unaffected"
+    );
+
+    let host = p.host();
+    let key = vec!["a"; 30_000].join(".");
+    let e = host
+        .connection_with("db", plugboard::ConnectOptions::new().set_text(&key, "1"))
+        .expect_err("refused");
+    assert!(e.to_string().contains("30000 tables deep"), "{e}");
+}
+
+/// A `retry_backoff` of years would hang the host on its first retryable error.
+#[test]
+fn a_retry_backoff_past_a_minute_is_refused() {
+    let p = project();
+    p.write(
+        "s.toml",
+        "[connections.slow]\nurl = \"sqlite:///t.db\"\nretry_backoff = \"999999999d\"\n",
+    );
+    refused(
+        &cli!(p, ["--secrets", "s.toml", "query", "slow", "SELECT 1"]),
+        &[
+            "connection \"slow\"",
+            "`retry_backoff`",
+            "longer than the 60s a retry may wait",
+        ],
+    );
 }

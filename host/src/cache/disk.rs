@@ -414,7 +414,7 @@ impl DiskCache {
             inner: out,
             tally: Arc::clone(&tally),
         };
-        let writer = crate::output::ipc_writer(hashing, schema)
+        let writer = crate::export::ipc_writer(hashing, schema)
             .map_err(|e| format!("cannot encode the result: {e}"))?;
         Ok(Pending {
             cache: self.clone(),
@@ -633,7 +633,7 @@ impl Pending {
     /// Appends a batch.
     pub(crate) fn write(&mut self, df: &DataFrame) -> Result<(), String> {
         self.writer
-            .write_batch(&crate::output::aligned(df))
+            .write_batch(&crate::export::aligned(df))
             .map_err(|e| format!("cannot encode the result: {e}"))?;
         self.header.rows += df.height() as u64;
         Ok(())

@@ -297,10 +297,16 @@ mod tests {
                 .map_or(BACKOFF_CAP, |d| d.min(BACKOFF_CAP));
             let draws: Vec<Duration> = (0..50).map(|_| policy.delay(attempt)).collect();
             for d in &draws {
-                assert!(*d >= full / 2 && *d <= full, "attempt {attempt}: {d:?} of {full:?}");
+                assert!(
+                    *d >= full / 2 && *d <= full,
+                    "attempt {attempt}: {d:?} of {full:?}"
+                );
             }
             if full >= Duration::from_millis(10) {
-                assert!(draws.iter().any(|d| *d != draws[0]), "attempt {attempt}: no jitter");
+                assert!(
+                    draws.iter().any(|d| *d != draws[0]),
+                    "attempt {attempt}: no jitter"
+                );
             }
         }
         assert!(policy.delay(3) <= Duration::from_millis(200));

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::connection::{ConnShared, Connection, Resolved, RetryPolicy};
 use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
@@ -28,6 +29,9 @@ pub const RESERVED_KEYS: &[&str] = &[
     "retry_backoff",
     "max_entries",
 ];
+
+/// The longest `retry_backoff` a connection may set.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 
 /// The environment variable naming `plugins.toml`.
 pub const PLUGINS_ENV: &str = "PLUGBOARD_PLUGINS";
@@ -416,6 +420,24 @@ impl Host {
     fn resolve(&self, name: &str, options: &ConnectOptions) -> Result<Resolved> {
         let (s, env) = (&self.inner.secrets, &self.inner.env);
         let table = secrets::effective_table(name, s, env, &options.set, |_| None)
+        // Keys nested past any config's depth would overflow the stack as tables.
+        let too_deep = |message: String| Error::Connection {
+            connection: name.to_owned(),
+            message,
+        };
+        env.check_depth(name).map_err(too_deep)?;
+        if let Some((path, _)) = options
+            .set
+            .iter()
+            .find(|(path, _)| path.len() > secrets::MAX_KEY_DEPTH)
+        {
+            return Err(too_deep(format!(
+                "`{}.…`: the key nests {} tables deep; at most {}",
+                path[0],
+                path.len(),
+                secrets::MAX_KEY_DEPTH
+            )));
+        }
             .ok_or_else(|| self.unknown_connection(name))?;
         let plugin = self
             .inner
@@ -441,6 +463,15 @@ impl Host {
         let mut retry = RetryPolicy::default();
         if let Some(backoff) = duration("retry_backoff")? {
             retry.backoff = backoff;
+            // A longer wait between attempts is a hung host, not a retry.
+            if backoff > MAX_RETRY_BACKOFF {
+                return Err(bad(
+                    "retry_backoff",
+                    format!(
+                        "{backoff:?} is longer than the {MAX_RETRY_BACKOFF:?} a retry may wait"
+                    ),
+                ));
+            }
         }
         if let Some(v) = table.get("retry_attempts") {
             retry.attempts = v

@@ -150,7 +150,7 @@ pub fn pin(path: &Path) -> Result<Vec<(PathBuf, String)>> {
         }
     }
     let text = doc.to_string();
-    crate::output::write_atomically(path, |out| {
+    crate::export::write_atomically(path, |out| {
         out.write_all(text.as_bytes())
             .map_err(|error| Error::Write {
                 path: path.to_path_buf(),

@@ -179,7 +179,14 @@ fn config_error(path: &Path, message: &str) -> Error {
 #[derive(Clone, Default)]
 pub struct EnvOverrides {
     by_connection: BTreeMap<String, Vec<(Vec<String>, SetValue)>>,
+    /// Variables whose key nests deeper than [`MAX_KEY_DEPTH`], by connection: refused
+    /// when that connection is resolved (building the table would overflow the stack).
+    too_deep: BTreeMap<String, usize>,
 }
+
+/// How many levels a key from the environment or `--set` may nest (`a.b.c` is 3): far
+/// more than any connector's config, far fewer than would overflow the stack.
+pub const MAX_KEY_DEPTH: usize = 64;
 
 impl fmt::Debug for EnvOverrides {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -203,6 +210,7 @@ impl EnvOverrides {
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         let mut by_connection: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let mut too_deep = BTreeMap::new();
         for (key, value) in vars {
             let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
                 continue;
@@ -215,12 +223,31 @@ impl EnvOverrides {
             if path.is_empty() || path.iter().any(String::is_empty) {
                 continue;
             }
+            if path.len() > MAX_KEY_DEPTH {
+                let deepest = too_deep.entry(conn.to_owned()).or_insert(0);
+                *deepest = (*deepest).max(path.len());
+                continue;
+            }
             by_connection
                 .entry(conn.to_owned())
                 .or_default()
                 .push((path, SetValue::Text(value)));
         }
-        Self { by_connection }
+        Self {
+            by_connection,
+            too_deep,
+        }
+    }
+
+    /// Refuses a connection one of whose variables nests deeper than [`MAX_KEY_DEPTH`].
+    pub fn check_depth(&self, connection: &str) -> Result<(), String> {
+        match self.too_deep.get(&Self::env_name(connection)) {
+            None => Ok(()),
+            Some(depth) => Err(format!(
+                "{ENV_PREFIX}{}__…: the key nests {depth} tables deep; at most {MAX_KEY_DEPTH}",
+                Self::env_name(connection)
+            )),
+        }
     }
 
     fn env_name(connection: &str) -> String {

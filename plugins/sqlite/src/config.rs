@@ -332,7 +332,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn busy_timeout_reads_durations_as_the_host_does() {
         let c = DurationSetting::Text("1d".into());
@@ -342,7 +341,10 @@ mod tests {
             "`busy_timeout = \"1d\"` works like `ttl = \"1d\"`"
         );
         let c = DurationSetting::Text("1h 30m".into());
-        assert_eq!(c.to_duration("busy_timeout").expect("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(
+            c.to_duration("busy_timeout").expect("1h 30m"),
+            Duration::from_secs(5400)
+        );
     }
     #[test]
     fn memory_databases_share_one_connection() {

@@ -18,10 +18,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use polars::prelude::*;
 
+pub(crate) use self::atomic::write_atomically;
+pub use self::table::render_table;
 use crate::error::{Error, Result};
+
+mod atomic;
+mod table;
 
 /// An output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,52 +255,10 @@ pub fn write_file(df: &DataFrame, format: Format, path: &Path) -> Result<()> {
     write_atomically(path, |out| write(df, format, out))
 }
 
-/// Writes a file through a temporary file in the same folder, renamed into place once
-/// whole and synced: a failure leaves the old file (or none), never half of a new one.
-pub(crate) fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let write_err = |error| Error::Write {
-        path: path.to_path_buf(),
-        error,
-    };
-    // An export is the user's file: the mode a new file gets (0666 less the umask), or
-    // the one the file it replaces had; not the temporary file's private 0600.
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".plugboard-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(write_err)?;
-    if let Ok(existing) = std::fs::metadata(path) {
-        tmp.as_file()
-            .set_permissions(existing.permissions())
-            .map_err(write_err)?;
-    }
-    {
-        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        fill(&mut buffered).map_err(|e| match e {
-            Error::Write { error, .. } => write_err(error),
-            other => other,
-        })?;
-        buffered.flush().map_err(write_err)?;
-    }
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
-}
-
 /// Whose conventions a frame is made printable for: each writer shows dates and times in
 /// its own way, and refuses different things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Style {
+pub(crate) enum Style {
     Table,
     Csv,
     Json,
@@ -305,7 +267,7 @@ enum Style {
 /// `df` with every column the `style`'s writer would panic on or refuse made text (see the
 /// module docs), and binary columns as hex for CSV and JSON. A column that cannot be shown
 /// at all is an error naming it. Columns that print as they are are shared, not copied.
-fn printable(df: &DataFrame, style: Style) -> Result<DataFrame> {
+pub(crate) fn printable(df: &DataFrame, style: Style) -> Result<DataFrame> {
     let mut out: Option<DataFrame> = None;
     for (i, column) in df.columns().iter().enumerate() {
         let name = column.name();
@@ -655,77 +617,6 @@ fn iso_duration(v: i64, unit: TimeUnit) -> String {
         format!(".{}", text.trim_end_matches('0'))
     };
     format!("{sign}PT{secs}{fraction}S")
-}
-
-/// Rows shown in full before the table is cut to its head and tail.
-const MAX_ROWS: usize = 100;
-const HEAD_ROWS: usize = 50;
-const TAIL_ROWS: usize = 10;
-
-/// Characters of a cell (or a column name) a table shows; the rest is cut to `…`. A
-/// terminal shows no more, and laying out a cell of millions costs minutes.
-const MAX_CELL_CHARS: usize = 1000;
-
-/// A table for a terminal: column names with their types, `null` for missing values.
-pub fn render_table(df: &DataFrame) -> Result<String> {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic);
-    table.set_header(df.columns().iter().map(|c| {
-        Cell::new(format!(
-            "{}\n{}",
-            cut(c.name().as_str()),
-            cut(&c.dtype().to_string())
-        ))
-    }));
-    let height = df.height();
-    // Only the rows shown are made printable.
-    let parts: Vec<DataFrame> = if height <= MAX_ROWS {
-        vec![printable(df, Style::Table)?]
-    } else {
-        vec![
-            printable(&df.slice(0, HEAD_ROWS), Style::Table)?,
-            printable(&df.slice(-(TAIL_ROWS as i64), TAIL_ROWS), Style::Table)?,
-        ]
-    };
-    for (k, part) in parts.iter().enumerate() {
-        if k > 0 {
-            table.add_row(df.columns().iter().map(|_| Cell::new("…")));
-        }
-        for i in 0..part.height() {
-            table.add_row(
-                part.columns()
-                    .iter()
-                    .map(|c| Cell::new(cut(&cell(c.get(i).ok())))),
-            );
-        }
-    }
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    Ok(format!(
-        "{table}\n({} × {})",
-        plural(height, "row"),
-        plural(df.width(), "column")
-    ))
-}
-
-/// `text`, cut to [`MAX_CELL_CHARS`] characters.
-fn cut(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(MAX_CELL_CHARS) {
-        None => text.into(),
-        Some((end, _)) => format!("{}… ({} characters)", &text[..end], text.chars().count()).into(),
-    }
-}
-
-fn cell(v: Option<AnyValue<'_>>) -> String {
-    match v {
-        None | Some(AnyValue::Null) => "null".to_owned(),
-        Some(AnyValue::String(s)) => s.to_owned(),
-        Some(AnyValue::StringOwned(s)) => s.to_string(),
-        Some(AnyValue::Binary(b)) => format!("0x{}", hex::encode(b)),
-        Some(AnyValue::BinaryOwned(b)) => format!("0x{}", hex::encode(&b)),
-        Some(other) => other.to_string(),
-    }
 }
 
 #[cfg(test)]

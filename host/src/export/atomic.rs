@@ -1,0 +1,49 @@
+//! Atomic writes: an export or a rewritten `plugins.toml` is written to a temporary file
+//! in the same folder and renamed into place, so a failure never leaves half a file.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes a file through a temporary file in the same folder, renamed into place once
+/// whole and synced: a failure leaves the old file (or none), never half of a new one.
+pub(crate) fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let write_err = |error| Error::Write {
+        path: path.to_path_buf(),
+        error,
+    };
+    // An export is the user's file: the mode a new file gets (0666 less the umask), or
+    // the one the file it replaces had; not the temporary file's private 0600.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".plugboard-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(write_err)?;
+    if let Ok(existing) = std::fs::metadata(path) {
+        tmp.as_file()
+            .set_permissions(existing.permissions())
+            .map_err(write_err)?;
+    }
+    {
+        let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+        fill(&mut buffered).map_err(|e| match e {
+            Error::Write { error, .. } => write_err(error),
+            other => other,
+        })?;
+        buffered.flush().map_err(write_err)?;
+    }
+    tmp.as_file().sync_all().map_err(write_err)?;
+    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    Ok(())
+}
