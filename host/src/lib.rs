@@ -41,6 +41,7 @@ mod client;
 pub mod config;
 pub mod duration;
 mod error;
+pub mod fuzzing;
 pub mod export;
 mod plugin;
 mod sys;

@@ -687,6 +687,23 @@ impl Batches {
     }
 }
 
+/// Imports a stream as a read does, whole (`collect`) or batch by batch (`next_frame`, as an
+/// export reads it): the hook of the `arrow_import` fuzz target (`sys::fuzz_stream`).
+pub(crate) fn import_for_fuzzing(
+    stream: FfiArrowArrayStream,
+    by_batch: bool,
+) -> Result<Vec<DataFrame>, PluginError> {
+    let mut batches = Batches::open(stream)?;
+    if !by_batch {
+        return batches.collect().map(|df| vec![df]);
+    }
+    let mut frames = Vec::new();
+    while let Some(df) = batches.next_frame()? {
+        frames.push(df);
+    }
+    Ok(frames)
+}
+
 /// The first part of `dtype` that polars (as this host builds it) cannot import; polars
 /// would panic on it.
 fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {

@@ -17,6 +17,7 @@
 //! * Thread safety: a small pool (see [`pool`]); each call holds one SQLite connection.
 
 pub mod config;
+pub mod fuzzing;
 pub mod pool;
 mod read;
 mod text;

@@ -1,0 +1,23 @@
+//! The PostgreSQL connector's fuzz corpus, replayed on stable: see `fuzz_corpus.rs` (a
+//! test binary links one connector).
+
+mod fuzz_replay;
+
+use fuzz_replay::{replay, sql_seeds, write_seed};
+
+#[test]
+fn postgres_placeholders() {
+    replay(
+        "postgres_placeholders",
+        plugboard_postgres::fuzzing::placeholders,
+    );
+}
+
+#[test]
+#[ignore = "rewrites fuzz/corpus/postgres_placeholders/seed-*; run by hand"]
+fn write_seeds() {
+    for (i, (mode, params, options, statements)) in sql_seeds().iter().enumerate() {
+        let p = plugboard_postgres::fuzzing::encode(*mode, params, options, statements);
+        write_seed("postgres_placeholders", &format!("sql-{i}"), &p);
+    }
+}
