@@ -178,9 +178,10 @@ fn a_connection_that_stays_stale_fails_after_three_attempts() {
         text.contains("after 3 attempts") && text.contains("(call 3)"),
         "{text}"
     );
+    // Waits of 50 ms then 100 ms, each jittered into its upper half.
     assert!(
-        started.elapsed() >= Duration::from_millis(150),
-        "backoff 50 ms then 100 ms"
+        started.elapsed() >= Duration::from_millis(75),
+        "backoff 25–50 ms then 50–100 ms"
     );
     assert_eq!(counters(&c).1, 3);
 }
