@@ -609,11 +609,13 @@ fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
 fn list_plugins(host: &Host) -> anyhow::Result<()> {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["plugin", "version", "kinds", "schemes", "path"]);
+    table.set_header(["plugin", "version", "api", "kinds", "schemes", "path"]);
     for p in host.plugins() {
         table.add_row([
             p.manifest.name.clone(),
             p.manifest.version.clone(),
+            // The plugboard-api it was built against; "(inferred)" before 1.4 recorded it.
+            p.api.to_string(),
             p.manifest.kinds.join(", "),
             p.manifest.schemes.join(", "),
             p.path.display().to_string(),
@@ -666,7 +668,13 @@ fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
     let m = &plugin.manifest;
     println!("path:        {}", plugin.path.display());
     println!("plugin:      {} {}", m.name, m.version);
-    println!("api version: {}", plugboard_api::API_VERSION);
+    // The major is the host's (a plugin of another major does not load); the release is
+    // the plugin's own record (1.4+), else what its capabilities say.
+    println!(
+        "api version: {}, built with plugboard-api {}",
+        plugboard_api::API_VERSION,
+        plugin.api
+    );
     println!("kinds:       {}", m.kinds.join(", "));
     println!("schemes:     {}", m.schemes.join(", "));
     if m.config.is_empty() {

@@ -162,8 +162,40 @@ impl fmt::Display for PluginError {
 impl std::error::Error for PluginError {}
 
 impl From<arrow_schema::ArrowError> for PluginError {
+    /// A [`PluginError`] that travelled as an Arrow error (see the `From` below) comes back
+    /// as itself; any other Arrow error is an `internal` one.
     fn from(e: arrow_schema::ArrowError) -> Self {
-        Self::internal(format!("arrow: {e}"))
+        match e {
+            arrow_schema::ArrowError::ExternalError(inner) => match inner.downcast::<Self>() {
+                Ok(e) => *e,
+                Err(other) => Self::internal(format!(
+                    "arrow: {}",
+                    arrow_schema::ArrowError::ExternalError(other)
+                )),
+            },
+            e => Self::internal(format!("arrow: {e}")),
+        }
+    }
+}
+
+/// How a reader (whose items are `Result<RecordBatch, ArrowError>`) fails with a
+/// `PluginError`: `Err(PluginError::connect("server closed").retryable().into())`. The
+/// error reaches the host with its kind and `retryable` flag as data (since 1.4; see
+/// `ffi::STREAM_ERROR_SYMBOL`), and as its text for older hosts.
+impl From<PluginError> for arrow_schema::ArrowError {
+    fn from(e: PluginError) -> Self {
+        Self::ExternalError(Box::new(e))
+    }
+}
+
+impl PluginError {
+    /// The `PluginError` an Arrow error carries, if it is one (wrapped as by the `From`
+    /// above, or by [`crate::stream`]).
+    pub(crate) fn carried_by(e: &arrow_schema::ArrowError) -> Option<&Self> {
+        match e {
+            arrow_schema::ArrowError::ExternalError(inner) => inner.downcast_ref::<Self>(),
+            _ => None,
+        }
     }
 }
 
@@ -182,5 +214,19 @@ mod tests {
         }
         assert_eq!(PluginError::parse("no kind here"), None);
         assert_eq!(PluginError::parse("weird error: x"), None);
+    }
+
+    #[test]
+    fn a_plugin_error_survives_a_trip_through_an_arrow_error() {
+        let e = PluginError::connect("server closed").retryable();
+        let arrow: arrow_schema::ArrowError = e.clone().into();
+        assert_eq!(PluginError::carried_by(&arrow), Some(&e));
+        assert_eq!(PluginError::from(arrow), e);
+        let other = arrow_schema::ArrowError::ComputeError("overflow".into());
+        assert_eq!(PluginError::carried_by(&other), None);
+        assert_eq!(
+            PluginError::from(other).to_string(),
+            "internal error: arrow: Compute error: overflow"
+        );
     }
 }

@@ -6,9 +6,14 @@
 //! from a safe [`crate::Connector`].
 //!
 //! Compatibility rules (see `docs/compatibility.md` for the promise made to plugin authors):
-//! * [`PluginMod`] and [`FfiConnection`] keep the layout 1.0 gave them for all of 1.x;
-//!   a capability added in a minor is a C symbol whose name carries its version
-//!   ([`LOG_SINK_SYMBOL`] in 1.1, [`CONNECT_V2_SYMBOL`] in 1.3), looked up by the host;
+//! * [`PluginMod`] and [`FfiConnection`] keep exactly the layout 1.0 gave them for all of
+//!   1.x: no field and no method is ever appended. abi_stable refuses a library whose
+//!   prefix type (the root module, or the connection's vtable) has *fewer* fields than the
+//!   host's, so anything appended in 1.y would make every plugin built before 1.y
+//!   unloadable in a 1.y host (`tests/compat/vtable` proves it for the vtable);
+//! * a capability added in a minor is a C symbol whose name carries its version, looked
+//!   up by the host after abi_stable's checks: [`LOG_SINK_SYMBOL`] (1.1),
+//!   [`CONNECT_V2_SYMBOL`] (1.3), [`API_RELEASE_SYMBOL`] and [`STREAM_ERROR_SYMBOL`] (1.4);
 //! * requests, configs and the manifest cross as JSON text, so they grow without an ABI break;
 //! * [`API_VERSION`](crate::API_VERSION) is bumped on a semantic break the layout checker
 //!   cannot see.
@@ -16,9 +21,10 @@
 // `#[sabi_trait]` expands to impls the lint does not like; the expansion is abi_stable's.
 #![allow(non_local_definitions)]
 
+use std::collections::BTreeSet;
 use std::ffi::{c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use abi_stable::{
     StableAbi, declare_root_module_statics,
@@ -27,7 +33,7 @@ use abi_stable::{
     sabi_trait,
     sabi_trait::TD_Opaque,
     sabi_types::VersionStrings,
-    std_types::{RBox, RErr, ROk, ROption, RResult, RStr, RString},
+    std_types::{RBox, RErr, RNone, ROk, ROption, RResult, RStr, RString},
 };
 use arrow_array::{RecordBatch, RecordBatchReader, ffi_stream::FFI_ArrowArrayStream};
 use arrow_schema::{ArrowError, SchemaRef};
@@ -40,7 +46,7 @@ pub mod __private {
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };
-    pub use abi_stable::std_types::{RResult, RStr};
+    pub use abi_stable::std_types::{ROption, RResult, RStr};
 }
 
 /// A `#[repr(C)]` mirror of the Arrow C Stream Interface's `struct ArrowArrayStream`,
@@ -85,16 +91,124 @@ impl std::fmt::Debug for FfiArrowArrayStream {
 impl FfiArrowArrayStream {
     /// Exports a reader as a C stream. Every call into the reader runs under
     /// `catch_unwind`: a panic becomes a stream error, never an abort of the host.
+    ///
+    /// A batch that fails with a [`PluginError`] (an `ArrowError::ExternalError` holding
+    /// one, as `PluginError::into` and [`crate::stream`] make) fails the stream with its
+    /// text, as every host reads it, and keeps the error itself for [`stream_error`]
+    /// (1.4), which gives it to a host as data: kind and `retryable` flag included.
     pub fn from_reader<R>(reader: R) -> Result<Self, PluginError>
     where
         R: RecordBatchReader + Send + 'static,
     {
-        let reader = GuardedReader::new(reader)?;
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
-        // SAFETY: both types are `#[repr(C)]` images of the same C struct; transmute moves
-        // the value without running arrow-rs's `Drop`, so ownership passes intact.
-        Ok(unsafe { std::mem::transmute::<FFI_ArrowArrayStream, FfiArrowArrayStream>(stream) })
+        let error = ErrorSlot::default();
+        let reader = GuardedReader::new(reader, Arc::clone(&error))?;
+        let inner = FFI_ArrowArrayStream::new(Box::new(reader));
+        let private = Box::into_raw(Box::new(Exported { inner, error }));
+        lock(&EXPORTED).insert(private as usize);
+        Ok(Self {
+            get_schema: Some(exported_get_schema),
+            get_next: Some(exported_get_next),
+            get_last_error: Some(exported_get_last_error),
+            release: Some(exported_release),
+            private_data: private.cast(),
+        })
     }
+}
+
+/// The error that failed a stream's last `get_next`, when it was a [`PluginError`].
+type ErrorSlot = Arc<Mutex<Option<PluginError>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What the `private_data` of a stream made by [`FfiArrowArrayStream::from_reader`] points
+/// to: arrow-rs's export of the guarded reader, which every callback forwards to, and the
+/// slot where the reader leaves a failed batch's [`PluginError`].
+struct Exported {
+    inner: FFI_ArrowArrayStream,
+    error: ErrorSlot,
+}
+
+/// The `private_data` of every stream this library made and has not released: how
+/// [`stream_error`] knows that a stream is one of its own before it reads its private data.
+static EXPORTED: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+/// EINVAL: what a callback returns for a stream that is not (or no longer) usable.
+const EINVAL: c_int = 22;
+
+/// The stream's `Exported`, or `None` for a null or released stream.
+///
+/// # Safety
+/// `stream` is null or points to a stream made by `from_reader`, called as the C stream
+/// interface requires (not concurrently).
+unsafe fn exported<'a>(stream: *mut FfiArrowArrayStream) -> Option<&'a mut Exported> {
+    // SAFETY: the caller's promise; a live stream's `private_data` is its `Exported`
+    // (boxed in `from_reader`), and release sets it to null.
+    unsafe { stream.as_mut()?.private_data.cast::<Exported>().as_mut() }
+}
+
+unsafe extern "C" fn exported_get_schema(
+    stream: *mut FfiArrowArrayStream,
+    out: *mut c_void,
+) -> c_int {
+    // SAFETY: the consumer calls this with the stream it was handed (C stream rules).
+    let Some(exported) = (unsafe { exported(stream) }) else {
+        return EINVAL;
+    };
+    *lock(&exported.error) = None;
+    match exported.inner.get_schema() {
+        // SAFETY: arrow-rs's callback on its own live stream; `out` is the consumer's.
+        Some(f) => unsafe { f(&mut exported.inner, out.cast()) },
+        None => EINVAL,
+    }
+}
+
+unsafe extern "C" fn exported_get_next(
+    stream: *mut FfiArrowArrayStream,
+    out: *mut c_void,
+) -> c_int {
+    // SAFETY: as in `exported_get_schema`.
+    let Some(exported) = (unsafe { exported(stream) }) else {
+        return EINVAL;
+    };
+    // Whatever failed an earlier call is not this call's error.
+    *lock(&exported.error) = None;
+    match exported.inner.get_next() {
+        // SAFETY: as in `exported_get_schema`.
+        Some(f) => unsafe { f(&mut exported.inner, out.cast()) },
+        None => EINVAL,
+    }
+}
+
+unsafe extern "C" fn exported_get_last_error(stream: *mut FfiArrowArrayStream) -> *const c_char {
+    // SAFETY: as in `exported_get_schema`.
+    let Some(exported) = (unsafe { exported(stream) }) else {
+        return std::ptr::null();
+    };
+    match exported.inner.get_last_error() {
+        // SAFETY: as in `exported_get_schema`; the text lives until the next call.
+        Some(f) => unsafe { f(&mut exported.inner) },
+        None => std::ptr::null(),
+    }
+}
+
+unsafe extern "C" fn exported_release(stream: *mut FfiArrowArrayStream) {
+    // SAFETY: the consumer releases the stream it was handed, once (C stream rules).
+    let Some(stream) = (unsafe { stream.as_mut() }) else {
+        return;
+    };
+    let private = std::mem::replace(&mut stream.private_data, std::ptr::null_mut());
+    stream.release = None;
+    if private.is_null() {
+        return;
+    }
+    // Unregistered before it is freed, under the lock `stream_error` reads it under.
+    lock(&EXPORTED).remove(&(private as usize));
+    // SAFETY: boxed by `from_reader`; `private_data` is null from here on, so this runs once.
+    let exported = unsafe { Box::from_raw(private.cast::<Exported>()) };
+    // Dropping releases arrow-rs's stream, which drops the guarded reader.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(exported)));
 }
 
 /// A reader whose every call is guarded against panics, and which checks that each batch
@@ -103,17 +217,38 @@ struct GuardedReader<R> {
     inner: Option<R>,
     schema: SchemaRef,
     batches: usize,
+    /// Where a failed batch's `PluginError` goes, for [`stream_error`].
+    error: ErrorSlot,
 }
 
 impl<R: RecordBatchReader> GuardedReader<R> {
-    fn new(reader: R) -> Result<Self, PluginError> {
+    fn new(reader: R, error: ErrorSlot) -> Result<Self, PluginError> {
         let schema = catch_unwind(AssertUnwindSafe(|| reader.schema()))
             .map_err(|p| panic_error("reading the stream's schema", &*p))?;
         Ok(Self {
             inner: Some(reader),
             schema,
             batches: 0,
+            error,
         })
+    }
+
+    /// Fails the call with `e`, keeping the `PluginError` it carries (if any) as data.
+    fn fail(&self, e: ArrowError) -> Option<Result<RecordBatch, ArrowError>> {
+        let mut carried = PluginError::carried_by(&e).cloned();
+        // arrow-rs makes the error's text a C string with `expect`, inside an `extern "C"`
+        // callback: a NUL in it would abort the host's process. Spelled out instead.
+        let text = e.to_string();
+        let e = match &mut carried {
+            _ if !text.contains('\0') => e,
+            Some(p) => {
+                p.message = p.message.replace('\0', "\\0").into();
+                p.clone().into()
+            }
+            None => ArrowError::ExternalError(text.replace('\0', "\\0").into()),
+        };
+        *lock(&self.error) = carried;
+        Some(Err(e))
     }
 
     fn poison(&mut self) {
@@ -141,19 +276,18 @@ impl<R: RecordBatchReader> Iterator for GuardedReader<R> {
                         batch.schema_ref().fields()
                     );
                     self.poison();
-                    return Some(Err(ArrowError::SchemaError(msg)));
+                    return self.fail(ArrowError::SchemaError(msg));
                 }
                 Some(Ok(batch))
             }
-            Ok(Some(Err(e))) => Some(Err(e)),
+            Ok(Some(Err(e))) => self.fail(e),
             Ok(None) => {
                 self.poison();
                 None
             }
             Err(payload) => {
                 self.poison();
-                let e = panic_error("reading a batch", &*payload);
-                Some(Err(ArrowError::ExternalError(Box::new(e))))
+                self.fail(panic_error("reading a batch", &*payload).into())
             }
         }
     }
@@ -175,8 +309,18 @@ impl<R> Drop for GuardedReader<R> {
 
 /// An open connection, as the host sees it across the boundary.
 ///
-/// `read` is the only required method; the others were added as optional capabilities
-/// after the prefix and have defaults, so an object that lacks them still works.
+/// Its vtable is frozen for all of 1.x: `read`, `execute`, `ping`, `close`, in this order,
+/// and no method is ever appended. abi_stable checks the vtable's layout when it loads a
+/// library and refuses one whose vtable has fewer methods than the host's ("too many
+/// fields"; `tests/compat/vtable` builds such a plugin, and the host refuses it), so a
+/// method appended in 1.y would lock every older plugin out of a 1.y host. (A *longer*
+/// vtable, from a newer plugin, loads, and the host never sees the extra methods.) A new
+/// connection capability comes as a versioned C symbol instead, as `connect_v2` did.
+///
+/// The defaults below are for implementors of this trait, who may leave `execute`, `ping`
+/// and `close` out; they are not a fallback for plugins that lack the methods, since no
+/// loadable plugin lacks them. `#[sabi(last_prefix_field)]` on `read` is part of the 1.0
+/// layout and stays where it is.
 #[sabi_trait]
 pub trait FfiConnection: Send + Sync {
     /// `request` is a JSON [`ReadRequest`]. Returns a stream of struct arrays.
@@ -239,6 +383,74 @@ pub const CONNECT_V2_SYMBOL: &[u8] = b"plugboard_connect_v2\0";
 
 /// The signature behind [`CONNECT_V2_SYMBOL`]: the argument is a JSON [`ConnectRequest`].
 pub type ConnectV2 = extern "C" fn(RStr<'_>) -> RResult<FfiConnected, PluginError>;
+
+/// The symbol of the recorded release (since 1.4): an [`ApiReleaseV1`], exported by
+/// [`crate::export_plugin_module!`] (and so by [`crate::export_connector!`]). It returns
+/// the version of the plugboard-api crate the library was compiled with
+/// ([`crate::API_RELEASE`], `"1.4.0"`), not the plugin's own version: the text is fixed
+/// when plugboard-api itself is compiled.
+///
+/// The root module's `api_version` is the major only, and cannot gain a field (see
+/// [`LOG_SINK_SYMBOL`]). A library without the symbol was built before 1.4; the host then
+/// bounds its release by the capabilities it exports ([`crate::ApiRelease::infer`]).
+pub const API_RELEASE_SYMBOL: &[u8] = b"plugboard_api_release_v1\0";
+
+/// The signature behind [`API_RELEASE_SYMBOL`].
+pub type ApiReleaseV1 = extern "C" fn() -> RStr<'static>;
+
+/// The [`ApiReleaseV1`] of every plugin; exported by [`crate::export_plugin_module!`].
+#[doc(hidden)]
+pub extern "C" fn api_release() -> RStr<'static> {
+    RStr::from_str(crate::API_RELEASE)
+}
+
+/// The symbol of structured stream errors (since 1.4): a [`StreamErrorV1`], exported by
+/// [`crate::export_plugin_module!`].
+///
+/// An Arrow C stream reports an error as a status and a C string (`get_last_error`), so
+/// before 1.4 the host read an error's kind and `retryable` flag back from its text
+/// ([`PluginError::parse`]), which a message can fool (a non-retryable error whose text
+/// ends in "(retryable)"). The stream struct itself is the C standard's, and its
+/// `private_data` is the plugin's alone, so the error travels beside it: after a
+/// `get_next` (or `get_schema`) fails, the host passes the stream to this function, which
+/// returns the [`PluginError`] that failed it, as data. The text is still there, unchanged,
+/// for hosts older than 1.4.
+///
+/// It answers `RNone` for a stream this library did not make with
+/// [`FfiArrowArrayStream::from_reader`] (it keeps the set of its live streams and looks
+/// only at those), for one that has been released, and when the failure was not a
+/// `PluginError` (a plain Arrow error, a batch that did not match the schema). The host
+/// then falls back to the text, as it does for a plugin without the symbol.
+pub const STREAM_ERROR_SYMBOL: &[u8] = b"plugboard_stream_error_v1\0";
+
+/// The signature behind [`STREAM_ERROR_SYMBOL`].
+///
+/// Call it right after a callback of the stream failed, before any other call on the
+/// stream, from the thread that owns it; `stream` must be null or point to a stream that
+/// is live or released, never freed memory.
+pub type StreamErrorV1 =
+    unsafe extern "C" fn(stream: *const FfiArrowArrayStream) -> ROption<PluginError>;
+
+/// The [`StreamErrorV1`] of every plugin; exported by [`crate::export_plugin_module!`].
+///
+/// # Safety
+/// As [`StreamErrorV1`] says.
+#[doc(hidden)]
+pub unsafe extern "C" fn stream_error(stream: *const FfiArrowArrayStream) -> ROption<PluginError> {
+    // SAFETY: the caller's promise: null, or a stream struct that is still readable.
+    let Some(private) = (unsafe { stream.as_ref() }).map(|s| s.private_data) else {
+        return RNone;
+    };
+    // Held while the private data is read: `exported_release` unregisters under it first.
+    let live = lock(&EXPORTED);
+    if private.is_null() || !live.contains(&(private as usize)) {
+        return RNone;
+    }
+    // SAFETY: registered, so boxed by `from_reader` in this library and not yet released.
+    let exported = unsafe { &*private.cast::<Exported>() };
+    let error = lock(&exported.error).clone();
+    error.into()
+}
 
 /// What [`ConnectV2`] returns: the connection, and its target.
 #[repr(C)]
@@ -316,10 +528,11 @@ impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
     const BASE_NAME: &'static str = "plugboard_plugin";
     const NAME: &'static str = "plugboard plugin";
-    /// The interface's major version only. abi_stable accepts a library only if its minor
-    /// is at least the host's, which is the reverse of what plugins need (a new host must
-    /// load plugins built against older minors). 1.0.0 plugins report their package
-    /// version, "1.0.0", which matches; see [`LOG_SINK_SYMBOL`] for how minors add things.
+    /// The interface's major version only. abi_stable's version check (`LibHeader::
+    /// check_version`) compares only the majors of 1.x versions (minors only for 0.y), so
+    /// the minor here carries nothing; 1.0.0 plugins report their package version,
+    /// "1.0.0". A library's real release is [`API_RELEASE_SYMBOL`]'s (1.4); see
+    /// [`LOG_SINK_SYMBOL`] for how minors add things.
     const VERSION_STRINGS: VersionStrings = VersionStrings::new(ABI_VERSION);
 }
 
@@ -498,12 +711,17 @@ pub struct Module {
     root: PluginModRef,
     /// The 1.3 connect, if the plugin has it.
     connect_v2: Option<ConnectV2>,
+    /// The 1.4 recorded release, if the plugin has it.
+    release: Option<ApiReleaseV1>,
+    /// Whether the plugin has the 1.1 log sink.
+    log_sink: bool,
 }
 
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("api_version", &self.api_version())
+            .field("api_release", &self.api_release())
             .field("reports_targets", &self.connect_v2.is_some())
             .finish_non_exhaustive()
     }
@@ -527,6 +745,8 @@ impl Module {
         Self {
             root: module_of::<C>(),
             connect_v2: Some(connect_v2::<C>),
+            release: Some(api_release),
+            log_sink: true,
         }
     }
 
@@ -545,11 +765,34 @@ impl Module {
         let connect_v2 = unsafe { library.get::<ConnectV2>(CONNECT_V2_SYMBOL) }
             .ok()
             .map(|symbol| *symbol);
-        Ok(Self { root, connect_v2 })
+        // SAFETY: as above.
+        let release = unsafe { library.get::<ApiReleaseV1>(API_RELEASE_SYMBOL) }
+            .ok()
+            .map(|symbol| *symbol);
+        // SAFETY: as above; only whether the symbol exists is read.
+        let log_sink = unsafe { library.get::<extern "C" fn(FfiLogSink)>(LOG_SINK_SYMBOL) }.is_ok();
+        Ok(Self {
+            root,
+            connect_v2,
+            release,
+            log_sink,
+        })
     }
 
     pub fn api_version(&self) -> u32 {
         self.root.api_version()
+    }
+
+    /// The plugboard-api release the plugin was built against: recorded (1.4 and later),
+    /// else inferred from the capabilities it exports.
+    pub fn api_release(&self) -> crate::ApiRelease {
+        let recorded = self.release.map(|f| f().as_str().to_owned());
+        crate::ApiRelease::infer(
+            self.api_version(),
+            recorded.as_deref(),
+            self.log_sink,
+            self.connect_v2.is_some(),
+        )
     }
 
     /// Whether the plugin has the 1.3 connect, which reports targets.
@@ -602,5 +845,189 @@ impl ModuleConnection {
 
     pub fn close(&self) {
         self.conn.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use arrow_array::ffi::FFI_ArrowArray;
+    use arrow_array::{Int64Array, RecordBatchIterator};
+    use arrow_schema::{DataType, Field, Schema};
+
+    use super::*;
+    use crate::ErrorKind;
+
+    /// A stream of one batch, then `then` (an error, or a panic when `None`).
+    fn failing_stream(then: Option<ArrowError>) -> FfiArrowArrayStream {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1, 2]))],
+        )
+        .expect("batch");
+        let mut then = Some(then);
+        let batches =
+            std::iter::once(Ok(batch)).chain(std::iter::from_fn(move || match then.take()? {
+                Some(e) => Some(Err(e)),
+                None => panic!("boom in the stream"),
+            }));
+        FfiArrowArrayStream::from_reader(RecordBatchIterator::new(batches, schema)).expect("stream")
+    }
+
+    /// Calls `get_next` as a host does; the status, and the batch (released on drop).
+    fn next(stream: &mut FfiArrowArrayStream) -> c_int {
+        let mut out = FFI_ArrowArray::empty();
+        let get_next = stream.get_next.expect("get_next");
+        // SAFETY: a live stream; `out` is an empty, writable array.
+        unsafe { get_next(stream, (&raw mut out).cast()) }
+    }
+
+    fn last_error_text(stream: &mut FfiArrowArrayStream) -> String {
+        let get_last_error = stream.get_last_error.expect("get_last_error");
+        // SAFETY: a live stream; the text is copied before the next call.
+        let p = unsafe { get_last_error(stream) };
+        assert!(!p.is_null());
+        // SAFETY: non-null, NUL-terminated, valid until the next call on the stream.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    fn structured(stream: &FfiArrowArrayStream) -> Option<PluginError> {
+        // SAFETY: a live (or released, never freed) stream, not in use elsewhere.
+        unsafe { stream_error(stream) }.into_option()
+    }
+
+    #[test]
+    fn an_error_inside_a_stream_is_kept_as_data_beside_its_unchanged_text() {
+        // The text would fool `PluginError::parse`: not retryable, yet it ends so.
+        let e = PluginError::connect("the proxy said: try later (retryable)");
+        let mut stream = failing_stream(Some(e.clone().into()));
+        assert_eq!(next(&mut stream), 0, "the first batch");
+        assert_eq!(structured(&stream), None, "no error yet");
+        assert_ne!(next(&mut stream), 0, "the second call fails");
+        assert_eq!(
+            structured(&stream),
+            Some(e.clone()),
+            "kind and flag as data"
+        );
+        assert_eq!(
+            last_error_text(&mut stream),
+            format!("External error: {e}"),
+            "the text an older host reads is what it always was"
+        );
+        assert!(
+            PluginError::parse(&e.to_string()).is_some_and(|p| p.retryable),
+            "which is why the text is not enough"
+        );
+
+        let retryable = PluginError::connect("server closed the connection").retryable();
+        let mut stream = failing_stream(Some(retryable.clone().into()));
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        let got = structured(&stream).expect("structured");
+        assert_eq!((got.kind, got.retryable), (ErrorKind::CONNECT, true));
+        assert_eq!(got, retryable);
+    }
+
+    #[test]
+    fn an_error_from_a_stream_spawn_producer_is_kept_as_data() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let reader = crate::stream::spawn(1, {
+            let schema = Arc::clone(&schema);
+            move |sink| {
+                let x = Arc::new(Int64Array::from(vec![1]));
+                sink.send(RecordBatch::try_new(Arc::clone(&schema), vec![x])?)?;
+                Err(PluginError::connect("the server went away").retryable())
+            }
+        })
+        .expect("reader");
+        let mut stream = FfiArrowArrayStream::from_reader(reader).expect("stream");
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        assert_eq!(
+            structured(&stream),
+            Some(PluginError::connect("the server went away").retryable())
+        );
+    }
+
+    #[test]
+    fn a_panic_or_a_plain_arrow_error_inside_a_stream() {
+        let mut stream = failing_stream(None);
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        let e = structured(&stream).expect("a panic is a PluginError");
+        assert_eq!(e.kind, ErrorKind::PANIC);
+        assert!(e.message().contains("boom in the stream"), "{e:?}");
+
+        // Not a PluginError: nothing as data, and the host falls back to the text.
+        let mut stream = failing_stream(Some(ArrowError::ComputeError("overflow".into())));
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        assert_eq!(structured(&stream), None);
+        assert_eq!(last_error_text(&mut stream), "Compute error: overflow");
+    }
+
+    #[test]
+    fn a_nul_in_an_error_is_spelled_out_instead_of_aborting_the_process() {
+        let e = PluginError::query("bad\0byte").retryable();
+        let mut stream = failing_stream(Some(e.into()));
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        let got = structured(&stream).expect("structured");
+        assert_eq!(got.message(), "bad\\0byte");
+        assert!(got.retryable);
+        assert_eq!(
+            last_error_text(&mut stream),
+            "External error: query error: bad\\0byte (retryable)"
+        );
+
+        let mut stream = failing_stream(Some(ArrowError::ComputeError("a\0b".into())));
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        assert_eq!(
+            last_error_text(&mut stream),
+            "External error: Compute error: a\\0b"
+        );
+    }
+
+    #[test]
+    fn only_this_librarys_live_streams_are_read() {
+        // A stream someone else made (here: arrow-rs directly), whose private data is not
+        // an `Exported`: never looked into.
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, false)]));
+        let foreign = FFI_ArrowArrayStream::new(Box::new(RecordBatchIterator::new(
+            std::iter::empty(),
+            schema,
+        )));
+        // SAFETY: both are `#[repr(C)]` images of the C struct; ownership moves.
+        let foreign =
+            unsafe { std::mem::transmute::<FFI_ArrowArrayStream, FfiArrowArrayStream>(foreign) };
+        assert_eq!(structured(&foreign), None);
+        drop(foreign);
+
+        // SAFETY: null is allowed.
+        assert!(unsafe { stream_error(std::ptr::null()) }.is_none());
+
+        let mut stream = failing_stream(Some(PluginError::query("x").into()));
+        assert_eq!(next(&mut stream), 0);
+        assert_ne!(next(&mut stream), 0);
+        assert!(structured(&stream).is_some());
+        let release = stream.release.expect("release");
+        let private = stream.private_data as usize;
+        // SAFETY: released once; the struct stays readable.
+        unsafe { release(&mut stream) };
+        assert!(stream.release.is_none() && stream.private_data.is_null());
+        assert_eq!(structured(&stream), None, "released");
+        assert!(!lock(&EXPORTED).contains(&private), "unregistered");
+    }
+
+    #[test]
+    fn an_exported_stream_reads_back_through_arrow() {
+        let stream = failing_stream(Some(PluginError::auth("denied").into()));
+        let mut reader = stream.into_reader().expect("reader");
+        assert_eq!(reader.next().expect("batch").expect("ok").num_rows(), 2);
+        let e = reader.next().expect("error").expect_err("fails");
+        assert!(e.to_string().contains("auth error: denied"), "{e}");
     }
 }

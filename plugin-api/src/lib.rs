@@ -68,6 +68,7 @@ mod error;
 pub mod ffi;
 pub mod partition;
 pub mod pool;
+mod release;
 pub mod stream;
 mod target;
 mod types;
@@ -80,6 +81,7 @@ pub use log;
 
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
+pub use crate::release::{API_RELEASE, ApiRelease};
 pub use crate::target::Target;
 pub use crate::types::{
     ConfigKey, ConnectRequest, ExecuteRequest, KeyType, Manifest, Params, ReadRequest, Statement,
@@ -118,6 +120,11 @@ pub trait Connector: Sized + Send + Sync + 'static {
     }
 
     /// Reads a table. Batches are pulled by the host one at a time.
+    ///
+    /// An error before the first batch is this call's error. A batch can fail too: yield
+    /// `Err(PluginError::….into())` (or return the error from a [`stream::spawn`]
+    /// producer), and the host gets that error with its kind and `retryable` flag, as data
+    /// since 1.4 (a `retryable` one mid-stream resets the connection like any other).
     fn read(
         &self,
         request: &ReadRequest,
@@ -193,6 +200,26 @@ macro_rules! export_plugin_module {
         #[unsafe(no_mangle)]
         pub extern "C" fn plugboard_set_log_sink_v1(sink: $crate::ffi::FfiLogSink) {
             $crate::ffi::install_log_sink(sink)
+        }
+
+        /// Since plugin-api 1.4: the plugboard-api release this library was built against
+        /// (see `API_RELEASE_SYMBOL`); plugboard-api's version, not the plugin's.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plugboard_api_release_v1() -> $crate::ffi::__private::RStr<'static> {
+            $crate::ffi::api_release()
+        }
+
+        /// Since plugin-api 1.4: the `PluginError` that failed a stream, as data (see
+        /// `STREAM_ERROR_SYMBOL`).
+        ///
+        /// # Safety
+        /// As `plugboard_api::ffi::StreamErrorV1` says.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn plugboard_stream_error_v1(
+            stream: *const $crate::ffi::FfiArrowArrayStream,
+        ) -> $crate::ffi::__private::ROption<$crate::PluginError> {
+            // SAFETY: the caller's promise, passed on.
+            unsafe { $crate::ffi::stream_error(stream) }
         }
     };
 }

@@ -271,7 +271,15 @@ impl Manifest {
 mod tests {
     #[test]
     fn every_float_crosses_as_json_and_back() {
-        for v in [0.0, -0.0, 1.5, f64::MAX, f64::MIN_POSITIVE, f64::INFINITY, f64::NEG_INFINITY] {
+        for v in [
+            0.0,
+            -0.0,
+            1.5,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let json = serde_json::to_string(&super::Value::Float(v)).expect("json");
             let back: super::Value = serde_json::from_str(&json).expect("parse");
             let super::Value::Float(b) = back else {

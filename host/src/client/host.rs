@@ -308,6 +308,7 @@ impl Host {
             .map(|p| PluginInfo {
                 path: p.path.clone(),
                 manifest: p.manifest.clone(),
+                api: p.api.clone(),
             })
             .collect()
     }

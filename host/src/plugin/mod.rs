@@ -13,4 +13,7 @@ use plugboard_api::Manifest;
 pub struct PluginInfo {
     pub path: PathBuf,
     pub manifest: Manifest,
+    /// The plugboard-api release it was built against: recorded by the plugin since 1.4
+    /// (`1.4.0`), else inferred from the capabilities it exports (`1.3 (inferred)`).
+    pub api: plugboard_api::ApiRelease,
 }

@@ -18,10 +18,13 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use abi_stable::std_types::{RResult, RStr};
 use plugboard_api::ffi::{
-    CONNECT_V2_SYMBOL, ConnectV2, FfiArrowArrayStream, FfiConnected, FfiConnectionBox, FfiLogSink,
-    LOG_SINK_SYMBOL, PluginModRef,
+    API_RELEASE_SYMBOL, ApiReleaseV1, CONNECT_V2_SYMBOL, ConnectV2, FfiArrowArrayStream,
+    FfiConnected, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef, STREAM_ERROR_SYMBOL,
+    StreamErrorV1,
 };
-use plugboard_api::{API_VERSION, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest};
+use plugboard_api::{
+    API_VERSION, ApiRelease, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest,
+};
 use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Schema, Series};
 use polars_arrow::array::{Array, StructArray};
 use polars_arrow::datatypes::{ArrowDataType, Field, PhysicalType};
@@ -50,9 +53,14 @@ pub(crate) struct LoadedPlugin {
     /// was loaded from its sealed in-memory copy.
     pub path: PathBuf,
     pub manifest: Manifest,
+    /// The plugboard-api release it was built against: recorded since 1.4, else inferred
+    /// from the capability symbols it exports.
+    pub api: ApiRelease,
     module: PluginModRef,
     /// The 1.3 connect, which also reports the connection's target; None before 1.3.
     connect_v2: Option<ConnectV2>,
+    /// The 1.4 structured stream errors; None before 1.4 (errors are read from the text).
+    stream_error: Option<StreamErrorV1>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -60,6 +68,7 @@ impl std::fmt::Debug for LoadedPlugin {
         f.debug_struct("LoadedPlugin")
             .field("path", &self.path)
             .field("manifest", &self.manifest)
+            .field("api", &self.api)
             .finish_non_exhaustive()
     }
 }
@@ -107,23 +116,35 @@ pub(crate) fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin
     if manifest.name.is_empty() {
         return Err("its manifest has an empty name".to_owned());
     }
-    connect_log_sink(library, &manifest.name);
+    let log_sink = connect_log_sink(library, &manifest.name);
     // SAFETY: the symbol's type is fixed by its versioned name (`_v2`), as plugin-api
     // defines it (`ffi::ConnectV2`); the library stays loaded (leaked above).
     let connect_v2 = unsafe { library.get::<ConnectV2>(CONNECT_V2_SYMBOL) }
         .ok()
         .map(|symbol| *symbol);
+    // SAFETY: as above (`ffi::StreamErrorV1`, since 1.4).
+    let stream_error = unsafe { library.get::<StreamErrorV1>(STREAM_ERROR_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
+    let api = ApiRelease::infer(
+        api_version,
+        recorded_release(library).as_deref(),
+        log_sink,
+        connect_v2.is_some(),
+    );
     Ok(LoadedPlugin {
         path,
         manifest,
+        api,
         module,
         connect_v2,
+        stream_error,
     })
 }
 
 /// Hands the plugin the host's log sink, if it has the capability (plugin-api 1.1+; a 1.0
-/// plugin lacks the symbol and logs nowhere).
-fn connect_log_sink(library: &'static RawLibrary, plugin: &str) {
+/// plugin lacks the symbol and logs nowhere). Whether it has it.
+fn connect_log_sink(library: &'static RawLibrary, plugin: &str) -> bool {
     // SAFETY: the symbol's type is fixed by its versioned name (`_v1`), as plugin-api
     // defines it; the library is never unloaded.
     let set = unsafe { library.get::<extern "C" fn(FfiLogSink)>(LOG_SINK_SYMBOL) }
@@ -135,6 +156,24 @@ fn connect_log_sink(library: &'static RawLibrary, plugin: &str) {
             log: host_log,
         });
     }
+    set.is_some()
+}
+
+/// The plugboard-api release the library records (1.4+): a short version text, or `None`
+/// when it has no record or records something that is not one.
+fn recorded_release(library: &'static RawLibrary) -> Option<String> {
+    // SAFETY: the symbol's type is fixed by its versioned name (`ffi::ApiReleaseV1`); the
+    // library is never unloaded, so the `'static` text it returns stays valid.
+    let release = unsafe { library.get::<ApiReleaseV1>(API_RELEASE_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol)?;
+    let text = release().as_str();
+    let plausible = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
+    plausible.then(|| text.to_owned())
 }
 
 /// Pinned libraries: verified and loaded from one sealed copy of their bytes.
@@ -297,9 +336,12 @@ fn library_error(e: &LibraryError) -> String {
             let first = report
                 .split("Error:")
                 .nth(1)
-                .map(|s| s.lines().take(6).collect::<Vec<_>>().join(" "))
-                .unwrap_or_else(|| report.lines().take(3).collect::<Vec<_>>().join(" "));
-            format!("incompatible plugin ABI: {}", first.trim())
+                .map(|s| words(s.lines().take(6)))
+                .unwrap_or_else(|| words(report.lines().take(3)));
+            match mismatched_type(&report) {
+                Some(ty) => format!("incompatible plugin ABI: {ty}: {}", first.trim()),
+                None => format!("incompatible plugin ABI: {}", first.trim()),
+            }
         }
         LibraryError::IncompatibleVersionNumber {
             expected_version,
@@ -314,6 +356,29 @@ fn library_error(e: &LibraryError) -> String {
     crate::error::one_line(&text)
 }
 
+/// Lines of abi_stable's indented report as one line of words.
+fn words<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    lines
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The type whose layout differs, from abi_stable's report: the last "Layout of found type"
+/// before the first error names it and its module (`plugboard_api::ffi::
+/// FfiConnection_trait::VTable` for a connection vtable of another length).
+fn mismatched_type(report: &str) -> Option<String> {
+    let head = &report[..report.find("Error:")?];
+    let found = &head[head.rfind("Layout of found type:")?..];
+    let mut lines = found.lines().map(str::trim);
+    let ty = lines.clone().find_map(|l| l.strip_prefix("type:"))?;
+    let module = lines.find_map(|l| Some(l.split_once(" mod:")?.1));
+    Some(match module {
+        Some(m) => format!("{m}::{ty}"),
+        None => ty.to_owned(),
+    })
+}
+
 impl LoadedPlugin {
     /// Opens a connection. `request` is the JSON `ConnectRequest`.
     ///
@@ -323,7 +388,11 @@ impl LoadedPlugin {
         let args = RStr::from_str(request);
         let Some(connect_v2) = self.connect_v2 else {
             return match (self.module.connect())(args) {
-                RResult::ROk(conn) => Ok(Box::new(ForeignConnection { conn, target: None })),
+                RResult::ROk(conn) => Ok(Box::new(ForeignConnection {
+                    conn,
+                    target: None,
+                    stream_error: self.stream_error,
+                })),
                 RResult::RErr(e) => Err(e),
             };
         };
@@ -345,6 +414,7 @@ impl LoadedPlugin {
         Ok(Box::new(ForeignConnection {
             conn: connection,
             target,
+            stream_error: self.stream_error,
         }))
     }
 }
@@ -367,6 +437,8 @@ fn canonical_target(text: &str) -> Result<Option<String>, String> {
 struct ForeignConnection {
     conn: FfiConnectionBox,
     target: Option<String>,
+    /// The plugin's structured stream errors (1.4), for the streams `read` returns.
+    stream_error: Option<StreamErrorV1>,
 }
 
 impl PluginConnection for ForeignConnection {
@@ -374,7 +446,7 @@ impl PluginConnection for ForeignConnection {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
         let stream = self.conn.read(RStr::from_str(&json)).into_result()?;
-        Batches::open(stream)
+        Ok(Batches::open(stream)?.with_stream_errors(self.stream_error))
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
@@ -415,8 +487,26 @@ fn malformed(message: impl std::fmt::Display) -> PluginError {
     PluginError::internal(format!("malformed Arrow stream: {message}"))
 }
 
-/// The stream's last error, read defensively: a null or non-UTF-8 message is not a crash.
-fn last_error(stream: &mut FfiArrowArrayStream, status: i32) -> PluginError {
+/// The error that failed the stream's last call.
+///
+/// As data when the plugin has structured stream errors (1.4) and the error was a
+/// `PluginError`: kind, `retryable` flag and message exactly as the plugin made them.
+/// Otherwise from the stream's text, read defensively (a null or non-UTF-8 message is not a
+/// crash): a plugin built with plugboard-api writes `<kind> error: …`, which
+/// `PluginError::parse` reads back.
+fn last_error(
+    stream: &mut FfiArrowArrayStream,
+    status: i32,
+    stream_error: Option<StreamErrorV1>,
+) -> PluginError {
+    if let Some(structured) = stream_error {
+        // SAFETY: `stream` is live (not released) and came from this plugin's `read`; the
+        // call follows the failed one before any other call on the stream, on the thread
+        // that holds it (`&mut`), as `ffi::StreamErrorV1` requires.
+        if let Some(e) = unsafe { structured(stream) }.into_option() {
+            return e;
+        }
+    }
     let message = match stream.get_last_error {
         // SAFETY: the callback belongs to this live stream; the returned string is valid
         // until the next call on the stream, and is copied before that.
@@ -562,6 +652,8 @@ pub(crate) struct Batches {
     dtype: ArrowDataType,
     schema: Schema,
     done: bool,
+    /// The plugin's structured stream errors (1.4), if it has them.
+    stream_error: Option<StreamErrorV1>,
 }
 
 impl Batches {
@@ -578,7 +670,10 @@ impl Batches {
         // producer fills and we own afterwards (polars' `Drop` releases it).
         let status = unsafe { get_schema(&mut stream, (&raw mut schema).cast()) };
         if status != 0 {
-            return Err(last_error(&mut stream, status));
+            // From the text: the plugin's structured errors are not known here yet, and
+            // an SDK stream knows its schema before it is exported (it fails here only in
+            // arrow-rs's own conversion, which is no `PluginError`).
+            return Err(last_error(&mut stream, status, None));
         }
         // SAFETY: the producer filled `schema` per the C data interface.
         let field = unsafe { import_field_from_c(&schema) }
@@ -610,7 +705,15 @@ impl Batches {
             fields,
             schema,
             done: false,
+            stream_error: None,
         })
+    }
+
+    /// Reads the errors of later batches as data through the plugin's `stream_error`
+    /// (1.4); without it (`None`, or a plugin before 1.4), from their text.
+    fn with_stream_errors(mut self, stream_error: Option<StreamErrorV1>) -> Self {
+        self.stream_error = stream_error;
+        self
     }
 
     /// The table's schema, as polars types.
@@ -628,7 +731,7 @@ impl Batches {
         let status = unsafe { (self.get_next)(&mut self.stream, (&raw mut array).cast()) };
         if status != 0 {
             self.done = true;
-            return Err(last_error(&mut self.stream, status));
+            return Err(last_error(&mut self.stream, status, self.stream_error));
         }
         let raw: *const RawArray = (&raw const array).cast();
         // SAFETY: `RawArray` has `ArrowArray`'s C layout; `array` is initialized.
@@ -685,23 +788,6 @@ impl Batches {
             .collect::<Result<Vec<_>, _>>()?;
         DataFrame::new(height, columns).map_err(malformed)
     }
-}
-
-/// Imports a stream as a read does, whole (`collect`) or batch by batch (`next_frame`, as an
-/// export reads it): the hook of the `arrow_import` fuzz target (`sys::fuzz_stream`).
-pub(crate) fn import_for_fuzzing(
-    stream: FfiArrowArrayStream,
-    by_batch: bool,
-) -> Result<Vec<DataFrame>, PluginError> {
-    let mut batches = Batches::open(stream)?;
-    if !by_batch {
-        return batches.collect().map(|df| vec![df]);
-    }
-    let mut frames = Vec::new();
-    while let Some(df) = batches.next_frame()? {
-        frames.push(df);
-    }
-    Ok(frames)
 }
 
 /// The first part of `dtype` that polars (as this host builds it) cannot import; polars
@@ -796,3 +882,19 @@ mod tests {
         assert!(canonical_target("host=h").is_err());
     }
 }
+
+    #[test]
+    fn an_abi_report_names_the_type_whose_layout_differs() {
+        // The tail of abi_stable's report for a connection vtable shorter than the host's
+        // (tests/compat/vtable's short-vtable), trimmed.
+        let report = "Layout of expected type:\n    --- Type Layout ---\n    type:PluginMod\n    \
+            line:207 mod:plugboard_api::ffi\n\nLayout of found type:\n    --- Type Layout ---\n    \
+            type:VTable\n    size:16 align:8\n    line:69 mod:plugboard_api::ffi::FfiConnection_trait\n    \
+            data:\n        fields:\n            field_name:read\n            type:AFunctionPointer\n\n\
+            Error:too many fields\nExpected:\n    6\nFound:\n    3\n";
+        assert_eq!(
+            mismatched_type(report).as_deref(),
+            Some("plugboard_api::ffi::FfiConnection_trait::VTable")
+        );
+        assert_eq!(mismatched_type("Error: something"), None);
+    }
