@@ -790,6 +790,23 @@ impl Batches {
     }
 }
 
+/// Imports a stream as a read does, whole (`collect`) or batch by batch (`next_frame`, as an
+/// export reads it): the hook of the `arrow_import` fuzz target (`sys::fuzz_stream`).
+pub(crate) fn import_for_fuzzing(
+    stream: FfiArrowArrayStream,
+    by_batch: bool,
+) -> Result<Vec<DataFrame>, PluginError> {
+    let mut batches = Batches::open(stream)?;
+    if !by_batch {
+        return batches.collect().map(|df| vec![df]);
+    }
+    let mut frames = Vec::new();
+    while let Some(df) = batches.next_frame()? {
+        frames.push(df);
+    }
+    Ok(frames)
+}
+
 /// The first part of `dtype` that polars (as this host builds it) cannot import; polars
 /// would panic on it.
 fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {
@@ -881,7 +898,6 @@ mod tests {
         assert!(canonical_target("[1]").is_err());
         assert!(canonical_target("host=h").is_err());
     }
-}
 
     #[test]
     fn an_abi_report_names_the_type_whose_layout_differs() {
@@ -898,3 +914,4 @@ mod tests {
         );
         assert_eq!(mismatched_type("Error: something"), None);
     }
+}
