@@ -420,7 +420,6 @@ impl Host {
 
     fn resolve(&self, name: &str, options: &ConnectOptions) -> Result<Resolved> {
         let (s, env) = (&self.inner.secrets, &self.inner.env);
-        let table = secrets::effective_table(name, s, env, &options.set, |_| None)
         // Keys nested past any config's depth would overflow the stack as tables.
         let too_deep = |message: String| Error::Connection {
             connection: name.to_owned(),
@@ -439,6 +438,7 @@ impl Host {
                 secrets::MAX_KEY_DEPTH
             )));
         }
+        let table = secrets::effective_table(name, s, env, &options.set, |_| None)
             .ok_or_else(|| self.unknown_connection(name))?;
         let plugin = self
             .inner
@@ -463,7 +463,6 @@ impl Host {
         let connection_ttl = duration("connection_ttl")?.filter(|d| !d.is_zero());
         let mut retry = RetryPolicy::default();
         if let Some(backoff) = duration("retry_backoff")? {
-            retry.backoff = backoff;
             // A longer wait between attempts is a hung host, not a retry.
             if backoff > MAX_RETRY_BACKOFF {
                 return Err(bad(
@@ -473,6 +472,7 @@ impl Host {
                     ),
                 ));
             }
+            retry.backoff = backoff;
         }
         if let Some(v) = table.get("retry_attempts") {
             retry.attempts = v
