@@ -135,17 +135,16 @@ impl Error {
         }
     }
 
-    /// A plugin's error (a panic's message included) as the host shows it: redacted with
-    /// the connection's secrets (`redact`) and with those of every connection `plugin`
-    /// was handed (a message may name another), then folded onto one line, and redacted
-    /// again in case folding joined a secret's lines.
+    /// A plugin's error (a panic's message included) as the host shows it: redacted by
+    /// `redact` (the caller's: the connection's secrets, and those of every connection
+    /// the plugin was handed, since a message may name another), folded onto one line,
+    /// and redacted again in case folding joined a secret's lines.
     pub(crate) fn plugin(
         connection: &str,
         plugin: &str,
         e: &PluginError,
         redact: impl Fn(&str) -> String,
     ) -> Error {
-        let redact = |m: &str| crate::config::secrets::redact_plugin_text(plugin, &redact(m));
         Error::Plugin {
             connection: connection.to_owned(),
             plugin: plugin.to_owned(),
@@ -192,7 +191,8 @@ mod tests {
             "plugin panicked during the call: bad S3cr3t-panic\n  and S3cr3t-other\n at https://u:S3cr3t-url@h/ (at src/lib.rs:1)",
         );
         // Even if the connection's redactor missed them, the plugin's registry does not.
-        let shown = Error::plugin("c", "error-test", &e, str::to_owned).to_string();
+        let registry = |m: &str| crate::config::secrets::redact_plugin_text("error-test", m);
+        let shown = Error::plugin("c", "error-test", &e, registry).to_string();
         assert_eq!(
             shown,
             "connection \"c\" (plugin error-test): panic error: plugin panicked during the call: \

@@ -31,7 +31,8 @@
 //! * [`cache`]: keys and generations, the memory tier, the tiers below it (disk);
 //! * `client`: [`Host`], [`Connection`], the read, stream and execute builders;
 //! * [`export`]: the output formats, the terminal table, atomic writes;
-//! * [`cli`]: the command line;
+//! * [`cli`]: the command line: arguments (`mod.rs`), what a user types for a connection
+//!   (`params`), the commands (`commands`);
 //! * `sys`: the only `unsafe`: plugin libraries and their Arrow streams, mapped files.
 #![deny(unsafe_code)]
 
@@ -41,8 +42,8 @@ mod client;
 pub mod config;
 pub mod duration;
 mod error;
-pub mod fuzzing;
 pub mod export;
+pub mod fuzzing;
 mod plugin;
 mod sys;
 mod util;

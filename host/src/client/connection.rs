@@ -13,7 +13,7 @@ use plugboard_api::{ErrorKind, PluginError};
 
 use crate::cache::ResultCache;
 use crate::cache::state::Slot;
-use crate::config::secrets::Redactor;
+use crate::config::secrets::{self, Redactor};
 use crate::error::{Error, Result};
 use crate::sys::loader::{LoadedPlugin, PluginConnection};
 
@@ -190,8 +190,10 @@ impl ConnShared {
     }
 
     pub(super) fn error(&self, e: &PluginError, attempts: u32) -> Error {
-        let mut err = Error::plugin(&self.name, &self.plugin.manifest.name, e, |m| {
-            self.redactor.redact(m)
+        let plugin = &self.plugin.manifest.name;
+        let mut err = Error::plugin(&self.name, plugin, e, |m| {
+            // This connection's secrets, then those of every connection of the plugin.
+            secrets::redact_plugin_text(plugin, &self.redactor.redact(m))
         });
         if let Error::Plugin { attempts: a, .. } = &mut err {
             *a = attempts;

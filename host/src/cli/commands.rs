@@ -1,0 +1,315 @@
+//! The commands: `query`/`read`, `exec`, `plugins`, `connections`, `cache`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::params::{connect, option_value, parse_param};
+use super::{ExecArgs, ReadArgs};
+use crate::Host;
+use crate::export::{self as output, Format};
+
+/// The disk tier as the environment configures it; `cache` commands need no plugins.
+pub(super) fn disk_cache() -> anyhow::Result<crate::DiskCache> {
+    let dir = crate::disk::default_dir()
+        .context("cannot tell where the cache is: set PLUGBOARD_CACHE_DIR or HOME")?;
+    let max = crate::disk::default_max_bytes().map_err(anyhow::Error::msg)?;
+    crate::DiskCache::open(dir, max).map_err(|e| anyhow::anyhow!("cache: {e}"))
+}
+
+pub(super) fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
+    use crate::disk::show_bytes;
+    let stats = disk.stats();
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["connection", "entries", "size"]);
+    for (name, usage) in &stats.connections {
+        table.add_row([
+            name.clone(),
+            usage.entries.to_string(),
+            show_bytes(usage.bytes),
+        ]);
+    }
+    table.add_row([
+        "total".to_owned(),
+        stats.total.entries.to_string(),
+        format!(
+            "{} of {}",
+            show_bytes(stats.total.bytes),
+            show_bytes(stats.max_bytes)
+        ),
+    ]);
+    for column in 1..3 {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    println!("{table}");
+    let expired = match stats.expired {
+        0 => String::new(),
+        n => format!(
+            "; {n} expired entr{} awaiting removal",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
+    println!("in {}{expired}", stats.dir.display());
+    Ok(())
+}
+
+pub(super) fn cache_clear(
+    disk: &crate::DiskCache,
+    connection: Option<(&crate::Host, &str)>,
+) -> anyhow::Result<()> {
+    let cached: Vec<String> = match connection {
+        Some(_) => disk.stats().connections.into_keys().collect(),
+        None => Vec::new(),
+    };
+    let removed = match connection {
+        Some((host, name)) => host.clear_cache(Some(name))?.disk,
+        None => disk.clear(),
+    };
+    let connection = connection.map(|(_, name)| name);
+    let what = match connection {
+        Some(c) => format!(" of {c:?}"),
+        None => String::new(),
+    };
+    println!(
+        "removed {} cached result{}{what} ({}) from {}",
+        removed.entries,
+        if removed.entries == 1 { "" } else { "s" },
+        crate::disk::show_bytes(removed.bytes),
+        disk.dir().display()
+    );
+    if let Some(c) = connection
+        && removed.entries == 0
+        && !cached.is_empty()
+    {
+        println!(
+            "nothing is cached for {c:?}; cached connections: {}",
+            cached.join(", ")
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
+    let format = match (args.format, &args.output) {
+        (Some(f), _) => f,
+        (None, Some(path)) => Format::from_path(path).with_context(|| {
+            format!(
+                "cannot tell the format of {} from its extension; pass --format",
+                path.display()
+            )
+        })?,
+        (None, None) if std::io::stdout().is_terminal() => Format::Table,
+        (None, None) => Format::Csv,
+    };
+    if format.is_binary() && args.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("{format:?} output is binary: write it to a file with --output PATH, or pipe it");
+    }
+    let params = args
+        .param
+        .iter()
+        .map(|p| parse_param(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ttl: Option<Duration> = args
+        .ttl
+        .as_deref()
+        .map(crate::duration::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+
+    let conn = connect(host, &args.conn)?;
+    let mut read = conn.query(&args.query).params(params);
+    if let Some(ttl) = ttl {
+        read = read.ttl(ttl);
+    }
+    if let Some(n) = args.limit {
+        read = read.limit(n);
+    }
+    for option in &args.option {
+        let (key, value) = option
+            .split_once('=')
+            .with_context(|| format!("--option {option:?}: expected KEY=VALUE"))?;
+        read = read.option(key.trim(), option_value(value));
+    }
+    read = read.refresh(args.refresh);
+    if format.streams() {
+        // Batch by batch: an export of any size holds one batch at a time.
+        let mut stream = read.stream()?;
+        let schema = stream.schema().clone();
+        match &args.output {
+            Some(path) => {
+                output::write_stream_file(&mut stream, &schema, format, path)?;
+            }
+            None => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                output::write_stream(&mut stream, &schema, format, &mut out)?;
+                out.flush().context("writing to standard output")?;
+            }
+        }
+        return Ok(());
+    }
+    let (df, _) = read.fetch_shared()?;
+    match &args.output {
+        Some(path) => output::write_file(&df, format, path)?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            output::write(&df, format, &mut out)?;
+            out.flush().context("writing to standard output")?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
+    let conn = connect(host, &args.conn)?;
+    let mut statements = args.statements.iter();
+    let first = statements.next().context("no statement given")?;
+    let mut exec = conn.execute(first.as_str());
+    for s in statements {
+        exec = exec.statement(s.as_str());
+    }
+    for p in &args.param {
+        let (name, value) = parse_param(p)?;
+        exec = exec.param(&name, value);
+    }
+    let n = exec.run()?;
+    println!("{n} row{} affected", if n == 1 { "" } else { "s" });
+    Ok(())
+}
+
+pub(super) fn list_plugins(host: &Host) -> anyhow::Result<()> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["plugin", "version", "api", "kinds", "schemes", "path"]);
+    for p in host.plugins() {
+        table.add_row([
+            p.manifest.name.clone(),
+            p.manifest.version.clone(),
+            // The plugboard-api it was built against; "(inferred)" before 1.4 recorded it.
+            p.api.to_string(),
+            p.manifest.kinds.join(", "),
+            p.manifest.schemes.join(", "),
+            p.path.display().to_string(),
+        ]);
+    }
+    println!("{table}");
+    match host.plugins_file() {
+        Some(f) => println!("from {}", f.display()),
+        None => println!("no plugins.toml found (pass --plugins or set PLUGBOARD_PLUGINS)"),
+    }
+    let errors = host.load_errors();
+    if !errors.is_empty() {
+        bail!(
+            "{} plugin{} failed to load: {}",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn pin_plugins(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let path = path.map_or_else(
+        || PathBuf::from("plugins.toml"),
+        std::path::Path::to_path_buf,
+    );
+    let pins = crate::config::pin(&path)?;
+    for (lib, digest) in &pins {
+        println!("{digest}  {}", lib.display());
+    }
+    println!(
+        "pinned {} plugin{} in {}; a library that changes will be refused until pinned again",
+        pins.len(),
+        if pins.len() == 1 { "" } else { "s" },
+        path.display()
+    );
+    Ok(())
+}
+
+pub(super) fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
+    let plugin = crate::sys::loader::load(path).map_err(|reason| crate::Error::Load {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let m = &plugin.manifest;
+    println!("path:        {}", plugin.path.display());
+    println!("plugin:      {} {}", m.name, m.version);
+    // The major is the host's (a plugin of another major does not load); the release is
+    // the plugin's own record (1.4+), else what its capabilities say.
+    println!(
+        "api version: {}, built with plugboard-api {}",
+        plugboard_api::API_VERSION,
+        plugin.api
+    );
+    println!("kinds:       {}", m.kinds.join(", "));
+    println!("schemes:     {}", m.schemes.join(", "));
+    if m.config.is_empty() {
+        println!("config keys: (not declared; the plugin checks its own config)");
+    } else {
+        let keys: Vec<&str> = m.config.iter().map(|k| k.name.as_str()).collect();
+        println!("config keys: {}", keys.join(", "));
+        let secret: Vec<&str> = m
+            .config
+            .iter()
+            .filter(|k| k.secret)
+            .map(|k| k.name.as_str())
+            .collect();
+        println!("secret keys: {}", secret.join(", "));
+    }
+    if !m.description.is_empty() {
+        println!("description: {}", m.description);
+    }
+    // The checks that need no inputs from the plugin; each connector's own tests run the
+    // full suite with its working config and queries.
+    let module = plugboard_api::ffi::Module::load(&plugin.path).map_err(anyhow::Error::msg)?;
+    let report = plugboard_api::conformance::run_basic(module);
+    print!("{report}");
+    let failed = report.checks.iter().filter(|c| c.outcome.is_err()).count();
+    if failed > 0 {
+        bail!(
+            "{} failed {failed} conformance check{}",
+            m.name,
+            if failed == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn list_connections(host: &Host) -> anyhow::Result<()> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["connection", "plugin", "settings"]);
+    for c in host.describe_connections() {
+        let settings = c
+            .table
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let plugin = match c.plugin {
+            Ok(p) => p,
+            Err(e) => format!("none: {e}"),
+        };
+        table.add_row([c.name, plugin, settings]);
+    }
+    println!("{table}");
+    let files = host.secrets_files();
+    if files.is_empty() {
+        println!("no secrets file found");
+    } else {
+        let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        println!("from {}", shown.join(" < "));
+    }
+    Ok(())
+}
