@@ -1,7 +1,5 @@
 //! Small helpers that every layer uses and that depend on nothing else in the crate.
 
-use std::collections::BTreeMap;
-
 /// The candidate closest to `name` by edit distance, if it is close enough to be a typo.
 pub(crate) fn closest<'a>(
     name: &str,
@@ -14,21 +12,9 @@ pub(crate) fn closest<'a>(
         .map(|(_, c)| c)
 }
 
-/// JSON with object keys sorted at every level, so equal tables give equal text.
-pub(crate) fn canonical_json(value: &serde_json::Value) -> String {
-    fn sort(v: &serde_json::Value) -> serde_json::Value {
-        match v {
-            serde_json::Value::Object(m) => {
-                let sorted: BTreeMap<&String, serde_json::Value> =
-                    m.iter().map(|(k, v)| (k, sort(v))).collect();
-                serde_json::Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
-            }
-            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sort).collect()),
-            other => other.clone(),
-        }
-    }
-    sort(value).to_string()
-}
+/// JSON with object keys sorted at every level, so equal tables give equal text: the same
+/// function plugins use for their targets.
+pub(crate) use plugboard_api::canonical_json;
 
 #[cfg(test)]
 mod tests {

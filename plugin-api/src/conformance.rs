@@ -366,7 +366,7 @@ fn check_target(
         Some(m) if !m.is_empty() => {}
         _ => return Err(format!("{text:?} is not a non-empty JSON object")),
     }
-    if crate::target::canonical(&value) != text {
+    if crate::target::canonical_json(&value) != text {
         return Err(format!(
             "{text:?} is not canonical (keys sorted, no whitespace: use Target::to_json)"
         ));

@@ -82,7 +82,7 @@ pub use log;
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
 pub use crate::release::{API_RELEASE, ApiRelease};
-pub use crate::target::Target;
+pub use crate::target::{Target, canonical_json};
 pub use crate::types::{
     ConfigKey, ConnectRequest, ExecuteRequest, KeyType, Manifest, Params, ReadRequest, Statement,
     Value,

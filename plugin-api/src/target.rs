@@ -88,7 +88,7 @@ impl Target {
     /// Canonical JSON: one object, keys sorted at every level, no whitespace. Equal targets
     /// give equal text.
     pub fn to_json(&self) -> String {
-        canonical(&serde_json::Value::Object(
+        canonical_json(&serde_json::Value::Object(
             self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         ))
     }
@@ -101,8 +101,9 @@ impl fmt::Debug for Target {
 }
 
 /// `value` as JSON text with object keys sorted at every level (whatever order serde_json
-/// keeps them in, which depends on its `preserve_order` feature).
-pub(crate) fn canonical(value: &serde_json::Value) -> String {
+/// keeps them in, which depends on its `preserve_order` feature), so equal values give
+/// equal text. The host keys its caches with the same function.
+pub fn canonical_json(value: &serde_json::Value) -> String {
     fn sort(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => {

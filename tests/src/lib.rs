@@ -155,6 +155,18 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
 
+    /// Where `-v` says the read's result came from: `memory hit`, `disk hit` or `miss`
+    /// (asserting it says exactly one).
+    pub fn outcome(&self) -> &'static str {
+        let err = self.stderr();
+        let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
+            .into_iter()
+            .filter(|o| err.contains(&format!(": {o}")))
+            .collect();
+        assert_eq!(found.len(), 1, "expected one outcome in the log: {err}");
+        found[0]
+    }
+
     /// Asserts success and returns stdout.
     pub fn ok(&self) -> String {
         assert!(

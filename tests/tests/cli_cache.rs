@@ -33,23 +33,13 @@ fn echo_value(p: &Project, v: &str, extra: &[&str]) -> (String, Run) {
     (pid, run)
 }
 
-fn outcome(run: &Run) -> &'static str {
-    let err = run.stderr();
-    let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
-        .into_iter()
-        .filter(|o| err.contains(&format!(": {o}")))
-        .collect();
-    assert_eq!(found.len(), 1, "expected one outcome in the log: {err}");
-    found[0]
-}
-
 #[test]
 fn two_processes_share_a_disk_entry_until_its_ttl() {
     let p = project();
     let (first, run) = echo_value(&p, "1", &["--ttl", "1h"]);
-    assert_eq!(outcome(&run), "miss");
+    assert_eq!(run.outcome(), "miss");
     let (second, run) = echo_value(&p, "1", &["--ttl", "1h"]);
-    assert_eq!(outcome(&run), "disk hit");
+    assert_eq!(run.outcome(), "disk hit");
     assert_eq!(second, first, "served what the first process read");
     let log = run.stderr();
     assert!(
@@ -58,25 +48,25 @@ fn two_processes_share_a_disk_entry_until_its_ttl() {
     );
 
     // Another param is another key; a read without a TTL is not cached across runs.
-    assert_eq!(outcome(&echo_value(&p, "2", &["--ttl", "1h"]).1), "miss");
-    assert_eq!(outcome(&echo_value(&p, "3", &[]).1), "miss");
-    assert_eq!(outcome(&echo_value(&p, "3", &[]).1), "miss");
+    assert_eq!(echo_value(&p, "2", &["--ttl", "1h"]).1.outcome(), "miss");
+    assert_eq!(echo_value(&p, "3", &[]).1.outcome(), "miss");
+    assert_eq!(echo_value(&p, "3", &[]).1.outcome(), "miss");
 
     // After the TTL the next process reads again.
     let (a, _) = echo_value(&p, "4", &["--ttl", "1s"]);
     let (b, run) = echo_value(&p, "4", &["--ttl", "1s"]);
-    assert_eq!((outcome(&run), &b), ("disk hit", &a));
+    assert_eq!((run.outcome(), &b), ("disk hit", &a));
     std::thread::sleep(Duration::from_millis(1100));
     let (c, run) = echo_value(&p, "4", &["--ttl", "1s"]);
-    assert_eq!(outcome(&run), "miss");
+    assert_eq!(run.outcome(), "miss");
     assert_ne!(c, a);
 
     // --refresh reads again and replaces the entry.
     let (d, run) = echo_value(&p, "1", &["--ttl", "1h", "--refresh"]);
-    assert_eq!(outcome(&run), "miss");
+    assert_eq!(run.outcome(), "miss");
     assert_ne!(d, first);
     let (e, run) = echo_value(&p, "1", &["--ttl", "1h"]);
-    assert_eq!((outcome(&run), e), ("disk hit", d));
+    assert_eq!((run.outcome(), e), ("disk hit", d));
 }
 
 #[test]
@@ -102,7 +92,7 @@ fn damaged_entries_are_misses_and_are_replaced() {
     for (what, bytes) in damages {
         std::fs::write(path, &bytes).expect("damage the entry");
         let (pid, run) = echo_value(&p, "1", &["--ttl", "1h"]);
-        assert_eq!(outcome(&run), "miss", "{what}: a miss, not an error");
+        assert_eq!(run.outcome(), "miss", "{what}: a miss, not an error");
         assert_ne!(pid, last, "{what}: read again");
         assert!(
             run.stderr().contains("ignoring damaged entry"),
@@ -111,7 +101,7 @@ fn damaged_entries_are_misses_and_are_replaced() {
         );
         let (again, run) = echo_value(&p, "1", &["--ttl", "1h"]);
         assert_eq!(
-            (outcome(&run), &again),
+            (run.outcome(), &again),
             ("disk hit", &pid),
             "{what}: the entry was replaced"
         );
@@ -141,9 +131,9 @@ fn the_byte_bound_evicts_the_oldest_entries() {
         run(v).ok();
     }
     assert_eq!(p.cache_entries().len(), 2, "2.5 entries' worth keeps 2");
-    assert_eq!(outcome(&run("4")), "disk hit", "the newest stays");
-    assert_eq!(outcome(&run("3")), "disk hit");
-    assert_eq!(outcome(&run("1")), "miss", "the oldest went first");
+    assert_eq!(run("4").outcome(), "disk hit", "the newest stays");
+    assert_eq!(run("3").outcome(), "disk hit");
+    assert_eq!(run("1").outcome(), "miss", "the oldest went first");
 
     let stats = p
         .cli(
@@ -192,7 +182,7 @@ fn exec_drops_the_cached_results_for_the_next_process() {
                 "-v"
             ]
         );
-        (run.ok(), outcome(&run))
+        (run.ok(), run.outcome())
     };
     assert_eq!(count(), ("n\n1\n".to_owned(), "miss"));
     assert_eq!(count(), ("n\n1\n".to_owned(), "disk hit"));
@@ -289,7 +279,7 @@ fn eight_processes_race_on_one_key() {
                             "worker {w} run {i} saw a torn entry: {}",
                             run.stderr()
                         );
-                        seen.push(outcome(&run));
+                        seen.push(run.outcome());
                     }
                     seen
                 })

@@ -7,17 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use plugboard_tests::{Project, Run, cli, int, pg};
-
-fn outcome(run: &Run) -> &'static str {
-    let err = run.stderr();
-    let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
-        .into_iter()
-        .filter(|o| err.contains(&format!(": {o}")))
-        .collect();
-    assert_eq!(found.len(), 1, "expected one outcome in the log: {err}");
-    found[0]
-}
+use plugboard_tests::{Project, cli, int, pg};
 
 fn pg_project(table: &str) -> Project {
     let db = pg::scratch();
@@ -190,10 +180,10 @@ fn a_slow_read_in_one_process_is_not_served_after_a_write_in_another() {
     cli!(p, ["exec", "pg", "UPDATE race_procs SET v = 5"]).ok();
     let a = a.join().expect("join");
     assert_eq!(a.ok(), "v\n0\n", "A read before the write");
-    assert_eq!(outcome(&a), "miss");
+    assert_eq!(a.outcome(), "miss");
     let c = cli!(p, ["query", "pg", slow, "--format", "csv", "-v"]);
     assert_eq!(c.ok(), "v\n5\n", "C began after the write: {}", c.stderr());
-    assert_eq!(outcome(&c), "miss");
+    assert_eq!(c.outcome(), "miss");
 }
 
 /// `cache clear db` drops this project's `db`, not another project's connection that is
@@ -230,7 +220,7 @@ fn cache_clear_drops_only_this_projects_connection() {
             &env,
         );
         run.ok();
-        assert_eq!(outcome(&run), "miss");
+        assert_eq!(run.outcome(), "miss");
     }
     let out = a.cli(bin, &["cache", "clear", "db"], &env).ok();
     assert!(
@@ -239,12 +229,12 @@ fn cache_clear_drops_only_this_projects_connection() {
     );
     let query = ["query", "db", "SELECT x FROM t", "--ttl", "1h", "-v"];
     assert_eq!(
-        outcome(&b.cli(bin, &query, &env)),
+        b.cli(bin, &query, &env).outcome(),
         "disk hit",
         "b's db keeps its entry"
     );
     assert_eq!(
-        outcome(&a.cli(bin, &query, &env)),
+        a.cli(bin, &query, &env).outcome(),
         "miss",
         "a's db was cleared"
     );
@@ -288,7 +278,7 @@ fn non_finite_parameters_do_not_share_a_key() {
         );
         let out = run.ok();
         assert_eq!(
-            outcome(&run),
+            run.outcome(),
             "miss",
             "{v} was served another parameter's result: {out}"
         );

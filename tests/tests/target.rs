@@ -10,7 +10,7 @@ use std::process::Command;
 
 use plugboard_api::ConnectRequest;
 use plugboard_api::ffi::Module;
-use plugboard_tests::{Project, Run, capture_logs, lib, pg};
+use plugboard_tests::{Project, capture_logs, lib, pg};
 
 /// What the host's loader logs when a plugin reports its target.
 const REPORTED: &str = "the plugin reports what it connected to";
@@ -216,17 +216,7 @@ fn echo_value(p: &Project, env: &str) -> (&'static str, String) {
         .and_then(|row| row.rsplit(',').next())
         .unwrap_or_default()
         .to_owned();
-    (outcome(&run), pid)
-}
-
-fn outcome(run: &Run) -> &'static str {
-    let err = run.stderr();
-    let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
-        .into_iter()
-        .filter(|o| err.contains(&format!(": {o}")))
-        .collect();
-    assert_eq!(found.len(), 1, "expected one outcome in the log: {err}");
-    found[0]
+    (run.outcome(), pid)
 }
 
 #[test]
@@ -329,15 +319,15 @@ fn postgres_pgdatabase_picks_the_database_and_the_cache_entry() {
     };
     let run = query(&a);
     assert_eq!(run.ok(), format!("v\nrows of {a}\n"));
-    assert_eq!(outcome(&run), "miss");
+    assert_eq!(run.outcome(), "miss");
     let run = query(&b);
     assert_eq!(
         run.ok(),
         format!("v\nrows of {b}\n"),
         "PGDATABASE={b} reads {b}, not a's cached rows"
     );
-    assert_eq!(outcome(&run), "miss");
+    assert_eq!(run.outcome(), "miss");
     let run = query(&a);
     assert_eq!(run.ok(), format!("v\nrows of {a}\n"));
-    assert_eq!(outcome(&run), "disk hit", "a's entry is still a's");
+    assert_eq!(run.outcome(), "disk hit", "a's entry is still a's");
 }
