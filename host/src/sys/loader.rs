@@ -676,7 +676,7 @@ impl Batches {
             return Err(last_error(&mut stream, status, None));
         }
         // SAFETY: the producer filled `schema` per the C data interface.
-        let field = unsafe { import_field_from_c(&schema) }
+        let field = guarded("unreadable schema", || unsafe { import_field_from_c(&schema) })?
             .map_err(|e| malformed(format!("unreadable schema: {e}")))?;
         drop(schema);
         let ArrowDataType::Struct(fields) = field.dtype.to_storage().clone() else {
@@ -743,8 +743,11 @@ impl Batches {
         unsafe { validate(raw, &self.dtype, "batch")? };
         // SAFETY: validated against `dtype` above; ownership moves to polars, whose buffers
         // keep the producer's array alive and call its `release` when dropped.
-        let imported = unsafe { import_array_from_c(array, self.dtype.clone()) }
-            .map_err(|e| malformed(format!("cannot import a batch: {e}")))?;
+        let dtype = self.dtype.clone();
+        let imported = guarded("cannot import a batch", || unsafe {
+            import_array_from_c(array, dtype)
+        })?
+        .map_err(|e| malformed(format!("cannot import a batch: {e}")))?;
         let Some(batch) = imported.as_any().downcast_ref::<StructArray>() else {
             return Err(malformed("a batch is not a struct array"));
         };
@@ -809,6 +812,21 @@ pub(crate) fn import_for_fuzzing(
 
 /// The first part of `dtype` that polars (as this host builds it) cannot import; polars
 /// would panic on it.
+/// Runs one of polars' imports, which `unwrap` some things a foreign producer can get
+/// wrong (a name or format that is not UTF-8): a panic there is a malformed stream, never
+/// the host's end. (Whatever the import had taken ownership of may leak; nothing is freed
+/// twice, since the producer's `release` runs only from polars' own `Drop`.)
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, PluginError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let why = p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        malformed(format!("{what}: {why}"))
+    })
+}
+
 fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {
     use ArrowDataType as A;
     match dtype {
@@ -837,8 +855,21 @@ fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {
         | A::Duration(_)
         | A::Time32(_)
         | A::Time64(_) => None,
-        A::Decimal(precision, _) if *precision <= 38 => None,
+        // polars takes 1 to 38 digits, with a scale of at most the precision, and asserts
+        // it when the column is written out: anything else is refused at the boundary.
+        A::Decimal(precision, scale) if (1..=38).contains(precision) && scale <= precision => {
+            None
+        }
         A::List(f) | A::LargeList(f) => unsupported(&f.dtype),
+        // polars cannot hold a struct with two fields of one name (it asserts).
+        A::Struct(fields)
+            if fields
+                .iter()
+                .enumerate()
+                .any(|(i, f)| fields[..i].iter().any(|g| g.name == f.name)) =>
+        {
+            Some(dtype)
+        }
         A::Struct(fields) => fields.iter().find_map(|f| unsupported(&f.dtype)),
         other => Some(other),
     }

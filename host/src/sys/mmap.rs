@@ -53,13 +53,21 @@ pub(crate) fn read_ipc_entry(
             format!(
                 "size {} does not match the header's {}",
                 map.len(),
-                offset as u64 + payload_len
+                (offset as u64).saturating_add(payload_len)
             )
         })?;
     let actual = xxhash_rust::xxh3::xxh3_128(payload);
     if actual != checksum {
         return Err("checksum mismatch".to_owned());
     }
+    // polars' IPC reader asserts things (`todo!()` for some types, slice bounds) that a
+    // damaged entry with a matching checksum could still break: any panic is a damaged
+    // entry, a miss.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || decode(map, offset)))
+        .map_err(|_| "unreadable IPC payload".to_owned())?
+}
+
+fn decode(map: Mmap, offset: usize) -> Result<DataFrame, String> {
     let window = Arc::new(Window { map, offset });
     let metadata = read_file_metadata(&mut Cursor::new(window.as_ref().as_ref()))
         .map_err(|e| format!("unreadable IPC footer: {e}"))?;
