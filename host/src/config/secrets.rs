@@ -520,9 +520,13 @@ fn url_spans(text: &str, spans: &mut Vec<Range<usize>>) {
     while let Some(found) = text[from..].find("://") {
         let at = from + found;
         from = at + 3;
+        // Just past the last character that cannot be in a scheme (which may be wider
+        // than one byte).
         let scheme_start = text[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-            .map_or(0, |p| p + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |(p, c)| p + c.len_utf8());
         let scheme = &text[scheme_start..at];
         if scheme.is_empty() {
             continue;
@@ -1079,6 +1083,20 @@ impl fmt::Display for PluginText<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_after_a_wide_character_is_still_scanned() {
+        // Found by the secrets_toml fuzz target: slicing inside a 3-byte character panicked.
+        let text = "postgres\u{fffd}ql://user:p%40s@host:5432/db?sslmode=require&sslpassword=x";
+        let spans = secret_spans(text, |c| c.is_whitespace());
+        assert!(
+            spans
+                .iter()
+                .all(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+        );
+        let hidden: Vec<&str> = spans.iter().map(|r| &text[r.clone()]).collect();
+        assert!(hidden.contains(&"p%40s"), "{hidden:?}");
+    }
 
     fn secrets(files: &[(&str, &str)]) -> Secrets {
         let mut s = Secrets::default();
