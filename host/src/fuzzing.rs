@@ -505,8 +505,10 @@ fn write_everything(df: &DataFrame, batch: usize) {
     ] {
         let _ = output::write(df, format, &mut Vec::new());
     }
+    // At most 8 batches: a batched Parquet writer per row is slow, not more thorough.
+    let height = df.height();
+    let batch = batch.max(height.div_ceil(8));
     for format in [Format::Csv, Format::Ndjson, Format::Parquet, Format::Arrow] {
-        let height = df.height();
         let batches = (0..height.max(1))
             .step_by(batch)
             .map(|at| Ok(df.slice(at as i64, batch)));
@@ -516,10 +518,8 @@ fn write_everything(df: &DataFrame, batch: usize) {
 
 /// What the disk tier gives back for a stored frame must be that frame.
 fn disk_round_trip(df: &DataFrame) {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STORED: AtomicU64 = AtomicU64::new(0);
-    let n = STORED.fetch_add(1, Ordering::Relaxed);
-    let key = crate::cache::key::key([b"fuzz".as_slice(), &n.to_le_bytes()]);
+    // One key: each store replaces the last, so the folder does not grow.
+    let key = crate::cache::key::key([b"fuzz".as_slice()]);
     let ttl = Duration::from_secs(3600);
     with_disk(|disk| {
         if disk.store(&key, "fuzz", "fuzz|id", df, ttl).is_err() {
@@ -556,7 +556,8 @@ fn disk_round_trip(df: &DataFrame) {
     });
 }
 
-const MAX_ROWS: usize = 300;
+/// Past the 100 rows a table shows in full (it then shows a head and a tail).
+const MAX_ROWS: usize = 120;
 
 fn frame(input: &mut Input<'_>) -> Option<DataFrame> {
     let columns = input.below(6);
@@ -570,6 +571,10 @@ fn frame(input: &mut Input<'_>) -> Option<DataFrame> {
     let mut out = Vec::new();
     for i in 0..columns {
         let dtype = arrow_type(input, 0);
+        // Only what the loader lets through reaches the output formats.
+        if crate::sys::loader::refuses(&dtype) {
+            return None;
+        }
         let mut name = String::from_utf8_lossy(input.short(6)).into_owned();
         if names.contains(&name) {
             name = format!("{name}_{i}");
@@ -804,6 +809,18 @@ pub fn arrow_import(data: &[u8]) {
 
 /// Decodes a stream from `input` and imports it.
 fn import(input: &mut Input<'_>) -> Result<Vec<DataFrame>, plugboard_api::PluginError> {
+    let (stream, by_batch) = stream_spec(input);
+    crate::sys::fuzz_stream::import(stream, by_batch)
+}
+
+/// What an `arrow_import` input hands the host: the stream it describes, for whoever
+/// investigates a crash.
+pub fn describe_arrow_import(data: &[u8]) -> String {
+    let (stream, by_batch) = stream_spec(&mut Input::new(data));
+    format!("imported by batch: {by_batch}\n{stream:#?}")
+}
+
+fn stream_spec(input: &mut Input<'_>) -> (StreamSpec, bool) {
     let flags = input.byte();
     let by_batch = flags & 1 != 0;
     let (spec, table) = if flags & 0xC0 == 0xC0 {
@@ -841,7 +858,7 @@ fn import(input: &mut Input<'_>) -> Result<Vec<DataFrame>, plugboard_api::Plugin
         no_get_last_error: flags & 0x10 != 0,
         released: flags & 0x3C == 0x0C,
     };
-    crate::sys::fuzz_stream::import(stream, by_batch)
+    (stream, by_batch)
 }
 
 /// What the import let through must be what polars can trust: UTF-8 text, and null counts

@@ -4,8 +4,8 @@
 //! message and location. A crash stays in `fuzz/artifacts/` once fixed, so a regression
 //! fails here. See the README's "Fuzzing" for running the fuzzers themselves.
 //!
-//! `cargo test --test fuzz_corpus -- --ignored write_seeds` rewrites the hand-made seeds
-//! (`seed-*` files) of every corpus but PostgreSQL's (`fuzz_corpus_postgres.rs`).
+//! `seeds_are_current` checks the hand-made seeds (`seed-*` files) of every corpus but
+//! PostgreSQL's (`fuzz_corpus_postgres.rs`); `PLUGBOARD_WRITE_SEEDS=1` rewrites them.
 
 mod fuzz_replay;
 
@@ -50,8 +50,9 @@ replays! {
 
 // ----------------------------------------------------------------------------------------
 #[test]
-#[ignore = "rewrites fuzz/corpus/*/seed-*; run by hand"]
-fn write_seeds() {
+/// The hand-made seeds are what their generators make (`PLUGBOARD_WRITE_SEEDS=1`
+/// rewrites them).
+fn seeds_are_current() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     // Secrets files: the example, and the README's sections.
     let example = std::fs::read(repo.join("examples/secrets.toml")).expect("example secrets");

@@ -20,7 +20,7 @@ use plugboard_api::ffi::FfiArrowArrayStream;
 use polars::prelude::DataFrame;
 
 /// An `ArrowSchema` to hand over.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct SchemaSpec {
     /// The format string, without its NUL (an interior NUL ends it, as in C).
     pub format: Vec<u8>,
@@ -36,7 +36,7 @@ pub(crate) struct SchemaSpec {
 }
 
 /// One buffer of an `ArrowArray`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct BufferSpec {
     /// `None`: a null pointer.
     pub bytes: Option<Vec<u8>>,
@@ -57,6 +57,42 @@ pub(crate) struct ArraySpec {
     /// A null `children` pointer even though `n_children` says otherwise.
     pub null_children: bool,
     pub dictionary: Option<Box<ArraySpec>>,
+}
+
+/// Bytes as text with escapes, for `Debug`.
+fn shown(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+impl std::fmt::Debug for SchemaSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("SchemaSpec");
+        d.field("format", &shown(&self.format))
+            .field("name", &self.name.as_deref().map(shown))
+            .field("metadata", &self.metadata.as_deref().map(shown))
+            .field("flags", &self.flags);
+        if self.null_children {
+            d.field("null_children", &true);
+        }
+        d.field("children", &self.children)
+            .field("dictionary", &self.dictionary)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for BufferSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.bytes {
+            None => f.write_str("null"),
+            Some(b) => write!(
+                f,
+                "{} bytes{}: {}",
+                b.len(),
+                if self.misaligned { " (misaligned)" } else { "" },
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
+        }
+    }
 }
 
 /// What one `get_next` call does.

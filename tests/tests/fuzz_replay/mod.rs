@@ -151,10 +151,24 @@ fn in_child(target: &str, file: &Path) -> Option<String> {
 
 // Seeds: real examples to start each corpus from.
 
+/// Checks that the hand-made seed `seed-NAME` of `target` is what its generator makes now;
+/// with `PLUGBOARD_WRITE_SEEDS=1`, writes it instead.
 pub fn write_seed(target: &str, name: &str, data: &[u8]) {
     let dir = fuzz_dir().join("corpus").join(target);
-    std::fs::create_dir_all(&dir).expect("corpus folder");
-    std::fs::write(dir.join(format!("seed-{name}")), data).expect("write a seed");
+    let path = dir.join(format!("seed-{name}"));
+    if std::env::var_os("PLUGBOARD_WRITE_SEEDS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(&dir).expect("corpus folder");
+        std::fs::write(&path, data).expect("write a seed");
+        return;
+    }
+    let on_disk = std::fs::read(&path).unwrap_or_default();
+    // A disk entry carries the time it was made: the same seed, never the same bytes.
+    let timed = target == "disk_entry";
+    assert!(
+        on_disk == data || (timed && !on_disk.is_empty()),
+        "{} is not what its generator makes; rewrite the seeds with PLUGBOARD_WRITE_SEEDS=1",
+        path.display()
+    );
 }
 
 /// A deterministic byte stream for the seeds of the binary targets.
