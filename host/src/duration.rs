@@ -30,6 +30,34 @@ pub fn from_toml(value: &toml::Value) -> Result<Duration, String> {
     }
 }
 
+/// A duration as a person reads it: `2s`, `500ms`, `1.5s`, `10m`, `1h 30m`.
+pub fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        return if ms.is_multiple_of(1000) {
+            format!("{secs}s")
+        } else {
+            format!("{:.1}s", d.as_secs_f64())
+        };
+    }
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = Vec::new();
+    if h > 0 {
+        out.push(format!("{h}h"));
+    }
+    if m > 0 {
+        out.push(format!("{m}m"));
+    }
+    if s > 0 {
+        out.push(format!("{s}s"));
+    }
+    out.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +76,14 @@ mod tests {
             Ok(Duration::from_secs(5))
         );
         assert!(from_toml(&toml::Value::Integer(-5)).is_err());
+    }
+
+    #[test]
+    fn shown() {
+        assert_eq!(show(Duration::from_millis(250)), "250ms");
+        assert_eq!(show(Duration::from_secs(2)), "2s");
+        assert_eq!(show(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(show(Duration::from_secs(5400)), "1h 30m");
+        assert_eq!(show(Duration::from_secs(61)), "1m 1s");
     }
 }

@@ -58,6 +58,17 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// An isolated plugin's worker failed: it crashed, exited, or did not answer in time
+    /// (and was stopped).
+    #[error("plugin {plugin:?} {failure} while {during} connection {connection:?}{}", if *stopped { "; its worker was stopped" } else { "" })]
+    Worker {
+        plugin: String,
+        connection: String,
+        failure: String,
+        during: &'static str,
+        stopped: bool,
+    },
+
     #[error("invalid argument: {0}")]
     Argument(String),
 

@@ -66,5 +66,7 @@ pub use crate::client::{
     ConnectOptions, Connection, ConnectionInfo, Execute, Host, HostBuilder, MAX_ATTEMPTS,
     PLUGIN_PATH_ENV, PLUGINS_ENV, RESERVED_KEYS, Read, SECRETS_ENV, Stream,
 };
+pub use crate::config::plugins::{Isolation, PLUGIN_PATH_ISOLATION_ENV};
 pub use crate::error::{Error, Result};
 pub use crate::plugin::PluginInfo;
+pub use crate::plugin::worker::WORKER_ENV;

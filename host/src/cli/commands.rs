@@ -186,7 +186,15 @@ pub(super) fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
 pub(super) fn list_plugins(host: &Host) -> anyhow::Result<()> {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["plugin", "version", "api", "kinds", "schemes", "path"]);
+    table.set_header([
+        "plugin",
+        "version",
+        "api",
+        "kinds",
+        "schemes",
+        "isolation",
+        "path",
+    ]);
     for p in host.plugins() {
         table.add_row([
             p.manifest.name.clone(),
@@ -195,6 +203,8 @@ pub(super) fn list_plugins(host: &Host) -> anyhow::Result<()> {
             p.api.to_string(),
             p.manifest.kinds.join(", "),
             p.manifest.schemes.join(", "),
+            // `process`: in a worker process of its own; `none`: in this one.
+            p.isolation.to_string(),
             p.path.display().to_string(),
         ]);
     }

@@ -164,6 +164,14 @@ struct ExecArgs {
 /// errors.
 pub fn main() -> std::process::ExitCode {
     use std::process::ExitCode;
+    let mut argv = std::env::args_os().skip(1);
+    if argv
+        .next()
+        .is_some_and(|a| a == crate::plugin::serve::WORKER_COMMAND)
+    {
+        return crate::plugin::serve::main(argv);
+    }
+    RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
     panic_report::install();
     let outcome = std::panic::catch_unwind(|| {
         let cli = match Cli::try_parse() {
@@ -183,6 +191,13 @@ pub fn main() -> std::process::ExitCode {
         eprintln!("error: {}", panic_report::describe(payload.as_ref()));
         ExitCode::FAILURE
     })
+}
+
+static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is the CLI (whose executable can also run plugin workers).
+pub(crate) fn is_running() -> bool {
+    RUNNING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A mistyped command line: clap's first line (what is wrong, naming the argument) and exit

@@ -15,7 +15,7 @@ use crate::cache::ResultCache;
 use crate::cache::state::Slot;
 use crate::config::secrets::{self, Redactor};
 use crate::error::{Error, Result};
-use crate::sys::loader::{LoadedPlugin, PluginConnection};
+use crate::plugin::{Plugin, PluginConnection, worker};
 
 /// Attempts for a call that keeps failing with `retryable` errors, unless the connection
 /// sets `retry_attempts`.
@@ -60,11 +60,13 @@ impl RetryPolicy {
 /// The resolved parameters of a connection.
 pub(crate) struct Resolved {
     pub name: String,
-    pub plugin: Arc<LoadedPlugin>,
+    pub plugin: Arc<Plugin>,
     pub table: toml::Table,
     pub ttl: Option<Duration>,
     pub connection_ttl: Option<Duration>,
     pub retry: RetryPolicy,
+    /// The connection's own, shorter `read_timeout` (isolated plugins only).
+    pub read_timeout: Option<Duration>,
     pub redactor: Redactor,
 }
 
@@ -73,7 +75,7 @@ type Handle = Arc<dyn PluginConnection>;
 /// What the host shares between every handle to one connection.
 pub(crate) struct ConnShared {
     pub(super) name: Arc<str>,
-    pub(super) plugin: Arc<LoadedPlugin>,
+    pub(super) plugin: Arc<Plugin>,
     /// Name, plugin and a keyed digest of the config: what the host knows before
     /// connecting. Invalidation and `cache clear NAME` go by it.
     pub(super) identity: Arc<str>,
@@ -90,6 +92,7 @@ pub(crate) struct ConnShared {
     pub(super) default_ttl: Option<Duration>,
     pub(super) connection_ttl: Option<Duration>,
     pub(super) retry: RetryPolicy,
+    pub(super) read_timeout: Option<Duration>,
     /// The plugin's connection and when it was opened.
     pub(super) handle: Mutex<Option<(Handle, Instant)>>,
     pub(super) results: Arc<ResultCache>,
@@ -116,6 +119,7 @@ impl ConnShared {
             default_ttl: r.ttl,
             connection_ttl: r.connection_ttl,
             retry: r.retry,
+            read_timeout: r.read_timeout,
             handle: Mutex::new(None),
             results,
         };
@@ -132,16 +136,23 @@ impl ConnShared {
     pub(super) fn handle(&self) -> std::result::Result<Handle, PluginError> {
         let mut slot = self.lock();
         if let Some((h, opened)) = &*slot {
-            if self.connection_ttl.is_none_or(|ttl| opened.elapsed() < ttl) {
+            if !h.is_live() {
+                tracing::debug!(connection = %self.name, "the plugin's worker was replaced; reconnecting");
+                slot.take();
+            } else if self.connection_ttl.is_none_or(|ttl| opened.elapsed() < ttl) {
                 return Ok(Arc::clone(h));
-            }
-            tracing::debug!(connection = %self.name, "connection_ttl passed; reconnecting");
-            if let Some((old, _)) = slot.take() {
-                old.close();
+            } else {
+                tracing::debug!(connection = %self.name, "connection_ttl passed; reconnecting");
+                if let Some((old, _)) = slot.take() {
+                    old.close();
+                }
             }
         }
         let started = Instant::now();
-        let h: Handle = Arc::from(self.plugin.connect(&self.connect_request)?);
+        let h: Handle = Arc::from(
+            self.plugin
+                .connect(&self.connect_request, self.read_timeout)?,
+        );
         tracing::debug!(connection = %self.name, plugin = %self.plugin.manifest.name, elapsed = ?started.elapsed(), "connected");
         let target = h.target().map(|t| {
             let slot = self.results.state().slot(t.as_bytes());
@@ -189,8 +200,20 @@ impl ConnShared {
         }
     }
 
-    pub(super) fn error(&self, e: &PluginError, attempts: u32) -> Error {
+    /// The host's error for `e`, which the plugin returned (or its worker's failure) while
+    /// `during` the call (`"read"`, `"connect"`, …).
+    pub(super) fn error(&self, e: &PluginError, attempts: u32, during: &str) -> Error {
         let plugin = &self.plugin.manifest.name;
+        if e.kind == worker::DIED || e.kind == worker::TIMED_OUT {
+            let redact = |m: &str| secrets::redact_plugin_text(plugin, &self.redactor.redact(m));
+            return Error::Worker {
+                plugin: plugin.clone(),
+                connection: self.name.to_string(),
+                failure: redact(&crate::error::one_line(e.message())),
+                during: during_phrase(during),
+                stopped: e.kind == worker::TIMED_OUT,
+            };
+        }
         let mut err = Error::plugin(&self.name, plugin, e, |m| {
             // This connection's secrets, then those of every connection of the plugin.
             secrets::redact_plugin_text(plugin, &self.redactor.redact(m))
@@ -225,10 +248,10 @@ impl ConnShared {
                     if e.kind == ErrorKind::PANIC {
                         tracing::warn!(connection = %self.name, "the plugin panicked; dropping the connection");
                         self.drop_handle();
-                    } else if e.retryable {
+                    } else if e.retryable || e.kind == worker::DIED || e.kind == worker::TIMED_OUT {
                         self.drop_handle();
                     }
-                    return Err(self.error(&e, attempt));
+                    return Err(self.error(&e, attempt, what));
                 }
             }
         }
@@ -278,6 +301,16 @@ impl Connection {
         shared
             .results
             .clear_connection(&shared.identity, &shared.slots());
+    }
+}
+
+/// How an error message names a call: `while reading connection "c"`.
+fn during_phrase(what: &str) -> &'static str {
+    match what {
+        "connect" => "connecting to",
+        "execute" => "executing on",
+        "ping" => "pinging",
+        _ => "reading",
     }
 }
 

@@ -67,7 +67,9 @@ impl<'c> Execute<'c> {
         let started = Instant::now();
         // Writes are not retried: a retry after a lost commit acknowledgement could apply
         // the write twice.
-        let handle = shared.handle().map_err(|e| shared.error(&e, 1))?;
+        let handle = shared
+            .handle()
+            .map_err(|e| shared.error(&e, 1, "execute"))?;
         let result = handle.execute(&self.request);
         match result {
             Ok(n) => {
@@ -90,7 +92,7 @@ impl<'c> Execute<'c> {
                 if e.kind == ErrorKind::PANIC || e.retryable {
                     shared.drop_handle();
                 }
-                Err(shared.error(&e, 1))
+                Err(shared.error(&e, 1, "execute"))
             }
         }
     }

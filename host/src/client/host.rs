@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::connection::{ConnShared, Connection, Resolved, RetryPolicy};
 use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
 use crate::config::PluginsFile;
+use crate::config::plugins::{Isolation, PLUGIN_PATH_ISOLATION_ENV, PluginDir, Settings};
 use crate::config::secrets::{self, EnvOverrides, Redactor, Secrets};
 use crate::error::{Error, Result};
 use crate::plugin::PluginInfo;
@@ -20,6 +21,7 @@ use crate::util::{canonical_json, closest};
 /// * `connection_ttl`: reconnect on the next use after this long;
 /// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, doubling up to 5 s, jittered):
 ///   how `retryable` plugin errors are retried;
+/// * `read_timeout`: a shorter `read_timeout` than the plugin's (isolated plugins only);
 /// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
 pub const RESERVED_KEYS: &[&str] = &[
     "type",
@@ -27,6 +29,7 @@ pub const RESERVED_KEYS: &[&str] = &[
     "connection_ttl",
     "retry_attempts",
     "retry_backoff",
+    "read_timeout",
     "max_entries",
 ];
 
@@ -103,6 +106,7 @@ pub struct HostBuilder {
     /// `None`: from the environment; `Some(None)`: no disk tier.
     cache_dir: Option<Option<PathBuf>>,
     disk_max_bytes: Option<u64>,
+    worker_program: Option<PathBuf>,
 }
 
 impl Default for HostBuilder {
@@ -116,6 +120,7 @@ impl Default for HostBuilder {
             cache_max_bytes: DEFAULT_MAX_BYTES,
             cache_dir: None,
             disk_max_bytes: None,
+            worker_program: None,
         }
     }
 }
@@ -180,6 +185,15 @@ impl HostBuilder {
 
     /// Reads the configuration and loads the plugins. A plugin that fails to load is
     /// recorded in [`Host::load_errors`] and does not stop the others.
+    /// The program that runs isolated plugins' workers (`plugboard`, which has a hidden
+    /// worker mode). Default: `$PLUGBOARD_WORKER`, else this executable when it is the
+    /// CLI, else a `plugboard` beside this executable or in its parent folder.
+    #[must_use]
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.worker_program = Some(path.into());
+        self
+    }
+
     pub fn build(self) -> Result<Host> {
         let env_path = |name: &str| {
             self.use_env
@@ -199,11 +213,31 @@ impl HostBuilder {
                 }
             }
         };
-        // Drop-in folders from the environment, like PATH: loaded after plugins.toml's.
+        // Drop-in folders from the environment, like PATH: loaded after plugins.toml's,
+        // isolated unless `PLUGBOARD_PLUGIN_PATH_ISOLATION=none`.
         if let Some(path) = env_path(PLUGIN_PATH_ENV) {
-            plugins_file
-                .dirs
-                .extend(std::env::split_paths(&path).filter(|d| !d.as_os_str().is_empty()));
+            let isolation = match std::env::var(PLUGIN_PATH_ISOLATION_ENV) {
+                Ok(v) if v.trim().is_empty() => Isolation::Process,
+                Ok(v) => match v.trim() {
+                    "none" => Isolation::None,
+                    "process" => Isolation::Process,
+                    other => {
+                        return Err(Error::Argument(format!(
+                            "{PLUGIN_PATH_ISOLATION_ENV}: expected \"none\" or \"process\", got {other:?}"
+                        )));
+                    }
+                },
+                Err(_) => Isolation::Process,
+            };
+            let settings = Settings {
+                isolation,
+                ..Settings::default()
+            };
+            plugins_file.dirs.extend(
+                std::env::split_paths(&path)
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map(|path| PluginDir { path, settings }),
+            );
         }
         let secret_files = match self.secrets_files.clone() {
             Some(files) => files,
@@ -247,7 +281,7 @@ impl HostBuilder {
         };
         Ok(Host {
             inner: Arc::new(HostInner {
-                registry: Registry::load(plugins_file),
+                registry: Registry::load(plugins_file, self.worker_program.as_deref()),
                 secrets,
                 env,
                 results: Arc::new(ResultCache::new(self.cache_max_bytes, disk)),
@@ -305,11 +339,7 @@ impl Host {
             .registry
             .plugins
             .iter()
-            .map(|p| PluginInfo {
-                path: p.path.clone(),
-                manifest: p.manifest.clone(),
-                api: p.api.clone(),
-            })
+            .map(|p| p.info())
             .collect()
     }
 
@@ -486,6 +516,19 @@ impl Host {
                     )
                 })?;
         }
+        let read_timeout = duration("read_timeout")?;
+        if read_timeout.is_some() && plugin.isolation() == Isolation::None {
+            return Err(bad(
+                "read_timeout",
+                format!(
+                    "plugin {} runs in the host's process, where a call cannot be timed out; give it `isolation = \"process\"` in plugins.toml",
+                    plugin.manifest.name
+                ),
+            ));
+        }
+        if read_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(bad("read_timeout", "must be longer than zero".to_owned()));
+        }
         let redactor = crate::config::schema::redactor(&plugin.manifest, &table);
         // Before the plugin is handed them: its own log records are redacted with them.
         secrets::register_plugin_secrets(&plugin.manifest.name, &redactor);
@@ -506,6 +549,7 @@ impl Host {
             ttl,
             connection_ttl,
             retry,
+            read_timeout,
             redactor,
         })
     }

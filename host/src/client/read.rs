@@ -10,7 +10,7 @@ use polars::prelude::{DataFrame, Schema};
 use super::connection::{ConnShared, Connection, param_name};
 use crate::cache::{Lookup, Outcome, Store, canonical_read};
 use crate::error::Result;
-use crate::sys::loader::Batches;
+use crate::plugin::Batches;
 
 impl Connection {
     /// Starts a query: SQL for a database connector.
@@ -272,10 +272,14 @@ impl Iterator for Stream {
                 None
             }
             Err(e) => {
-                if e.kind == ErrorKind::PANIC || e.retryable {
+                if e.kind == ErrorKind::PANIC
+                    || e.retryable
+                    || e.kind == crate::plugin::worker::DIED
+                    || e.kind == crate::plugin::worker::TIMED_OUT
+                {
                     live.shared.drop_handle();
                 }
-                let err = live.shared.error(&e, 1);
+                let err = live.shared.error(&e, 1, "read");
                 self.source = Source::Done;
                 Some(Err(err))
             }

@@ -3,15 +3,25 @@
 //! ```toml
 //! # Paths are relative to this file.
 //! dirs = ["plugins.d"]                     # every library in these folders is loaded
+//! # or, with settings of their own: dirs = [{ path = "vendor.d", isolation = "process" }]
+//!
+//! isolation = "none"                       # the default for every plugin of this file
 //!
 //! [[plugin]]
 //! path = "target/debug/libplugboard_sqlite.so"
 //! sha256 = "…"                             # optional pin: a library that differs is refused
+//!
+//! [[plugin]]
+//! path = "vendor/libacme.so"
+//! isolation = "process"                    # run it in a worker process of its own
+//! read_timeout = "30s"                     # the longest it may take to answer one call
+//! memory_limit = "1GB"                     # its worker's data segment (RLIMIT_DATA)
 //! ```
 //!
 //! This module only reads the file; loading is the loader's job.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -23,7 +33,7 @@ pub struct PluginsFile {
     /// Where the file was read from (`None` when no file was found).
     pub path: Option<PathBuf>,
     pub plugins: Vec<PluginEntry>,
-    pub dirs: Vec<PathBuf>,
+    pub dirs: Vec<PluginDir>,
 }
 
 /// One `[[plugin]]` entry.
@@ -31,7 +41,51 @@ pub struct PluginsFile {
 pub struct PluginEntry {
     pub path: PathBuf,
     pub sha256: Option<String>,
+    pub settings: Settings,
 }
+
+/// A folder of drop-in libraries, and the settings of every plugin found in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginDir {
+    pub path: PathBuf,
+    pub settings: Settings,
+}
+
+/// Where a plugin runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// In the host's process: the fastest, and a crash in the plugin is the host's.
+    #[default]
+    None,
+    /// In a worker process of its own: a crash, a hang or a runaway allocation fails that
+    /// plugin's calls, never the host.
+    Process,
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Isolation::None => "none",
+            Isolation::Process => "process",
+        })
+    }
+}
+
+/// How a plugin runs, and its limits when it runs in a worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub isolation: Isolation,
+    /// The longest an isolated plugin may take to answer one call (to connect, to send
+    /// the next batch, …) before its worker is stopped and the call fails.
+    pub read_timeout: Option<Duration>,
+    /// The most memory an isolated plugin's worker may allocate, in bytes.
+    pub memory_limit: Option<u64>,
+}
+
+/// The settings of folders named by `PLUGBOARD_PLUGIN_PATH`: drop-ins are the likeliest to
+/// be untrusted, so they run isolated unless `PLUGBOARD_PLUGIN_PATH_ISOLATION` says `none`.
+pub const PLUGIN_PATH_ISOLATION_ENV: &str = "PLUGBOARD_PLUGIN_PATH_ISOLATION";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +93,10 @@ struct RawFile {
     #[serde(default)]
     plugin: Vec<RawEntry>,
     #[serde(default)]
-    dirs: Vec<PathBuf>,
+    dirs: Vec<toml::Value>,
+    isolation: Option<Isolation>,
+    read_timeout: Option<toml::Value>,
+    memory_limit: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +104,87 @@ struct RawFile {
 struct RawEntry {
     path: PathBuf,
     sha256: Option<String>,
+    isolation: Option<Isolation>,
+    read_timeout: Option<toml::Value>,
+    memory_limit: Option<toml::Value>,
+}
+
+/// A `dirs` entry written as a table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDir {
+    path: PathBuf,
+    isolation: Option<Isolation>,
+    read_timeout: Option<toml::Value>,
+    memory_limit: Option<toml::Value>,
+}
+
+/// The settings keys of a file, an entry or a folder, as written.
+#[derive(Default)]
+struct RawSettings {
+    isolation: Option<Isolation>,
+    read_timeout: Option<toml::Value>,
+    memory_limit: Option<toml::Value>,
+}
+
+impl RawSettings {
+    /// These settings over `defaults`, checked: limits apply to isolated plugins only.
+    fn resolve(&self, defaults: &Settings, what: &str) -> std::result::Result<Settings, String> {
+        let isolation = self.isolation.unwrap_or(defaults.isolation);
+        let read_timeout = match &self.read_timeout {
+            None => defaults.read_timeout,
+            Some(v) => {
+                let d = crate::duration::from_toml(v)
+                    .map_err(|e| format!("{what}: `read_timeout`: {e}"))?;
+                if d.is_zero() {
+                    return Err(format!("{what}: `read_timeout` must be longer than zero"));
+                }
+                Some(d)
+            }
+        };
+        let memory_limit = match &self.memory_limit {
+            None => defaults.memory_limit,
+            Some(v) => Some(memory_limit(v).map_err(|e| format!("{what}: `memory_limit`: {e}"))?),
+        };
+        if isolation == Isolation::None {
+            for (key, set) in [
+                ("read_timeout", self.read_timeout.is_some()),
+                ("memory_limit", self.memory_limit.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{what}: `{key}` needs `isolation = \"process\"` (a plugin in the host's process cannot be limited)"
+                    ));
+                }
+            }
+        }
+        Ok(Settings {
+            isolation,
+            read_timeout: read_timeout.filter(|_| isolation == Isolation::Process),
+            memory_limit: memory_limit.filter(|_| isolation == Isolation::Process),
+        })
+    }
+}
+
+/// The smallest `memory_limit`: a worker needs some room to load a library at all.
+const MIN_MEMORY_LIMIT: u64 = 32 << 20;
+
+fn memory_limit(v: &toml::Value) -> std::result::Result<u64, String> {
+    let bytes = match v {
+        toml::Value::Integer(n) => {
+            u64::try_from(*n).map_err(|_| format!("expected a size, got {n}"))?
+        }
+        toml::Value::String(s) => crate::cache::disk::parse_bytes(s)?,
+        other => return Err(format!("expected a size such as \"1GB\", got {other}")),
+    };
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(format!(
+            "{} is too small for a worker to load a library; at least {}",
+            crate::cache::disk::show_bytes(bytes),
+            crate::cache::disk::show_bytes(MIN_MEMORY_LIMIT)
+        ));
+    }
+    Ok(bytes)
 }
 
 impl PluginsFile {
@@ -61,6 +199,17 @@ impl PluginsFile {
         let raw: RawFile = parse_toml(text, path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let config = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let defaults = RawSettings {
+            isolation: raw.isolation,
+            read_timeout: raw.read_timeout.clone(),
+            memory_limit: raw.memory_limit.clone(),
+        }
+        .resolve(&Settings::default(), "the file's defaults")
+        .map_err(config)?;
         let plugins = raw
             .plugin
             .into_iter()
@@ -76,16 +225,60 @@ impl PluginsFile {
                         ),
                     });
                 }
+                let settings = RawSettings {
+                    isolation: e.isolation,
+                    read_timeout: e.read_timeout,
+                    memory_limit: e.memory_limit,
+                }
+                .resolve(&defaults, &format!("plugin {}", e.path.display()))
+                .map_err(config)?;
                 Ok(PluginEntry {
                     path: base.join(&e.path),
                     sha256: e.sha256.map(|s| s.to_ascii_lowercase()),
+                    settings,
                 })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dirs = raw
+            .dirs
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| match d {
+                toml::Value::String(p) => Ok(PluginDir {
+                    path: base.join(p),
+                    settings: defaults,
+                }),
+                toml::Value::Table(t) => {
+                    let d: RawDir =
+                        toml::Value::Table(t)
+                            .try_into()
+                            .map_err(|e: toml::de::Error| {
+                                config(format!(
+                                    "dirs[{i}]: {}",
+                                    crate::error::one_line(e.message())
+                                ))
+                            })?;
+                    let settings = RawSettings {
+                        isolation: d.isolation,
+                        read_timeout: d.read_timeout,
+                        memory_limit: d.memory_limit,
+                    }
+                    .resolve(&defaults, &format!("folder {}", d.path.display()))
+                    .map_err(config)?;
+                    Ok(PluginDir {
+                        path: base.join(d.path),
+                        settings,
+                    })
+                }
+                other => Err(config(format!(
+                    "dirs[{i}]: expected a folder's path or a table with `path`, got {other}"
+                ))),
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             path: Some(path.to_path_buf()),
             plugins,
-            dirs: raw.dirs.iter().map(|d| base.join(d)).collect(),
+            dirs,
         })
     }
 }
@@ -172,7 +365,7 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(f.plugins[0].path, PathBuf::from("/etc/pb/lib/x.so"));
-        assert_eq!(f.dirs, [PathBuf::from("/etc/pb/d")]);
+        assert_eq!(f.dirs[0].path, PathBuf::from("/etc/pb/d"));
     }
 
     #[test]

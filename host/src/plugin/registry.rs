@@ -6,22 +6,26 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::Plugin;
+use super::worker::{Limits, Worker};
 use crate::config::PluginsFile;
+use crate::config::plugins::{Isolation, Settings};
 use crate::error::{Error, Result};
-use crate::sys::loader::{self, LoadedPlugin};
+use crate::sys::loader;
 
 /// The loaded plugins, and why the others did not load.
 pub(crate) struct Registry {
-    pub plugins: Vec<Arc<LoadedPlugin>>,
+    pub plugins: Vec<Arc<Plugin>>,
     pub errors: Vec<Error>,
     pub file: PluginsFile,
 }
 
 impl Registry {
-    /// Loads every library `file` names. A plugin that fails to load is recorded in
-    /// `errors` and does not stop the others.
-    pub(crate) fn load(file: PluginsFile) -> Self {
-        let (plugins, errors) = load_all(&file);
+    /// Loads every library `file` names; isolated ones in workers run with `program`
+    /// (default: see [`super::worker::default_program`]). A plugin that fails to load is
+    /// recorded in `errors` and does not stop the others.
+    pub(crate) fn load(file: PluginsFile, program: Option<&Path>) -> Self {
+        let (plugins, errors) = load_all(&file, program);
         Self {
             plugins,
             errors,
@@ -34,7 +38,7 @@ impl Registry {
         name: &str,
         kind: Option<&str>,
         table: &toml::Table,
-    ) -> Result<Arc<LoadedPlugin>> {
+    ) -> Result<Arc<Plugin>> {
         let type_err = |message: String| Error::UnknownType {
             connection: name.to_owned(),
             message,
@@ -120,15 +124,17 @@ impl Registry {
     }
 }
 
-fn load_all(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
-    let mut candidates: Vec<(PathBuf, Option<String>)> = file
+type Candidate = (PathBuf, Option<String>, Settings);
+
+fn load_all(file: &PluginsFile, program: Option<&Path>) -> (Vec<Arc<Plugin>>, Vec<Error>) {
+    let mut candidates: Vec<Candidate> = file
         .plugins
         .iter()
-        .map(|e| (e.path.clone(), e.sha256.clone()))
+        .map(|e| (e.path.clone(), e.sha256.clone(), e.settings))
         .collect();
     let mut errors = Vec::new();
     for dir in &file.dirs {
-        match std::fs::read_dir(dir) {
+        match std::fs::read_dir(&dir.path) {
             Ok(entries) => {
                 let mut libs: Vec<PathBuf> = entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
@@ -138,17 +144,17 @@ fn load_all(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
                     })
                     .collect();
                 libs.sort();
-                candidates.extend(libs.into_iter().map(|p| (p, None)));
+                candidates.extend(libs.into_iter().map(|p| (p, None, dir.settings)));
             }
             Err(e) => errors.push(Error::Load {
-                path: dir.clone(),
+                path: dir.path.clone(),
                 reason: format!("cannot list the plugin folder: {e}"),
             }),
         }
     }
-    let mut plugins: Vec<Arc<LoadedPlugin>> = Vec::new();
-    for (path, pin) in candidates {
-        match load_one(&path, pin.as_deref()) {
+    let mut plugins: Vec<Arc<Plugin>> = Vec::new();
+    for (path, pin, settings) in candidates {
+        match load_one(&path, pin.as_deref(), &settings, program) {
             Ok(p) => {
                 if let Some(first) = plugins.iter().find(|q| q.manifest.name == p.manifest.name) {
                     errors.push(Error::DuplicatePlugin {
@@ -157,7 +163,7 @@ fn load_all(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
                         second: p.path.clone(),
                     });
                 } else {
-                    tracing::debug!(plugin = %p.manifest.name, path = %p.path.display(), "loaded");
+                    tracing::debug!(plugin = %p.manifest.name, path = %p.path.display(), isolation = %p.isolation(), "loaded");
                     plugins.push(Arc::new(p));
                 }
             }
@@ -167,13 +173,25 @@ fn load_all(file: &PluginsFile) -> (Vec<Arc<LoadedPlugin>>, Vec<Error>) {
     (plugins, errors)
 }
 
-fn load_one(path: &Path, pin: Option<&str>) -> std::result::Result<LoadedPlugin, String> {
+fn load_one(
+    path: &Path,
+    pin: Option<&str>,
+    settings: &Settings,
+    program: Option<&Path>,
+) -> std::result::Result<Plugin, String> {
     if !path.exists() {
         return Err(missing_library_hint(path));
     }
     let started = std::time::Instant::now();
-    // A pinned library is hashed and loaded from one sealed copy of its bytes.
-    let plugin = loader::load_pinned(path, pin)?;
+    // A pinned library is hashed and loaded from one sealed copy of its bytes, here or in
+    // its worker.
+    let plugin = match settings.isolation {
+        Isolation::None => Plugin::in_process(loader::load_pinned(path, pin)?),
+        Isolation::Process => {
+            let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+            Plugin::isolated(Worker::start(&path, pin, Limits::from(settings), program)?)
+        }
+    };
     tracing::debug!(elapsed = ?started.elapsed(), "plugin opened and checked");
     Ok(plugin)
 }

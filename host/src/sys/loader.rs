@@ -25,27 +25,10 @@ use plugboard_api::ffi::{
 use plugboard_api::{
     API_VERSION, ApiRelease, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest,
 };
-use polars::prelude::{Column, DataFrame, DataType, PlSmallStr, Schema, Series};
+use polars::prelude::DataFrame;
 use polars_arrow::array::{Array, StructArray};
 use polars_arrow::datatypes::{ArrowDataType, Field, PhysicalType};
 use polars_arrow::ffi::{ArrowArray, ArrowSchema, import_array_from_c, import_field_from_c};
-
-/// An open connection to a source, as the rest of the host sees it.
-pub(crate) trait PluginConnection: Send + Sync {
-    /// Reads the whole table.
-    fn read(&self, request: &ReadRequest) -> Result<DataFrame, PluginError> {
-        self.stream(request)?.collect()
-    }
-    /// Opens the table's stream, to read batch by batch.
-    fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError>;
-    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError>;
-    fn ping(&self) -> Result<(), PluginError>;
-    fn close(&self);
-    /// What the plugin reports it connected to: canonical JSON text (an object, keys
-    /// sorted), secret-free; `None` for plugins older than plugin-api 1.3 or that report
-    /// nothing. Fixed for the life of this connection (a reconnect may report another).
-    fn target(&self) -> Option<String>;
-}
 
 /// A loaded plugin library.
 pub(crate) struct LoadedPlugin {
@@ -384,15 +367,15 @@ impl LoadedPlugin {
     ///
     /// Through the 1.3 connect when the plugin has it, so that the connection carries the
     /// target the plugin reports; else through the root module, with no target.
-    pub(crate) fn connect(&self, request: &str) -> Result<Box<dyn PluginConnection>, PluginError> {
+    pub(crate) fn connect(&self, request: &str) -> Result<ForeignConnection, PluginError> {
         let args = RStr::from_str(request);
         let Some(connect_v2) = self.connect_v2 else {
             return match (self.module.connect())(args) {
-                RResult::ROk(conn) => Ok(Box::new(ForeignConnection {
+                RResult::ROk(conn) => Ok(ForeignConnection {
                     conn,
                     target: None,
                     stream_error: self.stream_error,
-                })),
+                }),
                 RResult::RErr(e) => Err(e),
             };
         };
@@ -411,11 +394,11 @@ impl LoadedPlugin {
         if let Some(t) = &target {
             tracing::debug!(plugin = %self.manifest.name, connected_to = %t, "the plugin reports what it connected to");
         }
-        Ok(Box::new(ForeignConnection {
+        Ok(ForeignConnection {
             conn: connection,
             target,
             stream_error: self.stream_error,
-        }))
+        })
     }
 }
 
@@ -434,36 +417,40 @@ fn canonical_target(text: &str) -> Result<Option<String>, String> {
     }
 }
 
-struct ForeignConnection {
+/// A plugin's connection, called through its vtable.
+pub(crate) struct ForeignConnection {
     conn: FfiConnectionBox,
     target: Option<String>,
     /// The plugin's structured stream errors (1.4), for the streams `read` returns.
     stream_error: Option<StreamErrorV1>,
 }
 
-impl PluginConnection for ForeignConnection {
-    fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError> {
+impl ForeignConnection {
+    pub(crate) fn stream(&self, request: &ReadRequest) -> Result<ForeignBatches, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
         let stream = self.conn.read(RStr::from_str(&json)).into_result()?;
-        Ok(Batches::open(stream)?.with_stream_errors(self.stream_error))
+        Ok(ForeignBatches::open(stream)?.with_stream_errors(self.stream_error))
     }
 
-    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+    pub(crate) fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
         self.conn.execute(RStr::from_str(&json)).into_result()
     }
 
-    fn ping(&self) -> Result<(), PluginError> {
+    pub(crate) fn ping(&self) -> Result<(), PluginError> {
         self.conn.ping().into_result()
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.conn.close();
     }
 
-    fn target(&self) -> Option<String> {
+    /// What the plugin reports it connected to: canonical JSON text (an object, keys
+    /// sorted), secret-free; `None` for plugins older than plugin-api 1.3 or that report
+    /// nothing.
+    pub(crate) fn target(&self) -> Option<String> {
         self.target.clone()
     }
 }
@@ -483,7 +470,7 @@ struct RawArray {
     private_data: *mut c_void,
 }
 
-fn malformed(message: impl std::fmt::Display) -> PluginError {
+pub(crate) fn malformed(message: impl std::fmt::Display) -> PluginError {
     PluginError::internal(format!("malformed Arrow stream: {message}"))
 }
 
@@ -641,22 +628,21 @@ unsafe fn validate(
 }
 
 /// One imported batch: its row count and one array per column.
-type Batch = (usize, Vec<Box<dyn Array>>);
+pub(crate) type Batch = (usize, Vec<Box<dyn Array>>);
 
 /// A plugin's Arrow stream of struct arrays, imported one batch at a time: fixed-width and
 /// view buffers are shared with the plugin (no copy) and released when polars drops them.
-pub(crate) struct Batches {
+pub(crate) struct ForeignBatches {
     stream: FfiArrowArrayStream,
     get_next: unsafe extern "C" fn(*mut FfiArrowArrayStream, *mut c_void) -> i32,
     fields: Vec<Field>,
     dtype: ArrowDataType,
-    schema: Schema,
     done: bool,
     /// The plugin's structured stream errors (1.4), if it has them.
     stream_error: Option<StreamErrorV1>,
 }
 
-impl Batches {
+impl ForeignBatches {
     /// Reads and checks the stream's schema.
     fn open(mut stream: FfiArrowArrayStream) -> Result<Self, PluginError> {
         if stream.release.is_none() {
@@ -696,16 +682,11 @@ impl Batches {
                 )));
             }
         }
-        let schema = fields
-            .iter()
-            .map(|f| polars::prelude::Field::new(f.name.clone(), DataType::from_arrow_field(f)))
-            .collect();
         Ok(Self {
             stream,
             get_next,
             dtype: ArrowDataType::Struct(fields.clone()),
             fields,
-            schema,
             done: false,
             stream_error: None,
         })
@@ -718,13 +699,13 @@ impl Batches {
         self
     }
 
-    /// The table's schema, as polars types.
-    pub(crate) fn schema(&self) -> &Schema {
-        &self.schema
+    /// The table's columns, as the plugin declared them (names made unique).
+    pub(crate) fn fields(&self) -> &[Field] {
+        &self.fields
     }
 
     /// The next batch's columns, each one array; `None` at the end of the stream.
-    fn next_arrays(&mut self) -> Result<Option<Batch>, PluginError> {
+    pub(crate) fn next_arrays(&mut self) -> Result<Option<Batch>, PluginError> {
         if self.done {
             return Ok(None);
         }
@@ -760,39 +741,6 @@ impl Batches {
         let (_, _, values, _) = batch.clone().into_data();
         Ok(Some((height, values)))
     }
-
-    /// The next batch as a DataFrame of one chunk per column.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<DataFrame>, PluginError> {
-        let Some((height, arrays)) = self.next_arrays()? else {
-            return Ok(None);
-        };
-        let columns = self
-            .fields
-            .iter()
-            .zip(arrays)
-            .map(|(f, a)| to_column(f, vec![a]))
-            .collect::<Result<Vec<_>, _>>()?;
-        DataFrame::new(height, columns).map(Some).map_err(malformed)
-    }
-
-    /// Reads the rest of the stream into one DataFrame, one chunk per batch.
-    pub(crate) fn collect(mut self) -> Result<DataFrame, PluginError> {
-        let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); self.fields.len()];
-        let mut height = 0usize;
-        while let Some((rows, arrays)) = self.next_arrays()? {
-            height += rows;
-            for (column, values) in chunks.iter_mut().zip(arrays) {
-                column.push(values);
-            }
-        }
-        let columns = self
-            .fields
-            .iter()
-            .zip(chunks)
-            .map(|(f, chunks)| to_column(f, chunks))
-            .collect::<Result<Vec<_>, _>>()?;
-        DataFrame::new(height, columns).map_err(malformed)
-    }
 }
 
 /// Imports a stream as a read does, whole (`collect`) or batch by batch (`next_frame`, as an
@@ -801,7 +749,7 @@ pub(crate) fn import_for_fuzzing(
     stream: FfiArrowArrayStream,
     by_batch: bool,
 ) -> Result<Vec<DataFrame>, PluginError> {
-    let mut batches = Batches::open(stream)?;
+    let mut batches = crate::plugin::Batches::foreign(ForeignBatches::open(stream)?);
     if !by_batch {
         return batches.collect().map(|df| vec![df]);
     }
@@ -879,17 +827,6 @@ fn unsupported(dtype: &ArrowDataType) -> Option<&ArrowDataType> {
         A::Struct(fields) => fields.iter().find_map(|f| unsupported(&f.dtype)),
         other => Some(other),
     }
-}
-
-fn to_column(field: &Field, chunks: Vec<Box<dyn Array>>) -> Result<Column, PluginError> {
-    let name: PlSmallStr = field.name.clone();
-    if chunks.is_empty() {
-        let dtype = DataType::from_arrow_field(field);
-        return Ok(Series::new_empty(name, &dtype).into());
-    }
-    Series::try_from((name, chunks))
-        .map(Column::from)
-        .map_err(|e| malformed(format!("column {:?}: {e}", field.name)))
 }
 
 /// polars requires unique column names; a join's `SELECT *` often repeats one (`id`).
