@@ -387,4 +387,56 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("64 hex digits"), "{e}");
     }
+
+    #[test]
+    fn isolation_settings_inherit_and_limits_need_a_worker() {
+        let f = PluginsFile::parse(
+            "isolation = \"process\"\nread_timeout = \"5s\"\n\
+             dirs = [\"a\", { path = \"b\", isolation = \"none\" }]\n\
+             [[plugin]]\npath = \"x.so\"\nmemory_limit = \"1GB\"\n\
+             [[plugin]]\npath = \"y.so\"\nisolation = \"none\"\n",
+            Path::new("/p/plugins.toml"),
+        )
+        .expect("parse");
+        let x = &f.plugins[0].settings;
+        assert_eq!(x.isolation, Isolation::Process);
+        assert_eq!(x.read_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(x.memory_limit, Some(1_000_000_000));
+        // A plugin taken out of isolation keeps no limits.
+        assert_eq!(f.plugins[1].settings, Settings::default());
+        assert_eq!(f.dirs[0].settings.isolation, Isolation::Process);
+        assert_eq!(f.dirs[1].path, PathBuf::from("/p/b"));
+        assert_eq!(f.dirs[1].settings, Settings::default());
+
+        for (text, says) in [
+            (
+                "[[plugin]]\npath = \"x\"\nisolation = \"sandbox\"\n",
+                "sandbox",
+            ),
+            (
+                "[[plugin]]\npath = \"x\"\nread_timeout = \"5s\"\n",
+                "`read_timeout` needs `isolation = \"process\"`",
+            ),
+            ("memory_limit = \"1GB\"\n", "`memory_limit` needs"),
+            (
+                "[[plugin]]\npath = \"x\"\nisolation = \"process\"\nmemory_limit = \"1kB\"\n",
+                "too small",
+            ),
+            (
+                "[[plugin]]\npath = \"x\"\nisolation = \"process\"\nread_timeout = \"0s\"\n",
+                "longer than zero",
+            ),
+            (
+                "dirs = [{ path = \"d\", isolation = \"jail\" }]\n",
+                "dirs[0]",
+            ),
+            ("dirs = [3]\n", "dirs[0]"),
+        ] {
+            let e = PluginsFile::parse(text, Path::new("p.toml")).expect_err(text);
+            let msg = e.to_string();
+            assert!(msg.starts_with("p.toml"), "{msg}");
+            assert!(msg.contains(says), "{text:?}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+    }
 }

@@ -229,7 +229,8 @@ impl Worker {
         let n = self.crashes.fetch_add(1, Ordering::Relaxed) + 1;
         let wait = backoff(n);
         current.not_before = (!wait.is_zero()).then(|| (Instant::now() + wait, how.to_owned()));
-        tracing::warn!(plugin = %self.manifest.name, "the worker {how}");
+        // The call's error says it too; this is for a service's log.
+        tracing::info!(plugin = %self.manifest.name, "the worker {how}");
     }
 
     fn succeeded(&self) {
@@ -381,14 +382,17 @@ impl Process {
         drop(cmd);
         let pid = child.id();
         let last_words = Arc::new(Mutex::new(VecDeque::new()));
-        let label = name
-            .map(str::to_owned)
-            .unwrap_or_else(|| path.display().to_string());
+        // Its name, once it said hello (the library's path until then).
+        let label = Arc::new(OnceLock::new());
+        if let Some(name) = name {
+            let _ = label.set(name.to_owned());
+        }
         let reader = {
-            let last_words = Arc::clone(&last_words);
+            let (last_words, label) = (Arc::clone(&last_words), Arc::clone(&label));
+            let path = path.display().to_string();
             std::thread::Builder::new()
                 .name("worker-output".to_owned())
-                .spawn(move || relay_output(output, &label, &last_words))
+                .spawn(move || relay_output(output, &label, &path, &last_words))
                 .ok()
         };
         let process = Self {
@@ -412,6 +416,7 @@ impl Process {
         match hello {
             Ok(Reply::Hello { manifest, api, pid }) => {
                 tracing::debug!(plugin = %manifest.name, pid, "worker started");
+                let _ = label.set(manifest.name.clone());
                 let _ = process.control.set_read_timeout(None);
                 Ok((process, manifest, api.into()))
             }
@@ -505,8 +510,20 @@ impl Process {
             .filter(|(at, _)| *at >= cutoff)
             .map(|(_, line)| line.clone())
             .collect();
-        // A Rust abort explains itself on its last line; a panic on the line before.
-        let said = words.last().map(|l| format!(": {l}")).unwrap_or_default();
+        // A Rust abort explains itself (`memory allocation of … failed`, `fatal runtime
+        // error: …`), sometimes followed by lines that say less.
+        let telling = [
+            "memory allocation",
+            "fatal runtime error",
+            "panicked",
+            "error",
+        ];
+        let said = telling
+            .iter()
+            .find_map(|t| words.iter().rev().find(|w| w.contains(t)))
+            .or(words.last())
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
         let memory = || {
             let limit = self.memory_limit?;
             words
@@ -601,12 +618,14 @@ fn log_filter() -> String {
 /// Every line is redacted with the secrets of the plugin's connections first.
 fn relay_output(
     output: std::io::PipeReader,
-    plugin: &str,
+    name: &OnceLock<String>,
+    path: &str,
     last_words: &Mutex<VecDeque<(Instant, String)>>,
 ) {
     let reader = io::BufReader::new(output);
     for line in reader.split(b'\n') {
         let Ok(line) = line else { return };
+        let plugin = name.get().map_or(path, String::as_str);
         let line = String::from_utf8_lossy(&line);
         let line = crate::config::secrets::redact_plugin_text(plugin, line.trim_end());
         if line.trim().is_empty() {
@@ -621,7 +640,8 @@ fn relay_output(
             "DEBUG" => tracing::debug!(target: "worker", plugin, "{rest}"),
             "TRACE" => tracing::trace!(target: "worker", plugin, "{rest}"),
             _ => {
-                tracing::warn!(target: "worker", plugin, "{line}");
+                // What a plugin prints is shown at -v; a crash's error quotes the gist.
+                tracing::info!(target: "worker", plugin, "{line}");
                 let mut words = last_words.lock().unwrap_or_else(|p| p.into_inner());
                 if words.len() == 8 {
                     words.pop_front();
