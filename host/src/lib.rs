@@ -69,4 +69,5 @@ pub use crate::client::{
 pub use crate::config::plugins::{Isolation, PLUGIN_PATH_ISOLATION_ENV};
 pub use crate::error::{Error, Result};
 pub use crate::plugin::PluginInfo;
+pub use crate::plugin::conformance::{conformance_isolated, conformance_isolated_basic};
 pub use crate::plugin::worker::WORKER_ENV;

@@ -14,11 +14,17 @@
 //! assert!(report.passed(), "{report}");
 //! # }
 //! ```
+//!
+//! The checks run against a [`Subject`]: a plugin wherever it runs. [`Module`] is the one
+//! this crate provides (a library in this process, its tables read through arrow-rs); the
+//! host provides another for a plugin isolated in a worker process, so that one suite
+//! judges both. A subject hands the suite each table in a small neutral form ([`Table`],
+//! [`Batch`]), so this crate needs no table library of the subject's.
 
 use std::fmt;
 use std::time::Duration;
 
-use arrow_array::{Array, RecordBatchReader};
+use arrow_array::{Array, RecordBatch, RecordBatchReader};
 
 use crate::ffi::{Module, ModuleConnection};
 use crate::{API_VERSION, ConnectRequest, ErrorKind, Manifest, PluginError, ReadRequest, Value};
@@ -90,6 +96,199 @@ impl fmt::Display for Report {
     }
 }
 
+/// What the checks run against: a plugin, wherever it runs. [`Module`] is one (a library
+/// in this process); the host has another for a plugin isolated in a worker process.
+///
+/// A subject reports a plugin that died during a call (its process crashed, exited or was
+/// stopped for not answering) as an [`ErrorKind::PANIC`] error saying so: like a panic, it
+/// is what a connector must never do, and the checks that refuse panics refuse it too.
+pub trait Subject {
+    /// A connection opened with [`Subject::connect`]. `Sync`: the suite reads it from a
+    /// second thread, to bound how long a read may take.
+    type Connection: SubjectConnection + Sync;
+
+    /// The manifest, as JSON text.
+    fn manifest_json(&self) -> Result<String, PluginError>;
+    /// The plugin-api major the plugin was built for.
+    fn api_version(&self) -> u32;
+    fn connect(&self, request: &ConnectRequest) -> Result<Self::Connection, PluginError>;
+}
+
+/// An open connection of a [`Subject`].
+pub trait SubjectConnection {
+    /// What the connection reported it connected to, as the plugin wrote it (canonical
+    /// JSON, if it is right); `None` when it reports nothing.
+    fn target(&self) -> Option<String>;
+    /// Opens a read: its declared schema, and its batches as they are pulled. Dropping the
+    /// table before its end must release what it holds, as dropping the plugin's stream does.
+    fn read(&self, request: &ReadRequest) -> Result<Table<'_>, PluginError>;
+    fn close(&self);
+}
+
+/// A column as the suite sees it: its name, and its type as the subject describes it (an
+/// arrow-rs subject says `Int64`, a polars one `i64`). Two batches of one subject have the
+/// same schema when their columns are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Column {
+    pub name: String,
+    pub data_type: String,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, data_type: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            data_type: data_type.into(),
+        }
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.data_type)
+    }
+}
+
+/// What a column's first value is, as far as the checks need it (the echo check reads a
+/// text parameter back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FirstValue {
+    /// The column holds text, and this is its first value.
+    Text(String),
+    /// The column holds text, but the batch has no rows or its first value is null.
+    Missing,
+    /// The column holds something else.
+    NotText,
+}
+
+/// One batch of a read, as the suite sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Batch {
+    /// The batch's own schema.
+    pub columns: Vec<Column>,
+    pub rows: usize,
+    /// Each column's first value, in the order of `columns`.
+    pub first_values: Vec<FirstValue>,
+}
+
+impl Batch {
+    pub fn new(columns: Vec<Column>, rows: usize, first_values: Vec<FirstValue>) -> Self {
+        Self {
+            columns,
+            rows,
+            first_values,
+        }
+    }
+}
+
+/// One read, as the suite sees it: the schema it declares, and its batches, pulled one at a
+/// time; a batch that fails is the stream's error, as text.
+#[non_exhaustive]
+pub struct Table<'a> {
+    pub columns: Vec<Column>,
+    pub batches: Box<dyn Iterator<Item = Result<Batch, String>> + 'a>,
+}
+
+impl<'a> Table<'a> {
+    pub fn new(
+        columns: Vec<Column>,
+        batches: impl Iterator<Item = Result<Batch, String>> + 'a,
+    ) -> Self {
+        Self {
+            columns,
+            batches: Box::new(batches),
+        }
+    }
+}
+
+impl fmt::Debug for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("columns", &self.columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[a: Int64, b: Utf8]`.
+fn show(columns: &[Column]) -> String {
+    let columns: Vec<String> = columns.iter().map(Column::to_string).collect();
+    format!("[{}]", columns.join(", "))
+}
+
+/// A library in this process: its tables are read through arrow-rs.
+impl Subject for Module {
+    type Connection = ModuleConnection;
+
+    fn manifest_json(&self) -> Result<String, PluginError> {
+        Module::manifest_json(self)
+    }
+    fn api_version(&self) -> u32 {
+        Module::api_version(self)
+    }
+    fn connect(&self, request: &ConnectRequest) -> Result<ModuleConnection, PluginError> {
+        Module::connect(self, request)
+    }
+}
+
+impl SubjectConnection for ModuleConnection {
+    fn target(&self) -> Option<String> {
+        ModuleConnection::target(self).map(str::to_owned)
+    }
+    fn read(&self, request: &ReadRequest) -> Result<Table<'_>, PluginError> {
+        let reader = ModuleConnection::read(self, request)?;
+        let columns = arrow_columns(&reader.schema());
+        let batches = reader.map(|b| b.map(|b| arrow_batch(&b)).map_err(|e| e.to_string()));
+        Ok(Table::new(columns, batches))
+    }
+    fn close(&self) {
+        ModuleConnection::close(self);
+    }
+}
+
+/// An arrow-rs schema's columns; one that may not hold nulls says so (`Int64 not
+/// null`), so that batches differing only there differ.
+fn arrow_columns(schema: &arrow_schema::Schema) -> Vec<Column> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let nullable = if f.is_nullable() { "" } else { " not null" };
+            Column::new(f.name().as_str(), format!("{}{nullable}", f.data_type()))
+        })
+        .collect()
+}
+
+fn arrow_batch(batch: &RecordBatch) -> Batch {
+    Batch::new(
+        arrow_columns(&batch.schema()),
+        batch.num_rows(),
+        batch
+            .columns()
+            .iter()
+            .map(|c| arrow_first_value(c.as_ref()))
+            .collect(),
+    )
+}
+
+/// A text array's first value (Utf8, LargeUtf8 or Utf8View).
+fn arrow_first_value(a: &dyn Array) -> FirstValue {
+    use arrow_array::{LargeStringArray, StringArray, StringViewArray};
+    let any = a.as_any();
+    let value = if let Some(s) = any.downcast_ref::<StringArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else if let Some(s) = any.downcast_ref::<StringViewArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else if let Some(s) = any.downcast_ref::<LargeStringArray>() {
+        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
+    } else {
+        return FirstValue::NotText;
+    };
+    value.map_or(FirstValue::Missing, FirstValue::Text)
+}
+
 /// A text that breaks any query it is spliced into.
 pub const HOSTILE: &str = "x' OR '1'='1\"; -- :v $1 ? /*";
 
@@ -106,34 +305,38 @@ fn err(e: PluginError) -> String {
 
 /// Reads everything; returns the declared schema's width, the batches' widths matching it,
 /// and the row count.
-fn drain(conn: &ModuleConnection, req: &ReadRequest) -> Result<(usize, usize), String> {
-    let reader = conn.read(req).map_err(err)?;
-    let schema = reader.schema();
+fn drain<C: SubjectConnection>(conn: &C, req: &ReadRequest) -> Result<(usize, usize), String> {
+    let table = conn.read(req).map_err(err)?;
     let mut rows = 0;
-    for batch in reader {
+    for batch in table.batches {
         let batch = batch.map_err(|e| format!("the stream failed: {e}"))?;
-        if batch.schema().fields() != schema.fields() {
+        if batch.columns != table.columns {
             return Err(format!(
-                "a batch's schema {:?} differs from the stream's {:?}",
-                batch.schema().fields(),
-                schema.fields()
+                "a batch's schema {} differs from the stream's {}",
+                show(&batch.columns),
+                show(&table.columns)
             ));
         }
-        rows += batch.num_rows();
+        rows += batch.rows;
     }
-    Ok((schema.fields().len(), rows))
+    Ok((table.columns.len(), rows))
 }
 
 /// The checks that need no inputs from the connector: its manifest, and that an unknown
 /// config key is a `config` error naming it. What `plugboard plugins check` runs.
 pub fn run_basic(module: Module) -> Report {
+    run_basic_subject(&module)
+}
+
+/// [`run_basic`] against any [`Subject`].
+pub fn run_basic_subject<S: Subject>(subject: &S) -> Report {
     let mut bad = serde_json::Map::new();
     bad.insert(UNKNOWN_KEY.to_owned(), serde_json::Value::Bool(true));
     let case = Case {
         bad_config: (bad, UNKNOWN_KEY.to_owned()),
         ..Case::default()
     };
-    let mut report = run_checks(module, &case, false);
+    let mut report = run_checks(subject, &case, false);
     report.checks.truncate(2);
     report
 }
@@ -143,26 +346,31 @@ pub const UNKNOWN_KEY: &str = "plugboard_conformance_unknown_key";
 
 /// Runs every check; a check that cannot run (no connection) fails with the reason.
 pub fn run(module: Module, case: &Case) -> Report {
-    run_checks(module, case, true)
+    run_subject(&module, case)
 }
 
-fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
+/// [`run`] against any [`Subject`].
+pub fn run_subject<S: Subject>(subject: &S, case: &Case) -> Report {
+    run_checks(subject, case, true)
+}
+
+fn run_checks<S: Subject>(subject: &S, case: &Case, reads: bool) -> Report {
     let mut report = Report::default();
     let mut check = |name: &'static str, outcome: Result<(), String>| {
         report.checks.push(Check { name, outcome });
     };
 
-    let manifest: Result<Manifest, String> = module
+    let manifest: Result<Manifest, String> = subject
         .manifest_json()
         .map_err(err)
         .and_then(|j| serde_json::from_str(&j).map_err(|e| format!("not JSON: {e}")));
     check(
         "the manifest is valid and declares what the plugin serves",
         manifest.as_ref().map_err(Clone::clone).and_then(|m| {
-            if module.api_version() != API_VERSION {
+            if subject.api_version() != API_VERSION {
                 return Err(format!(
                     "built for plugin-api {}, this suite speaks {API_VERSION}",
-                    module.api_version()
+                    subject.api_version()
                 ));
             }
             if m.name.is_empty() || m.version.is_empty() {
@@ -199,7 +407,7 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
     let (bad, key) = &case.bad_config;
     check(
         "a bad config is a config error naming the key",
-        match module.connect(&request(bad)) {
+        match subject.connect(&request(bad)) {
             Ok(c) => {
                 c.close();
                 Err(format!("connect accepted the bad `{key}`"))
@@ -216,7 +424,7 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
         report.plugin = plugin;
         return report;
     }
-    let conn = match module.connect(&request(&case.config)) {
+    let conn = match subject.connect(&request(&case.config)) {
         Ok(c) => c,
         Err(e) => {
             check("the working config connects", Err(err(e)));
@@ -225,7 +433,7 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
         }
     };
     // Like connecting, reported only when it fails: a connector need not report a target.
-    if let Err(why) = check_target(conn.target(), &case.config, &secret_keys) {
+    if let Err(why) = check_target(conn.target().as_deref(), &case.config, &secret_keys) {
         check(
             "the reported target is a canonical JSON object without secrets",
             Err(why),
@@ -283,7 +491,7 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
         "a failing read is an error, not a panic",
         match conn
             .read(&case.failing)
-            .map(|r| r.into_iter().find_map(Result::err))
+            .map(|mut t| t.batches.find_map(Result::err))
         {
             Ok(None) => Err("the failing read succeeded".to_owned()),
             Ok(Some(_)) => Ok(()),
@@ -295,12 +503,9 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
     check(
         "a stream dropped early is released",
         (|| {
-            let mut reader = conn.read(&rows).map_err(err)?;
-            reader
-                .next()
-                .ok_or("no first batch")?
-                .map_err(|e| e.to_string())?;
-            drop(reader);
+            let mut table = conn.read(&rows).map_err(err)?;
+            table.batches.next().ok_or("no first batch")??;
+            drop(table);
             // A stream still holding its connection would make the next read wait forever
             // on a pool of one: give it ten seconds.
             let (tx, rx) = std::sync::mpsc::channel();
@@ -320,31 +525,37 @@ fn run_checks(module: Module, case: &Case, reads: bool) -> Report {
     report
 }
 
-fn check_echo(
+fn check_echo<C: SubjectConnection>(
     check: &mut impl FnMut(&'static str, Result<(), String>),
-    conn: &ModuleConnection,
+    conn: &C,
     echo: &ReadRequest,
     case: &Case,
 ) {
     check(
         "parameters are bound, not spliced into the query",
-        conn.read(echo).map_err(err).and_then(|reader| {
-            let batch = reader
-                .into_iter()
-                .next()
-                .ok_or("no batch")?
-                .map_err(|e| e.to_string())?;
-            let column = match &case.echo_column {
-                Some(name) => batch.column_by_name(name).ok_or_else(|| {
-                    format!("no column {name:?} in {:?}", batch.schema().fields())
-                })?,
-                None => batch.columns().first().ok_or("no column")?,
+        conn.read(echo).map_err(err).and_then(|mut table| {
+            let batch = table.batches.next().ok_or("no batch")??;
+            let index = match &case.echo_column {
+                Some(name) => batch
+                    .columns
+                    .iter()
+                    .position(|f| f.name == *name)
+                    .ok_or_else(|| format!("no column {name:?} in {}", show(&batch.columns)))?,
+                None => 0,
             };
-            let text = arrow_cast_string(column.as_ref())?;
-            if text == HOSTILE {
-                Ok(())
-            } else {
-                Err(format!("expected the parameter back, got {text:?}"))
+            let (column, first) = batch
+                .columns
+                .get(index)
+                .zip(batch.first_values.get(index))
+                .ok_or("no column")?;
+            match first {
+                FirstValue::Text(text) if text == HOSTILE => Ok(()),
+                FirstValue::Text(text) => Err(format!("expected the parameter back, got {text:?}")),
+                FirstValue::Missing => Err("the first value is missing or null".to_owned()),
+                FirstValue::NotText => Err(format!(
+                    "the column {:?} is {}, not text",
+                    column.name, column.data_type
+                )),
             }
         }),
     );
@@ -380,22 +591,6 @@ fn check_target(
         }
     }
     Ok(())
-}
-
-/// A string array's first value (Utf8, LargeUtf8 or Utf8View).
-fn arrow_cast_string(a: &dyn Array) -> Result<String, String> {
-    use arrow_array::{LargeStringArray, StringArray, StringViewArray};
-    let any = a.as_any();
-    let value = if let Some(s) = any.downcast_ref::<StringArray>() {
-        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
-    } else if let Some(s) = any.downcast_ref::<StringViewArray>() {
-        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
-    } else if let Some(s) = any.downcast_ref::<LargeStringArray>() {
-        (!s.is_empty() && s.is_valid(0)).then(|| s.value(0).to_owned())
-    } else {
-        return Err(format!("the first column is {}, not text", a.data_type()));
-    };
-    value.ok_or_else(|| "the first value is missing or null".to_owned())
 }
 
 #[cfg(test)]
@@ -531,5 +726,147 @@ mod tests {
         assert!(check(r#"{}"#).is_err(), "empty");
         assert!(check(r#"["h"]"#).is_err(), "not an object");
         assert!(check(r#"{"url":"x://u:s3cr3t@h"}"#).is_err(), "a secret");
+    }
+
+    /// A subject that is no library: tables of neutral batches, as a host's subject for a
+    /// plugin in another process would hand them over. `died` makes every read fail the
+    /// way such a subject reports a plugin that crashed.
+    struct Neutral {
+        died: bool,
+    }
+
+    impl Subject for Neutral {
+        type Connection = Neutral;
+        fn manifest_json(&self) -> Result<String, PluginError> {
+            let m = Manifest::new("neutral", "0.1").kinds(["neutral"]);
+            serde_json::to_string(&m).map_err(|e| PluginError::internal(e.to_string()))
+        }
+        fn api_version(&self) -> u32 {
+            API_VERSION
+        }
+        fn connect(&self, r: &ConnectRequest) -> Result<Neutral, PluginError> {
+            match r.config.keys().next() {
+                Some(k) => Err(PluginError::config(format!("unknown key `{k}`"))),
+                None => Ok(Neutral { died: self.died }),
+            }
+        }
+    }
+
+    impl SubjectConnection for Neutral {
+        fn target(&self) -> Option<String> {
+            Some(r#"{"db":"neutral"}"#.to_owned())
+        }
+        fn read(&self, r: &ReadRequest) -> Result<Table<'_>, PluginError> {
+            if self.died {
+                return Err(PluginError::new(
+                    ErrorKind::PANIC,
+                    "its worker crashed (SIGSEGV)",
+                ));
+            }
+            let columns = vec![Column::new("v", "str")];
+            let batch = |text: &str| {
+                Ok(Batch::new(
+                    columns.clone(),
+                    1,
+                    vec![FirstValue::Text(text.to_owned())],
+                ))
+            };
+            let batches: Vec<Result<Batch, String>> = match r.query.as_str() {
+                "rows" => vec![batch("a"), batch("b")],
+                "empty" => Vec::new(),
+                "echo" => match r.params.get("v") {
+                    Some(Value::String(v)) => vec![batch(v)],
+                    _ => return Err(PluginError::query("no parameter `v`")),
+                },
+                _ => vec![Err("no such table".to_owned())],
+            };
+            Ok(Table::new(columns.clone(), batches.into_iter()))
+        }
+        fn close(&self) {}
+    }
+
+    #[test]
+    fn any_subject_runs_the_same_checks() {
+        let read = |q: &str| ReadRequest {
+            query: q.to_owned(),
+            ..ReadRequest::default()
+        };
+        let case = Case {
+            rows: read("rows"),
+            empty: read("empty"),
+            echo_param: read("echo"),
+            failing: read("nope"),
+            bad_config: (
+                [("bad".to_owned(), serde_json::json!(1))]
+                    .into_iter()
+                    .collect(),
+                "bad".to_owned(),
+            ),
+            ..Case::default()
+        };
+        let report = run_subject(&Neutral { died: false }, &case);
+        assert!(report.passed(), "{report}");
+        assert_eq!(report.plugin, "neutral");
+        assert_eq!(report.checks.len(), 7, "{report}");
+        assert_eq!(run_basic_subject(&Neutral { died: false }).checks.len(), 2);
+
+        // A plugin that dies in every read fails every read's check, as a panic would.
+        let report = run_subject(&Neutral { died: true }, &case);
+        let failed = report.checks.iter().filter(|c| c.outcome.is_err()).count();
+        assert_eq!(failed, 5, "{report}");
+        assert!(
+            report
+                .to_string()
+                .contains("FAIL  a failing read is an error, not a panic: panic error: its worker crashed (SIGSEGV)"),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn the_echo_check_says_what_came_back_instead() {
+        let batch = |first: FirstValue| Batch::new(vec![Column::new("v", "i64")], 1, vec![first]);
+        struct One(Batch);
+        impl SubjectConnection for One {
+            fn target(&self) -> Option<String> {
+                None
+            }
+            fn read(&self, _: &ReadRequest) -> Result<Table<'_>, PluginError> {
+                Ok(Table::new(
+                    self.0.columns.clone(),
+                    std::iter::once(Ok(self.0.clone())),
+                ))
+            }
+            fn close(&self) {}
+        }
+        let outcome = |b: Batch, column: Option<&str>| {
+            let mut got = None;
+            let case = Case {
+                echo_column: column.map(str::to_owned),
+                ..Case::default()
+            };
+            check_echo(
+                &mut |_, o| got = Some(o),
+                &One(b),
+                &ReadRequest::default(),
+                &case,
+            );
+            got.expect("one check").expect_err("a failure")
+        };
+        assert_eq!(
+            outcome(batch(FirstValue::NotText), None),
+            "the column \"v\" is i64, not text"
+        );
+        assert_eq!(
+            outcome(batch(FirstValue::Missing), None),
+            "the first value is missing or null"
+        );
+        assert_eq!(
+            outcome(batch(FirstValue::Text("x".to_owned())), None),
+            "expected the parameter back, got \"x\""
+        );
+        assert_eq!(
+            outcome(batch(FirstValue::Text(HOSTILE.to_owned())), Some("w")),
+            "no column \"w\" in [v: i64]"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! Either way the rest of the host sees the same [`Plugin`], [`PluginConnection`] and
 //! [`Batches`].
 
+pub(crate) mod conformance;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod wire;
