@@ -119,9 +119,14 @@ fn interleaved_and_abandoned_streams_do_not_disturb_one_another() {
 
 #[test]
 fn writes_pings_and_errors_cross_the_worker_as_in_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("s.db");
     let p = Project::new(
         &[],
-        "[connections.scratch]\ntype = \"sqlite\"\ndatabase = \"s.db\"\n",
+        &format!(
+            "[connections.scratch]\ntype = \"sqlite\"\ndatabase = {:?}\n",
+            db.display().to_string()
+        ),
     );
     p.write(
         "plugins.toml",

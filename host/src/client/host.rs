@@ -411,8 +411,12 @@ impl Host {
     }
 
     /// Opens a connection with explicit parameters layered over its configuration.
+    ///
+    /// A name `env:VAR` is the connection named by the environment variable `VAR`, as in
+    /// Streamlit (`st.connection("env:DB_CONN")`).
     pub fn connection_with(&self, name: &str, options: ConnectOptions) -> Result<Connection> {
-        let resolved = self.resolve(name, &options)?;
+        let name = named(name)?;
+        let resolved = self.resolve(&name, &options)?;
         let identity = identity(&resolved, self.inner.results.state());
         let shared = self
             .inner
@@ -437,6 +441,7 @@ impl Host {
         let Some(name) = connection else {
             return Ok(self.inner.results.clear());
         };
+        let name = &*named(name)?;
         let resolved = self.resolve(name, &ConnectOptions::default())?;
         let identity: Arc<str> = identity(&resolved, self.inner.results.state()).into();
         let scope = self.inner.results.state().slot(identity.as_bytes());
@@ -533,8 +538,12 @@ impl Host {
         // Before the plugin is handed them: its own log records are redacted with them.
         secrets::register_plugin_secrets(&plugin.manifest.name, &redactor);
         let mut table = table;
+        // A Google key file's `type` is the plugin's to read; a kind is the host's.
+        let keep_type = crate::plugin::recognize::type_is_credential(&table);
         for k in RESERVED_KEYS {
-            table.remove(*k);
+            if !(keep_type && *k == "type") {
+                table.remove(*k);
+            }
         }
         crate::config::schema::check(&plugin.manifest, &table).map_err(|message| {
             Error::Connection {
@@ -576,6 +585,23 @@ impl Host {
             name: name.to_owned(),
             hint,
         }
+    }
+}
+
+/// The connection a name stands for: itself, or for `env:VAR` the value of `$VAR`.
+fn named(name: &str) -> Result<std::borrow::Cow<'_, str>> {
+    let Some(var) = name.strip_prefix("env:") else {
+        return Ok(name.into());
+    };
+    let missing = |why: &str| Error::Connection {
+        connection: name.to_owned(),
+        message: format!("names its connection by ${var}, which {why}"),
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_owned().into()),
+        Ok(_) => Err(missing("is empty")),
+        Err(std::env::VarError::NotPresent) => Err(missing("is not set")),
+        Err(std::env::VarError::NotUnicode(_)) => Err(missing("is not valid UTF-8")),
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`Batches`].
 
 pub(crate) mod conformance;
+pub(crate) mod recognize;
 pub(crate) mod registry;
 pub(crate) mod serve;
 pub(crate) mod wire;

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Plugin;
 use super::worker::{Limits, Worker};
+use super::{Plugin, recognize};
 use crate::config::PluginsFile;
 use crate::config::plugins::{Isolation, Settings};
 use crate::error::{Error, Result};
@@ -33,6 +33,10 @@ impl Registry {
         }
     }
 
+    /// The plugin that serves connection `name`: by the kind asked for (`kind`, else the
+    /// section's `type`, else what Streamlit infers from the name; see
+    /// [`recognize::asked_kind`]), else by the URL's scheme or `dialect`. An error says what
+    /// the section looks like and what would serve it.
     pub(crate) fn select(
         &self,
         name: &str,
@@ -43,16 +47,8 @@ impl Registry {
             connection: name.to_owned(),
             message,
         };
-        let kind = match kind {
-            Some(k) => Some(k.to_owned()),
-            None => match table.get("type") {
-                None => None,
-                Some(toml::Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    return Err(type_err(format!("`type` must be a string, got {other}")));
-                }
-            },
-        };
+        let asked = recognize::asked_kind(name, kind, table).map_err(type_err)?;
+        let looks = || recognize::looks(asked.as_ref(), table);
         let plugins = &self.plugins;
         if plugins.is_empty() {
             let why = match &self.file.path {
@@ -71,38 +67,55 @@ impl Registry {
                         .join("; ")
                 ),
             };
-            return Err(type_err(why));
+            return Err(type_err(match looks() {
+                Some(l) => format!("{}; {why}", l.what),
+                None => why,
+            }));
         }
-        match kind.as_deref() {
-            Some(k) if k != "sql" => {
-                let k = k.rsplit('.').next().unwrap_or(k);
-                plugins
-                    .iter()
-                    .find(|p| p.manifest.kinds.iter().any(|x| x == k) || p.manifest.name == k)
-                    .cloned()
-                    .ok_or_else(|| {
-                        let mut kinds: Vec<&str> = plugins
-                            .iter()
-                            .flat_map(|p| p.manifest.kinds.iter().map(String::as_str))
-                            .chain(["sql"])
-                            .collect();
-                        kinds.sort_unstable();
-                        kinds.dedup();
-                        let guess = crate::util::closest(k, kinds.iter().copied())
-                            .map(|c| format!("did you mean {c:?}? "))
-                            .unwrap_or_default();
-                        type_err(format!(
-                            "unknown type {k:?}; {guess}the loaded plugins serve: {}",
-                            kinds.join(", ")
-                        ))
-                    })
+        let unserved = |loaded: String| match looks() {
+            Some(l) => {
+                let load = l
+                    .kind
+                    .map(|k| format!(": load a plugin of kind {k:?}"))
+                    .unwrap_or_default();
+                format!("{}; no loaded plugin serves it{load} ({loaded})", l.what)
             }
+            None => loaded,
+        };
+        match asked.as_ref().map(|a| a.kind.as_str()) {
+            Some(k) if k != "sql" => plugins
+                .iter()
+                .find(|p| p.manifest.kinds.iter().any(|x| x == k) || p.manifest.name == k)
+                .cloned()
+                .ok_or_else(|| {
+                    let mut kinds: Vec<&str> = plugins
+                        .iter()
+                        .flat_map(|p| p.manifest.kinds.iter().map(String::as_str))
+                        .chain(["sql"])
+                        .collect();
+                    kinds.sort_unstable();
+                    kinds.dedup();
+                    let loaded = format!("the loaded plugins serve: {}", kinds.join(", "));
+                    if looks().is_some() {
+                        return type_err(unserved(loaded));
+                    }
+                    let guess = crate::util::closest(k, kinds.iter().copied())
+                        .map(|c| format!("did you mean {c:?}? "))
+                        .unwrap_or_default();
+                    type_err(format!("unknown type {k:?}; {guess}{loaded}"))
+                }),
             _ => {
-                let scheme = url_scheme(table).ok_or_else(|| {
-                    type_err(
-                        "no `type`, and no `url` or `dialect` to choose a connector by".to_owned(),
-                    )
-                })?;
+                let Some(scheme) = url_scheme(table) else {
+                    return Err(type_err(match looks() {
+                        Some(l) => format!(
+                            "{}; give it a `type`{}, or a `url` or `dialect`",
+                            l.what,
+                            l.kind.map(|k| format!(" ({k:?})")).unwrap_or_default()
+                        ),
+                        None => "no `type`, and no `url` or `dialect` to choose a connector by"
+                            .to_owned(),
+                    }));
+                };
                 plugins
                     .iter()
                     .find(|p| p.manifest.schemes.iter().any(|s| s == &scheme))
@@ -114,10 +127,13 @@ impl Registry {
                             .collect();
                         schemes.sort_unstable();
                         schemes.dedup();
-                        type_err(format!(
-                            "no loaded plugin serves URL scheme {scheme:?}; loaded schemes: {}",
-                            schemes.join(", ")
-                        ))
+                        let loaded = format!("loaded schemes: {}", schemes.join(", "));
+                        match looks() {
+                            Some(_) => type_err(unserved(loaded)),
+                            None => type_err(format!(
+                                "no loaded plugin serves URL scheme {scheme:?}; {loaded}"
+                            )),
+                        }
                     })
             }
         }
