@@ -212,3 +212,29 @@ fn plugins_check_reports_manifest_api_version_and_conformance() {
     let e = run_.fails();
     assert!(e.contains("echo failed 1 conformance check"), "{e}");
 }
+
+#[test]
+fn plugins_check_runs_the_checks_in_a_worker_when_asked() {
+    let p = Project::new(&[], "");
+    let sqlite = lib("plugboard_sqlite").display().to_string();
+    let out = cli!(p, ["plugins", "check", &sqlite, "--isolation", "process"]).ok();
+    assert!(
+        out.contains("conformance of sqlite: 2 of 2 checks passed"),
+        "{out}"
+    );
+    let echo = lib("fixture_echo").display().to_string();
+    let run_ = cli!(p, ["plugins", "check", &echo, "--isolation", "process"]);
+    assert!(
+        run_.stdout()
+            .contains("FAIL  a bad config is a config error naming the key"),
+        "{}",
+        run_.stdout()
+    );
+    assert!(
+        run_.fails().contains("echo failed 1 conformance check"),
+        "{}",
+        run_.stdout()
+    );
+    let e = cli!(p, ["plugins", "check", &sqlite, "--isolation", "thread"]).fails();
+    assert!(e.contains("thread"), "{e}");
+}

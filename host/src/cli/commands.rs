@@ -247,7 +247,7 @@ pub(super) fn pin_plugins(path: Option<&std::path::Path>) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub(super) fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
+pub(super) fn check_plugin(path: &std::path::Path, isolated: bool) -> anyhow::Result<()> {
     let plugin = crate::sys::loader::load(path).map_err(|reason| crate::Error::Load {
         path: path.to_path_buf(),
         reason,
@@ -282,8 +282,12 @@ pub(super) fn check_plugin(path: &std::path::Path) -> anyhow::Result<()> {
     }
     // The checks that need no inputs from the plugin; each connector's own tests run the
     // full suite with its working config and queries.
-    let module = plugboard_api::ffi::Module::load(&plugin.path).map_err(anyhow::Error::msg)?;
-    let report = plugboard_api::conformance::run_basic(module);
+    let report = if isolated {
+        crate::conformance_isolated_basic(&plugin.path, None)?
+    } else {
+        let module = plugboard_api::ffi::Module::load(&plugin.path).map_err(anyhow::Error::msg)?;
+        plugboard_api::conformance::run_basic(module)
+    };
     print!("{report}");
     let failed = report.checks.iter().filter(|c| c.outcome.is_err()).count();
     if failed > 0 {

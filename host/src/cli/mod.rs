@@ -77,7 +77,12 @@ enum PluginsAction {
     /// List the plugins from plugins.toml, and those that failed to load
     List,
     /// Load one library on its own and report its manifest
-    Check { path: PathBuf },
+    Check {
+        path: PathBuf,
+        /// Where the conformance checks run: `process` runs them in a worker process
+        #[arg(long, value_parser = ["none", "process"], default_value = "none")]
+        isolation: String,
+    },
     /// Write a sha256 pin for every [[plugin]] in plugins.toml (comments are kept)
     Pin,
 }
@@ -316,7 +321,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exec(args) => exec(&build_host()?, args),
         Command::Plugins { action } => match action {
             None | Some(PluginsAction::List) => list_plugins(&build_host()?),
-            Some(PluginsAction::Check { path }) => check_plugin(path),
+            Some(PluginsAction::Check { path, isolation }) => {
+                check_plugin(path, isolation == "process")
+            }
             Some(PluginsAction::Pin) => pin_plugins(cli.plugins.as_deref()),
         },
         Command::Connections {
