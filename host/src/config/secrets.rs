@@ -391,6 +391,10 @@ const SECRET_ANYWHERE: &[&str] = &[
     "apikey",
     "privatekey",
     "accesskey",
+    // Azure's `connection_string` (`…;AccountKey=…`), ODBC's `conn_str`: whole strings of
+    // settings, secrets among them.
+    "connectionstring",
+    "connstr",
 ];
 
 /// Words that make a name secret as its last word: `auth`, `basic_auth`, `sig`,
@@ -1271,6 +1275,14 @@ mod tests {
             "X-Amz-Signature",
             "passphrase",
             "cookie",
+            "SUPABASE_KEY",
+            "motherduck_token",
+            "private_key_file_pwd",
+            "client_secret",
+            "account_key",
+            "connection_string",
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "conn_str",
         ] {
             assert!(looks_secret(name), "{name} should look secret");
         }

@@ -253,36 +253,33 @@ mod tests {
 
     #[test]
     fn kinds_come_from_the_caller_the_type_a_class_or_the_name() {
+        let kind = |name: &str, k: Option<&str>, s: &str| {
+            asked_kind(name, k, &t(s)).map(|a| a.map(|a| a.kind))
+        };
         assert_eq!(
-            asked_kind("x", Some("sqlite"), &t("type = \"postgres\"")),
+            kind("x", Some("sqlite"), "type = \"postgres\""),
             Ok(Some("sqlite".into()))
         );
         assert_eq!(
-            asked_kind(
-                "x",
-                None,
-                &t("type = \"st_files_connection.FilesConnection\"")
-            ),
+            kind("x", None, "type = \"st_files_connection.FilesConnection\""),
             Ok(Some("files".into()))
         );
         assert_eq!(
-            asked_kind(
-                "x",
-                None,
-                &t("type = \"streamlit.connections.SQLConnection\"")
-            ),
+            kind("x", None, "type = \"streamlit.connections.SQLConnection\""),
             Ok(Some("sql".into()))
         );
-        assert_eq!(
-            asked_kind("snowflake", None, &t("")),
-            Ok(Some("snowflake".into()))
-        );
-        assert_eq!(asked_kind("SQL", None, &t("")), Ok(Some("sql".into())));
+        assert_eq!(kind("snowflake", None, ""), Ok(Some("snowflake".into())));
+        assert_eq!(kind("SQL", None, ""), Ok(Some("sql".into())));
         // A credential type is the key file's, not a kind; the name decides then.
-        let sa = t("type = \"service_account\"\nprivate_key = \"k\"");
-        assert!(type_is_credential(&sa));
-        assert_eq!(asked_kind("gsheets", None, &sa), Ok(Some("gsheets".into())));
-        assert_eq!(asked_kind("mine", None, &sa), Ok(None));
+        let sa = "type = \"service_account\"\nprivate_key = \"k\"";
+        assert!(type_is_credential(&t(sa)));
+        assert_eq!(kind("gsheets", None, sa), Ok(Some("gsheets".into())));
+        assert_eq!(kind("mine", None, sa), Ok(None));
+        let how = asked_kind("snowflake", None, &t(""))
+            .expect("ok")
+            .expect("a kind")
+            .how;
+        assert_eq!(how, "from its name \"snowflake\", as Streamlit infers it");
         assert!(asked_kind("x", None, &t("type = 3")).is_err());
     }
 
