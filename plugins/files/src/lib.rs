@@ -13,6 +13,12 @@
 //! aws_region = "eu-west-1"
 //! ```
 //!
+//! Sections written for st-files-connection work as they stand: `type =
+//! "st_files_connection.FilesConnection"`, s3fs's and the AWS CLI's option names (`key`,
+//! `secret`, `endpoint_url`, `AWS_ACCESS_KEY_ID`, …; see `names.rs`), and the protocol taken
+//! from the connection's name (`[connections.s3]`) when neither `protocol` nor a root URL
+//! gives it.
+//!
 //! `plugboard read lake 'march/*.parquet'` then reads every matching file as one table. The
 //! target is a file, a folder (every file under it, hidden and `_`-prefixed ones skipped) or
 //! a glob; with a `root`, a target that leaves it (`../`, an absolute path, a symlink out) is
@@ -22,17 +28,18 @@
 mod bridge;
 mod format;
 mod location;
+mod names;
+
+use std::cell::Cell;
 
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::ArrowError;
-use plugboard_api::{
-    ConfigKey, Connector, KeyType, Manifest, PluginError, ReadRequest, export_connector,
-};
+use plugboard_api::{ConfigKey, Connector, KeyType, Manifest, PluginError, ReadRequest};
 use polars::prelude::DataFrame;
 use serde_json::Value as Json;
 
 use crate::format::{Format, ReadOptions};
-use crate::location::{Location, Protocol};
+use crate::location::Location;
 
 /// A files connection.
 pub struct Files {
@@ -41,7 +48,7 @@ pub struct Files {
 }
 
 /// object_store's S3 options this connector passes through: (name, type, secret, what).
-const S3_KEYS: &[(&str, KeyType, bool, &str)] = &[
+const OWN_KEYS: &[(&str, KeyType, bool, &str)] = &[
     (
         "aws_access_key_id",
         KeyType::String,
@@ -153,8 +160,12 @@ impl Connector for Files {
     fn manifest() -> Manifest {
         let mut manifest = Manifest::new("files", env!("CARGO_PKG_VERSION"))
             .description("CSV, TSV, Parquet, JSON, NDJSON and Arrow IPC files: local, HTTP(S), S3")
-            .kinds(["files"])
-            .key(ConfigKey::string("protocol").describe("file (default), http, https or s3"))
+            // `type = "st_files_connection.FilesConnection"` names its last part.
+            .kinds(["files", "FilesConnection"])
+            .key(ConfigKey::string("protocol").describe(
+                "file (default), http, https or s3; else the root's scheme, else the \
+                 connection's name (s3, …)",
+            ))
             .key(ConfigKey::string("root").describe(
                 "folder or URL (s3://bucket/prefix, https://host/dir/) that paths are read under",
             ))
@@ -166,68 +177,38 @@ impl Connector for Files {
                     .secret()
                     .describe("sent as Authorization: Bearer … to an HTTP(S) server"),
             );
-        for (name, kind, secret, what) in S3_KEYS.iter().chain(CLIENT_KEYS) {
+        for (name, kind, secret, what) in OWN_KEYS.iter().chain(CLIENT_KEYS) {
             let key = ConfigKey::new(*name, *kind).describe(*what);
             manifest = manifest.key(if *secret { key.secret() } else { key });
+        }
+        for alias in names::ALIASES {
+            let key = ConfigKey::new(alias.name, alias.kind)
+                .describe(format!("{}'s name for {}", alias.from, alias.own));
+            manifest = manifest.key(if alias.secret { key.secret() } else { key });
+        }
+        manifest = manifest.key(ConfigKey::new("client_kwargs", KeyType::Table).describe(
+            "boto3's client arguments, as s3fs takes them: region_name, endpoint_url, \
+             aws_access_key_id, aws_secret_access_key, aws_session_token",
+        ));
+        // Declared so that a GCS or Azure section reaches `connect`, to be refused there in
+        // one line that says what it is, rather than for its first unknown key.
+        for (keys, what) in [
+            (
+                names::GCS_KEYS,
+                "Google service-account field (GCS: not served yet)",
+            ),
+            (names::AZURE_KEYS, "Azure credential (not served yet)"),
+        ] {
+            for (name, secret) in keys {
+                let key = ConfigKey::string(*name).describe(what);
+                manifest = manifest.key(if *secret { key.secret() } else { key });
+            }
         }
         manifest
     }
 
-    fn connect(mut config: Self::Config) -> Result<Self, PluginError> {
-        let mut text = |key: &str| -> Result<Option<String>, PluginError> {
-            match config.remove(key) {
-                None => Ok(None),
-                Some(Json::String(s)) => Ok(Some(s)),
-                Some(other) => Err(PluginError::config(format!(
-                    "{key} = {other}: expected text"
-                ))),
-            }
-        };
-        let protocol = text("protocol")?
-            .map(|p| {
-                Protocol::parse(&p).ok_or_else(|| {
-                    PluginError::config(format!(
-                        "protocol = {p:?}: not supported; use file, http, https or s3"
-                    ))
-                })
-            })
-            .transpose()?;
-        let root = text("root")?;
-        let format = text("format")?
-            .map(|f| {
-                Format::parse(&f).ok_or_else(|| {
-                    PluginError::config(format!("format = {f:?}: use one of {}", Format::NAMES))
-                })
-            })
-            .transpose()?;
-        let bearer_token = text("bearer_token")?;
-        let mut options = Vec::new();
-        for (key, value) in config {
-            let known = S3_KEYS
-                .iter()
-                .chain(CLIENT_KEYS)
-                .find(|(name, ..)| *name == key);
-            let Some((_, kind, ..)) = known else {
-                return Err(PluginError::config(format!(
-                    "unknown key {key:?} for a files connection"
-                )));
-            };
-            let value = match (kind, value) {
-                (_, Json::String(s)) => s,
-                (KeyType::Duration, Json::Number(n)) => format!("{n}s"),
-                (_, Json::Bool(b)) => b.to_string(),
-                (_, other) => {
-                    return Err(PluginError::config(format!(
-                        "{key} = {other}: expected text"
-                    )));
-                }
-            };
-            options.push((key, value));
-        }
-        Ok(Files {
-            location: Location::new(protocol, root.as_deref(), options, bearer_token)?,
-            format,
-        })
+    fn connect(config: Self::Config) -> Result<Self, PluginError> {
+        Self::open(&CONNECTING.take().unwrap_or_default(), config)
     }
 
     fn read(
@@ -312,6 +293,47 @@ impl Connector for Files {
     }
 }
 
+impl Files {
+    /// Opens the connection `name` (the protocol may come from it, as FilesConnection's
+    /// does) from its section.
+    pub fn open(
+        name: &str,
+        mut config: serde_json::Map<String, Json>,
+    ) -> Result<Self, PluginError> {
+        let mut text = |key: &str| -> Result<Option<String>, PluginError> {
+            match config.remove(key) {
+                None => Ok(None),
+                Some(Json::String(s)) => Ok(Some(s)),
+                Some(other) => Err(PluginError::config(format!(
+                    "{key} = {other}: expected text"
+                ))),
+            }
+        };
+        let protocol = text("protocol")?;
+        let root = text("root")?;
+        let format = text("format")?
+            .map(|f| {
+                Format::parse(&f).ok_or_else(|| {
+                    PluginError::config(format!("format = {f:?}: use one of {}", Format::NAMES))
+                })
+            })
+            .transpose()?;
+        let bearer_token = text("bearer_token")?;
+        let protocol = names::protocol(name, protocol.as_deref(), root.as_deref(), &config)?;
+        let options = names::settings(config, |key| {
+            OWN_KEYS
+                .iter()
+                .chain(CLIENT_KEYS)
+                .find(|(name, ..)| *name == key)
+                .map(|(_, kind, ..)| *kind)
+        })?;
+        Ok(Files {
+            location: Location::new(protocol, root.as_deref(), options, bearer_token)?,
+            format,
+        })
+    }
+}
+
 /// The files of one read must agree on column names, order and types.
 fn check_same_schema(
     target: &str,
@@ -344,4 +366,118 @@ fn check_same_schema(
     Ok(())
 }
 
-export_connector!(Files);
+thread_local! {
+    /// The name of the connection being opened on this thread, for the length of one
+    /// [`connect_v2`]: [`Connector::connect`] is handed the section alone, and
+    /// FilesConnection takes the protocol from the name.
+    static CONNECTING: Cell<Option<String>> = const { Cell::new(None) };
+}
+
+/// plugboard-api's connect, with the connection's name from the request kept for
+/// [`Connector::connect`] (see [`CONNECTING`]). The host connects through this symbol; the
+/// root module's 1.0 `connect` (hosts older than plugin-api 1.3) connects without the name.
+extern "C" fn connect_v2(
+    request: abi_stable::std_types::RStr<'_>,
+) -> abi_stable::std_types::RResult<plugboard_api::ffi::FfiConnected, PluginError> {
+    let name = serde_json::from_str::<plugboard_api::ConnectRequest>(request.as_str())
+        .map(|r| r.name)
+        .ok();
+    CONNECTING.set(name);
+    let connected = plugboard_api::ffi::connect_v2::<Files>(request);
+    CONNECTING.set(None);
+    connected
+}
+
+plugboard_api::export_plugin_module!(
+    plugboard_api::ffi::root_module::<Files>,
+    connect_v2 = connect_v2
+);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn open(name: &str, config: Json) -> Result<Files, String> {
+        let Json::Object(config) = config else {
+            unreachable!("a table")
+        };
+        Files::open(name, config).map_err(|e| e.message().to_owned())
+    }
+
+    fn refused(name: &str, config: Json) -> String {
+        match open(name, config) {
+            Ok(_) => panic!("{name}: connected"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn a_section_named_s3_reads_a_bare_root_as_bucket_and_prefix() {
+        let files = open(
+            "s3",
+            json!({"root": "trips/2024", "endpoint_url": "http://127.0.0.1:9", "anon": true}),
+        )
+        .expect("s3 by name");
+        assert_eq!(
+            files.location.target().to_json(),
+            r#"{"aws_endpoint":"http://127.0.0.1:9","prefix":"2024","protocol":"s3","store":"s3://trips"}"#
+        );
+    }
+
+    #[test]
+    fn s3_names_elsewhere_are_errors_naming_them_as_written() {
+        let err = refused("web", json!({"root": "https://h/d/", "key": "x"}));
+        assert_eq!(err, "key applies to protocol = \"s3\" only");
+        let err = refused(
+            "web",
+            json!({"root": "https://h/d/", "client_kwargs": {"region_name": "eu"}}),
+        );
+        assert_eq!(
+            err,
+            "client_kwargs.region_name applies to protocol = \"s3\" only"
+        );
+        let err = refused("lake", json!({"AWS_DEFAULT_REGION": "eu"}));
+        assert!(
+            err.starts_with("AWS_DEFAULT_REGION applies to remote stores"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_manifest_declares_every_alias_and_marks_credentials_secret() {
+        let manifest = Files::manifest();
+        assert!(manifest.kinds.iter().any(|k| k == "FilesConnection"));
+        let secret = |name: &str| {
+            manifest
+                .config
+                .iter()
+                .find(|k| k.name == name)
+                .map(|k| k.secret)
+        };
+        for name in [
+            "key",
+            "secret",
+            "token",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "private_key",
+            "private_key_id",
+            "account_key",
+            "connection_string",
+            "sas_token",
+        ] {
+            assert_eq!(secret(name), Some(true), "{name}");
+        }
+        for name in [
+            "endpoint_url",
+            "anon",
+            "AWS_DEFAULT_REGION",
+            "client_kwargs",
+        ] {
+            assert_eq!(secret(name), Some(false), "{name}");
+        }
+    }
+}

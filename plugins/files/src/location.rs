@@ -41,6 +41,15 @@ impl Protocol {
     }
 }
 
+/// One object_store option: its name, the name the section gave it under (an alias such as
+/// `key` or `client_kwargs.region_name`, for messages), and its value as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: String,
+    pub written: String,
+    pub value: String,
+}
+
 /// One file to read: the name it is reported by, and where its bytes are.
 pub struct Source {
     pub name: String,
@@ -66,7 +75,7 @@ pub struct Location {
     protocol: Protocol,
     root: Option<Root>,
     /// object_store settings (`aws_region`, `allow_http`, ...), checked when a store is built.
-    options: Vec<(String, String)>,
+    options: Vec<Setting>,
     bearer_token: Option<String>,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -76,7 +85,7 @@ impl Location {
     pub fn new(
         protocol: Option<Protocol>,
         root: Option<&str>,
-        options: Vec<(String, String)>,
+        options: Vec<Setting>,
         bearer_token: Option<String>,
     ) -> Result<Self, PluginError> {
         let root_url = root.filter(|r| r.contains("://")).map(|r| {
@@ -104,18 +113,20 @@ impl Location {
             (p, i) => p.or(i).unwrap_or(Protocol::File),
         };
         if protocol == Protocol::File
-            && let Some((key, _)) = options.first()
+            && let Some(setting) = options.first()
         {
             return Err(PluginError::config(format!(
-                "{key} applies to remote stores; this connection reads local files \
-                 (set protocol or a root URL)"
+                "{} applies to remote stores; this connection reads local files \
+                 (set protocol or a root URL)",
+                setting.written
             )));
         }
         if protocol != Protocol::S3
-            && let Some((key, _)) = options.iter().find(|(k, _)| k.starts_with("aws_"))
+            && let Some(setting) = options.iter().find(|s| s.key.starts_with("aws_"))
         {
             return Err(PluginError::config(format!(
-                "{key} applies to protocol = \"s3\" only"
+                "{} applies to protocol = \"s3\" only",
+                setting.written
             )));
         }
         let root = match (root, root_url) {
@@ -472,7 +483,7 @@ impl Location {
             }
             None => {}
         }
-        for (key, value) in &self.options {
+        for Setting { key, value, .. } in &self.options {
             if matches!(
                 key.as_str(),
                 "aws_endpoint" | "aws_region" | "aws_virtual_hosted_style_request"
@@ -512,13 +523,13 @@ impl Location {
             || self
                 .options
                 .iter()
-                .any(|(k, v)| k == "aws_endpoint" && v.starts_with("http://"));
+                .any(|s| s.key == "aws_endpoint" && s.value.starts_with("http://"));
         let mut client = ClientOptions::new().with_allow_http(plain_http);
         let mut s3 = Vec::new();
-        for (key, value) in &self.options {
-            match key.parse::<ClientConfigKey>() {
-                Ok(k) => client = client.with_config(k, value),
-                Err(_) => s3.push((key, value)),
+        for setting in &self.options {
+            match setting.key.parse::<ClientConfigKey>() {
+                Ok(k) => client = client.with_config(k, &setting.value),
+                Err(_) => s3.push(setting),
             }
         }
         if let Some(token) = &self.bearer_token {
@@ -541,11 +552,14 @@ impl Location {
                     .with_bucket_name(bucket)
                     .with_client_options(client)
                     .with_retry(retry);
-                for (key, value) in s3 {
-                    let k = key.parse::<AmazonS3ConfigKey>().map_err(|_| {
-                        PluginError::config(format!("{key}: not an object_store S3 option"))
+                for setting in s3 {
+                    let k = setting.key.parse::<AmazonS3ConfigKey>().map_err(|_| {
+                        PluginError::config(format!(
+                            "{}: not an object_store S3 option",
+                            setting.written
+                        ))
                     })?;
-                    builder = builder.with_config(k, value);
+                    builder = builder.with_config(k, &setting.value);
                 }
                 builder.build().map(|s| Arc::new(s) as _)
             }
@@ -708,12 +722,19 @@ mod tests {
         let s3 = Location::new(
             None,
             Some("s3://trips/2024"),
-            vec![
-                ("aws_region".into(), "eu-west-1".into()),
-                ("aws_endpoint".into(), "http://127.0.0.1:9".into()),
-                ("aws_secret_access_key".into(), "very-secret".into()),
-                ("aws_access_key_id".into(), "AKIDSECRET".into()),
-            ],
+            [
+                ("aws_region", "eu-west-1"),
+                ("aws_endpoint", "http://127.0.0.1:9"),
+                ("aws_secret_access_key", "very-secret"),
+                ("aws_access_key_id", "AKIDSECRET"),
+            ]
+            .into_iter()
+            .map(|(key, value)| Setting {
+                key: key.into(),
+                written: key.into(),
+                value: value.into(),
+            })
+            .collect(),
             Some("bearer-secret".into()),
         )
         .expect("s3");
