@@ -811,3 +811,201 @@ pub mod servers {
         (server, id.to_owned(), secret.to_owned())
     }
 }
+
+/// TLS for the PostgreSQL tests: certificates made with the `openssl` CLI, and a
+/// [`pg::Server`] switched to `ssl = on` with them (`ALTER SYSTEM`, then a reload).
+pub mod pg_tls {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::pg;
+
+    /// A folder of PEM files: a CA and certificates it signed (P-256 keys, valid two days).
+    pub struct Certs {
+        pub dir: tempfile::TempDir,
+    }
+
+    impl Certs {
+        /// A new CA, `ca.pem` (its key `ca.key`), in a folder the server's user can read.
+        pub fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            set_mode(dir.path(), 0o755);
+            let certs = Certs { dir };
+            certs.write(
+                "ca.ext",
+                "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+            );
+            certs.openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.csr",
+                "-subj",
+                "/CN=plugboard test CA",
+            ]);
+            certs.openssl(&[
+                "x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-extfile", "ca.ext",
+                "-days", "2", "-out", "ca.pem",
+            ]);
+            certs
+        }
+
+        /// A path in the folder.
+        pub fn path(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        /// `<name>.pem` and `<name>.key` (unencrypted PKCS#8), signed by the CA, for the
+        /// subject `cn` and the subjectAltNames `san` (`IP:127.0.0.1,DNS:localhost`; none if
+        /// empty). Returns (certificate, key).
+        pub fn issue(&self, name: &str, cn: &str, san: &str) -> (PathBuf, PathBuf) {
+            let ext = format!("{name}.ext");
+            let mut text = String::from("basicConstraints=CA:FALSE\n");
+            if !san.is_empty() {
+                text.push_str(&format!("subjectAltName={san}\n"));
+            }
+            self.write(&ext, &text);
+            let (key, csr, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            self.openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={cn}"),
+            ]);
+            let serial = format!("{}", std::process::id() ^ name.len() as u32 ^ 0x5eed);
+            self.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-set_serial",
+                &serial,
+                "-extfile",
+                &ext,
+                "-days",
+                "2",
+                "-out",
+                &pem,
+            ]);
+            set_mode(&self.path(&pem), 0o644);
+            (self.path(&pem), self.path(&key))
+        }
+
+        /// `key` encrypted with `passphrase` (PKCS#8, `ENCRYPTED PRIVATE KEY`), as `name`.
+        pub fn encrypt(&self, key: &Path, name: &str, passphrase: &str) -> PathBuf {
+            self.openssl(&[
+                "pkcs8",
+                "-topk8",
+                "-in",
+                &key.display().to_string(),
+                "-out",
+                name,
+                "-passout",
+                &format!("pass:{passphrase}"),
+            ]);
+            self.path(name)
+        }
+
+        pub fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.path(name);
+            std::fs::write(&p, text).expect("write");
+            p
+        }
+
+        fn openssl(&self, args: &[&str]) {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("run openssl (is the openssl CLI installed?)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    impl Default for Certs {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    fn set_mode(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// Turns TLS on in `server` with this certificate and key; with `client_ca`, the server
+    /// also asks clients for a certificate signed by it (and checks one that is sent; the
+    /// trusted `postgres` logs in with or without). Waits until the server runs with it.
+    pub fn enable(server: &pg::Server, cert: &Path, key: &Path, client_ca: Option<&Path>) {
+        // PostgreSQL wants its key readable by its own user alone.
+        set_mode(key, 0o600);
+        if Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"))
+        {
+            let out = Command::new("chown")
+                .arg("postgres")
+                .arg(key)
+                .output()
+                .expect("chown the server key");
+            assert!(out.status.success(), "chown: {out:?}");
+        }
+        let quote = |p: &Path| {
+            let text = p.display().to_string();
+            assert!(!text.contains('\''), "an unusual path: {text}");
+            text
+        };
+        let mut sql = format!(
+            "ALTER SYSTEM SET ssl_cert_file = '{}'; ALTER SYSTEM SET ssl_key_file = '{}'; ",
+            quote(cert),
+            quote(key)
+        );
+        if let Some(ca) = client_ca {
+            sql.push_str(&format!("ALTER SYSTEM SET ssl_ca_file = '{}'; ", quote(ca)));
+        }
+        sql.push_str("ALTER SYSTEM SET ssl = on;");
+        for statement in sql.split_inclusive(';') {
+            server.psql("postgres", &["-c", statement.trim()]);
+        }
+        server.psql("postgres", &["-c", "SELECT pg_reload_conf()"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.value("postgres", "SHOW ssl") != "on" {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not turn TLS on:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

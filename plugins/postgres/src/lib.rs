@@ -2,7 +2,8 @@
 //!
 //! Serves `type = "postgresql"` (or `postgres`), and `type = "sql"` with a `postgresql://`
 //! URL or `dialect = "postgresql"`: a Streamlit `[connections.x]` section for PostgreSQL
-//! works unchanged. See [`config`] for the keys, the libpq environment and `~/.pgpass`.
+//! works unchanged, `create_engine_kwargs.connect_args` included. See [`config`] for the
+//! keys, their precedence, the libpq environment and `~/.pgpass`, and [`tls`] for TLS.
 //!
 //! * `read` without parameters streams `COPY (query) TO STDOUT (FORMAT binary)` and
 //!   decodes it straight into Arrow builders; with parameters (`:name` or `$1`) it binds
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod fuzzing;
 mod sql;
+pub mod tls;
 pub mod types;
 
 use std::collections::BTreeSet;
@@ -75,37 +77,39 @@ impl Manager {
         if let Some(o) = &settings.options {
             config.options(o);
         }
-        let mut tls = native_tls::TlsConnector::builder();
-        match settings.sslmode {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-                tls.danger_accept_invalid_certs(true)
-                    .danger_accept_invalid_hostnames(true);
-            }
-            SslMode::VerifyCa => {
-                tls.danger_accept_invalid_hostnames(true);
-            }
-            SslMode::VerifyFull => {}
+        if let Some(on) = settings.keepalives.enabled {
+            config.keepalives(on);
         }
-        if let Some(path) = &settings.sslrootcert {
-            let pem = std::fs::read(path).map_err(|e| {
-                PluginError::config(format!(
-                    "`sslrootcert`: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let cert = native_tls::Certificate::from_pem(&pem).map_err(|e| {
-                PluginError::config(format!("`sslrootcert`: {}: {e}", path.display()))
-            })?;
-            tls.add_root_certificate(cert);
+        if let Some(d) = settings.keepalives.idle {
+            config.keepalives_idle(d);
         }
-        let tls = tls
-            .build()
-            .map_err(|e| PluginError::config(format!("cannot set up TLS: {e}")))?;
+        if let Some(d) = settings.keepalives.interval {
+            config.keepalives_interval(d);
+        }
+        if let Some(n) = settings.keepalives.count {
+            config.keepalives_retries(n);
+        }
+        let tls = tls::connector(&settings)?;
         Ok(Self {
             settings,
             config,
             tls: postgres_native_tls::MakeTlsConnector::new(tls),
         })
+    }
+
+    /// What a failed certificate check checked, for its error.
+    fn verify_hint(&self) -> String {
+        let cas = match &self.settings.sslrootcert {
+            Some(path) => format!("the CAs in {}", path.display()),
+            None => "the system's CAs".to_owned(),
+        };
+        match self.settings.sslmode {
+            SslMode::VerifyFull => format!(
+                "; sslmode verify-full wants a certificate from {cas} that names {}",
+                self.settings.host
+            ),
+            _ => format!("; sslmode verify-ca wants a certificate from {cas}"),
+        }
     }
 
     fn target(&self) -> String {
@@ -122,7 +126,10 @@ impl Manage for Manager {
     fn connect(&self) -> Result<Client, PluginError> {
         self.config.connect(self.tls.clone()).map_err(|e| {
             let err = classify(&e, Stage::Connect);
-            let message = format!("cannot connect to {}: {}", self.target(), err.message());
+            let mut message = format!("cannot connect to {}: {}", self.target(), err.message());
+            if message.contains("certificate verify failed") {
+                message.push_str(&self.verify_hint());
+            }
             PluginError::new(err.kind, message)
         })
     }
@@ -303,11 +310,11 @@ impl Connector for Postgres {
             .schemes(["postgresql"])
             .key(s("url").describe("postgresql://user:password@host:port/database?sslmode=…"))
             .key(s("dialect").describe("SQLAlchemy's dialect: postgresql"))
-            .key(s("driver").describe("accepted for Streamlit compatibility, ignored"))
+            .key(s("driver").describe("SQLAlchemy's driver (psycopg2, …): accepted, changes nothing"))
             .key(s("username"))
             .key(s("password").secret())
             .key(s("host"))
-            .key(ConfigKey::new("port", KeyType::Integer))
+            .key(ConfigKey::new("port", KeyType::Any).describe("5432, or text holding it: \"5432\""))
             .key(s("database"))
             .key(ConfigKey::new("query", KeyType::Table).describe("URL options"))
             .key(s("sslmode").describe("disable, allow, prefer, require, verify-ca, verify-full"))
@@ -321,10 +328,11 @@ impl Connector for Postgres {
                     .describe("server connections (default 4)"),
             )
             .key(s("application_name"))
-            .key(
-                ConfigKey::new("create_engine_kwargs", KeyType::Any)
-                    .describe("accepted for Streamlit compatibility, ignored"),
-            )
+            .key(ConfigKey::new("create_engine_kwargs", KeyType::Table).describe(
+                "SQLAlchemy's: connect_args (libpq keywords), pool_size, pool_pre_ping, echo = false",
+            ))
+            // Wherever they stand (`query`, `create_engine_kwargs.connect_args`).
+            .secret_keys(["password", "sslpassword"])
     }
 
     fn connect(config: Config) -> Result<Self, PluginError> {
