@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use plugboard::{Host, Isolation};
 use plugboard_tests::{Project, chinook, lib};
-use polars::prelude::*;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_plugboard-under-test");
 
