@@ -700,9 +700,9 @@ fn the_duckdb_and_motherduck_sections_are_refused_naming_duckdb() {
         "a DuckDB database",
         Some("duckdb"),
     );
-    // The section alone (`database = "file.db"`) names no dialect; the refusal says so and
-    // asks for a type.
-    let err = c.refused("duckdb", &[], "dialect is not given", None);
+    // The section alone (`database = "file.db"`) names no dialect: the refusal says what the
+    // file may be and asks for a type.
+    let err = c.refused("duckdb", &[], "a database file (DuckDB or SQLite)", None);
     assert!(err.contains("`type`"), "{err}");
     let c = Corpus::new("motherduck.toml");
     c.assert_listed();

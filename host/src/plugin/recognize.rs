@@ -181,6 +181,30 @@ pub(crate) fn looks(asked: Option<&Asked>, table: &toml::Table) -> Option<Looks>
             Some("files"),
         ));
     }
+    if has("token_name") || has("token_secret") || has("personal_access_token_name") {
+        let why = keys(&["token_name", "token_secret", "server_url", "site_id"]);
+        return Some(Looks::new(
+            format!("a Tableau Server connection (its keys {})", why.join(", ")),
+            None,
+        ));
+    }
+    if !has("host")
+        && let Some(db) = text("database")
+        && let Some(ext) = std::path::Path::new(db)
+            .extension()
+            .and_then(|e| e.to_str())
+        && ["db", "duckdb", "ddb", "sqlite", "sqlite3"].contains(&ext.to_ascii_lowercase().as_str())
+    {
+        let kind = if ext.eq_ignore_ascii_case("duckdb") || ext.eq_ignore_ascii_case("ddb") {
+            "a DuckDB database file"
+        } else {
+            "a database file (DuckDB or SQLite)"
+        };
+        return Some(Looks::new(
+            format!("{kind} (its database {db:?}, with no type to say which)"),
+            None,
+        ));
+    }
     if has("host") || has("database") {
         return Some(Looks::new(
             "a SQL database whose dialect is not given (write a `url`, a `dialect` or a `type`)"
@@ -326,5 +350,20 @@ mod tests {
             Some(Some("supabase"))
         );
         assert_eq!(what("x", "colour = \"red\""), None);
+        assert_eq!(
+            what(
+                "t",
+                "token_name = \"n\"\ntoken_secret = \"s\"\nserver_url = \"u\""
+            )
+            .map(|w| w.0),
+            Some(
+                "a Tableau Server connection (its keys token_name, token_secret, server_url)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            what("d", "database = \"file.db\"").map(|w| w.0),
+            Some("a database file (DuckDB or SQLite) (its database \"file.db\", with no type to say which)".into())
+        );
     }
 }
