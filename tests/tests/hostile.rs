@@ -628,3 +628,21 @@ fn a_retry_backoff_past_a_minute_is_refused() {
         ],
     );
 }
+
+#[test]
+fn a_target_that_cannot_be_an_s3_bucket_is_refused_not_a_panic() {
+    // `[connections.s3]` with no root takes the bucket from the target: a query's text
+    // there was a URI panic inside object_store.
+    let p = project();
+    p.write(
+        "secrets.toml",
+        "[connections.s3]\nkey = \"AKIAEXAMPLE\"\nsecret = \"MARKER-hostile-s3\"\nendpoint_url = \"http://127.0.0.1:9\"\n",
+    );
+    for target in ["SELECT 1", "Upper/x.csv", "a b/c.csv"] {
+        let line = refused(
+            &cli!(p, ["read", "s3", target]),
+            &["connection \"s3\"", "not an S3 bucket name"],
+        );
+        assert!(!line.contains("MARKER-hostile-s3"), "{line}");
+    }
+}

@@ -548,6 +548,7 @@ impl Location {
         };
         let built: object_store::Result<Arc<dyn ObjectStore>> = match name.split_once("://") {
             Some(("s3", bucket)) => {
+                check_bucket(bucket)?;
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(bucket)
                     .with_client_options(client)
@@ -587,6 +588,28 @@ fn local_root(root: &Path) -> Result<Root, PluginError> {
         )));
     }
     Ok(Root::Local(canonical))
+}
+
+/// An S3 bucket name by S3's rules (3 to 63 lowercase letters, digits, dots and hyphens,
+/// starting and ending with a letter or digit): anything else is refused here, before
+/// object_store would build a request URL from it (an invalid one is a panic there).
+fn check_bucket(bucket: &str) -> Result<(), PluginError> {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket
+            .bytes()
+            .next()
+            .zip(bucket.bytes().last())
+            .is_some_and(|(a, z)| a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(PluginError::query(format!(
+            "{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); read bucket/key, or set the connection's root"
+        )))
+    }
 }
 
 /// `bucket/prefix` (an S3 root given without its scheme) as a URL.
@@ -752,6 +775,18 @@ mod tests {
 
     #[test]
     fn urls_split_into_store_and_key() {
+        assert!(check_bucket("my-bucket.v2").is_ok());
+        for bad in [
+            "SELECT 1",
+            "ab",
+            "Bucket",
+            "-x-y",
+            "x".repeat(64).as_str(),
+            "a b c",
+        ] {
+            let e = check_bucket(bad).expect_err(bad);
+            assert!(e.message().contains("not an S3 bucket name"), "{e}");
+        }
         let url = Url::parse("s3://bucket/a/b%20c.csv").expect("url");
         assert_eq!(
             split_url(&url).ok(),
