@@ -639,7 +639,7 @@ pub extern "C" fn connect_v2<C: Connector>(args: RStr<'_>) -> RResult<FfiConnect
 fn open<C: Connector>(args: RStr<'_>) -> Result<Glue<C>, PluginError> {
     let request: ConnectRequest = parse_json(args, "connect request")?;
     let config = crate::config::from_table::<C::Config>(request.config)?;
-    let connection = C::connect(config)?;
+    let connection = C::connect_named(&request.name, config)?;
     Ok(Glue(std::mem::ManuallyDrop::new(connection)))
 }
 

@@ -108,6 +108,14 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// Opens a connection.
     fn connect(config: Self::Config) -> Result<Self, PluginError>;
 
+    /// Since 1.4: opens connection `name` (the section's name, `[connections.<name>]`), for
+    /// a connector whose defaults follow the name, as Streamlit's FilesConnection takes
+    /// the protocol from a connection named `s3`. Default: [`Connector::connect`].
+    fn connect_named(name: &str, config: Self::Config) -> Result<Self, PluginError> {
+        let _ = name;
+        Self::connect(config)
+    }
+
     /// Since 1.3: what this connection actually connected to, after the connector resolved
     /// its defaults and environment (`PGDATABASE`, a relative path, `~/.pgpass`): host,
     /// port, database, user; a canonical file path; a bucket and endpoint. Never a secret.

@@ -425,9 +425,9 @@ endpoint_url = "http://127.0.0.1:1"
     }
     // The same value under both names is one setting: the connection opens (and the
     // read fails only because nothing listens there).
-    let run = cli!(p, ["read", "agree", "b/x.csv"]);
+    let run = cli!(p, ["read", "agree", "bucket/x.csv"]);
     assert_no_leak("agree", &run, &[m]);
     let err = run.fails();
     assert!(!err.contains("both given"), "{err}");
-    assert!(err.contains("b/x.csv"), "{err}");
+    assert!(err.contains("bucket/x.csv"), "{err}");
 }

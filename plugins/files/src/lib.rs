@@ -30,8 +30,6 @@ mod format;
 mod location;
 mod names;
 
-use std::cell::Cell;
-
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::ArrowError;
 use plugboard_api::{ConfigKey, Connector, KeyType, Manifest, PluginError, ReadRequest};
@@ -208,7 +206,12 @@ impl Connector for Files {
     }
 
     fn connect(config: Self::Config) -> Result<Self, PluginError> {
-        Self::open(&CONNECTING.take().unwrap_or_default(), config)
+        Self::open("", config)
+    }
+
+    /// FilesConnection takes the protocol from the connection's name (`s3`).
+    fn connect_named(name: &str, config: Self::Config) -> Result<Self, PluginError> {
+        Self::open(name, config)
     }
 
     fn read(
@@ -366,32 +369,7 @@ fn check_same_schema(
     Ok(())
 }
 
-thread_local! {
-    /// The name of the connection being opened on this thread, for the length of one
-    /// [`connect_v2`]: [`Connector::connect`] is handed the section alone, and
-    /// FilesConnection takes the protocol from the name.
-    static CONNECTING: Cell<Option<String>> = const { Cell::new(None) };
-}
-
-/// plugboard-api's connect, with the connection's name from the request kept for
-/// [`Connector::connect`] (see [`CONNECTING`]). The host connects through this symbol; the
-/// root module's 1.0 `connect` (hosts older than plugin-api 1.3) connects without the name.
-extern "C" fn connect_v2(
-    request: abi_stable::std_types::RStr<'_>,
-) -> abi_stable::std_types::RResult<plugboard_api::ffi::FfiConnected, PluginError> {
-    let name = serde_json::from_str::<plugboard_api::ConnectRequest>(request.as_str())
-        .map(|r| r.name)
-        .ok();
-    CONNECTING.set(name);
-    let connected = plugboard_api::ffi::connect_v2::<Files>(request);
-    CONNECTING.set(None);
-    connected
-}
-
-plugboard_api::export_plugin_module!(
-    plugboard_api::ffi::root_module::<Files>,
-    connect_v2 = connect_v2
-);
+plugboard_api::export_connector!(Files);
 
 #[cfg(test)]
 mod tests {
