@@ -376,6 +376,13 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
             if !has_values_to_check(inner) {
                 return Ok(None);
             }
+            // polars' JSON writer formats the values under a null list entry or a null
+            // struct row too (and drops them), but the series polars builds of a list's
+            // values hides them (a struct series takes its rows' nulls into its fields):
+            // unless the nulls are pushed down first, a date out of chrono's range under
+            // a null struct in a list is not seen here and ends the writer.
+            let propagated = s.propagate_nulls();
+            let s = propagated.as_ref().unwrap_or(s);
             let list = s.list().map_err(polars)?;
             let changed = std::cell::Cell::new(false);
             let out = list
@@ -388,12 +395,19 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
                     Err(message) => Err(PolarsError::ComputeError(message.into())),
                 })
                 .map_err(polars)?;
-            changed.get().then(|| out.into_series())
+            if changed.get() {
+                Some(out.into_series())
+            } else {
+                propagated
+            }
         }
         DataType::Struct(fields) => {
             if !fields.iter().any(|f| has_values_to_check(f.dtype())) {
                 return Ok(None);
             }
+            // As for a list: the fields checked must be the ones the writer formats.
+            let propagated = s.propagate_nulls();
+            let s = propagated.as_ref().unwrap_or(s);
             let ca = s.struct_().map_err(polars)?;
             let mut changed = false;
             let mut series = Vec::with_capacity(fields.len());
@@ -409,7 +423,7 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
                 }
             }
             if !changed {
-                return Ok(None);
+                return Ok(propagated);
             }
             let rebuilt = StructChunked::from_series(s.name().clone(), s.len(), series.iter())
                 .map_err(polars)?
@@ -1050,6 +1064,34 @@ mod edges {
         let mut out = Vec::new();
         let e = write(&df, Format::Csv, &mut out).expect_err("lists are not CSV");
         assert!(e.to_string().contains("column \"l\""), "{e}");
+    }
+
+    #[test]
+    /// output_formats fuzz finding (crash-08fc447e…): polars' JSON writer formats the
+    /// fields of a null struct row in a list, which the check did not see.
+    fn a_date_under_a_null_struct_in_a_list_prints() {
+        use polars_arrow::array::{Array, ListArray, PrimitiveArray, StructArray};
+        use polars_arrow::bitmap::Bitmap;
+        use polars_arrow::datatypes::{ArrowDataType as A, Field as F};
+        use polars_arrow::offset::OffsetsBuffer;
+
+        // Day 1,369,449,648 is past chrono's last date.
+        let days = PrimitiveArray::<i32>::from_vec(vec![1_369_449_648]).to(A::Date32);
+        let fields = vec![F::new("d".into(), A::Date32, true)];
+        let rows = StructArray::new(
+            A::Struct(fields.clone()),
+            1,
+            vec![days.boxed()],
+            Some(Bitmap::from([false])),
+        );
+        let item = F::new("item".into(), A::Struct(fields), true);
+        let offsets = OffsetsBuffer::try_from(vec![0i64, 1]).expect("offsets");
+        let list = ListArray::<i64>::new(A::LargeList(Box::new(item)), offsets, rows.boxed(), None);
+        let s = Series::try_from((PlSmallStr::from("l"), list.boxed())).expect("series");
+        let df = DataFrame::new(1, vec![s.into_column()]).expect("df");
+        assert_eq!(text(&df, Format::Json).trim(), r#"[{"l":[null]}]"#);
+        assert_eq!(text(&df, Format::Ndjson).trim(), r#"{"l":[null]}"#);
+        text(&df, Format::Table);
     }
 
     #[test]
