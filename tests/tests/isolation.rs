@@ -416,7 +416,27 @@ fn survives_in_the_cli(fail: Fail) {
         assert_eq!(p.cache_entries(), Vec::<std::path::PathBuf>::new());
     }
 
-    let run = timed(fail, || cli!(p, ["-v", "query", "on_connect", "rows"]));
+    // Over an older export: it stays as it was.
+    let old = out.join("old.csv");
+    std::fs::write(&old, "old\n").expect("write old.csv");
+    let path = old.display().to_string();
+    let query = format!("stream:{}", fail.name());
+    let run = timed(fail, || {
+        cli!(p, ["query", "bad", &query, "--output", &path])
+    });
+    fail.check(&failed(&run), "while reading connection \"bad\"");
+    assert_eq!(std::fs::read_to_string(&old).expect("old.csv"), "old\n");
+    assert_eq!(files(&out), ["old.csv"]);
+    std::fs::remove_file(&old).expect("remove old.csv");
+
+    // With every log line the host and the worker write: still no secret.
+    let run = timed(fail, || {
+        cli!(
+            p,
+            ["-v", "query", "on_connect", "rows"],
+            env = ["PLUGBOARD_LOG" => "debug"]
+        )
+    });
     fail.check(
         &failed(&run),
         "while connecting to connection \"on_connect\"",
@@ -509,6 +529,52 @@ fn cli_a_runaway_allocation_is_one_error_line_and_leaves_nothing_behind() {
 #[test]
 fn cli_a_panic_is_one_error_line_and_leaves_nothing_behind() {
     survives_in_the_cli(Fail::Panic);
+}
+
+#[test]
+fn a_crash_fails_the_calls_in_flight_on_its_worker_each_naming_its_own_connection() {
+    let p = project(Fail::Segv.limits(), Fail::Segv);
+    let host = host(&p);
+    let (good, bad) = (
+        host.connection("good").expect("connect good"),
+        host.connection("bad").expect("connect bad"),
+    );
+    const N: usize = 2_000_000;
+    // A long read of `good`, open while `bad` crashes the plugin.
+    let mut stream = good
+        .query(format!("big:{N}"))
+        .batch_size(1000)
+        .ttl(Duration::ZERO)
+        .stream()
+        .expect("the stream starts");
+    let mut rows = stream
+        .next()
+        .expect("a batch")
+        .expect("the first batch")
+        .height();
+    let e = bad
+        .query("segv")
+        .ttl(Duration::ZERO)
+        .fetch()
+        .expect_err("segv");
+    Fail::Segv.check(&line(&e), "while reading connection \"bad\"");
+    // The stream either goes on (its worker lives) or ends in one error naming `good`;
+    // it does not hang.
+    let started = Instant::now();
+    for batch in stream {
+        match batch {
+            Ok(df) => rows += df.height(),
+            Err(e) => {
+                Fail::Segv.check(&line(&e), "while reading connection \"good\"");
+                rows = N;
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{rows} rows");
+    }
+    assert_eq!(rows, N);
+    others_serve(&host);
+    assert_ne!(pid(&bad), me());
 }
 
 #[test]
