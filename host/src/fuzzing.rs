@@ -587,7 +587,12 @@ fn frame(input: &mut Input<'_>) -> Option<DataFrame> {
         let mut start = 0;
         let mut arrays = Vec::new();
         for cut in cuts {
-            arrays.push(array(input, &dtype, cut - start)?);
+            let a = array(input, &dtype, cut - start)?;
+            // Nor a decimal with more digits than its precision (the loader's value check).
+            if crate::sys::loader::decimal_overflow(a.as_ref()).is_some() {
+                return None;
+            }
+            arrays.push(a);
             start = cut;
         }
         // What the loader does with an imported column (`to_column`).

@@ -312,8 +312,9 @@ fn unknown_names_list_what_exists() {
         .connection_with("pets", ConnectOptions::new().set("url", "mysql://x/y"))
         .unwrap_err()
         .to_string();
+    // What the section is, and what would serve it.
     assert!(
-        e.contains("no loaded plugin serves URL scheme \"mysql\""),
+        e.contains("a MySQL database (its URL scheme mysql); no loaded plugin serves it: load a plugin of kind \"mysql\" (loaded schemes: echo, sqlite)"),
         "{e}"
     );
 }
@@ -491,4 +492,33 @@ fn plugins_pin_writes_pins_that_the_loader_enforces() {
 
     let e = plugboard_tests::cli!(p, ["plugins", "pin", "--plugins", "nope.toml"]).fails();
     assert!(e.contains("nope.toml"), "{e}");
+}
+
+#[test]
+fn a_decimal_past_its_precision_is_refused_naming_the_column() {
+    // polars asserts a decimal's precision when it rebuilds a column (a one-row one becomes
+    // a scalar): a plugin's 38-digit value in a Decimal(37, 0) ended the host.
+    let p = Project::new(
+        &["fixture_misbehave"],
+        "[connections.m]\ntype = \"misbehave\"\n",
+    );
+    let host = p.host();
+    let m = host.connection("m").expect("connect");
+    let fits = m.query("decimal:37").fetch().expect("37 digits fit");
+    assert_eq!(fits.height(), 1);
+    let e = m
+        .query("decimal:38")
+        .fetch()
+        .expect_err("38 digits do not")
+        .to_string();
+    assert!(
+        e.contains("column \"d\" holds a decimal with more digits than its precision 37"),
+        "{e}"
+    );
+    // And in every output format of the CLI.
+    for format in ["table", "csv", "json", "parquet"] {
+        let run = plugboard_tests::cli!(p, ["query", "m", "decimal:38", "--format", format]);
+        let line = run.fails();
+        assert!(line.contains("precision 37"), "{format}: {line}");
+    }
 }

@@ -833,6 +833,13 @@ fn folders_and_the_whole_file_set_isolation_and_limits() {
     );
     assert_eq!(mode(&p), Isolation::Process);
     hangs_for_1s(&p);
+    // The memory limit, with time enough to reach it on a loaded machine.
+    p.write(
+        "plugins.toml",
+        &format!(
+            "isolation = \"process\"\nread_timeout = \"60s\"\nmemory_limit = 268435456\n\n{misbehave}"
+        ),
+    );
     let run = cli!(p, ["query", "bad", "alloc"]);
     Fail::Alloc.check(&failed(&run), "while reading connection \"bad\"");
 

@@ -52,8 +52,7 @@ pub struct PluginDir {
 }
 
 /// Where a plugin runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Isolation {
     /// In the host's process: the fastest, and a crash in the plugin is the host's.
     #[default]
@@ -94,7 +93,7 @@ struct RawFile {
     plugin: Vec<RawEntry>,
     #[serde(default)]
     dirs: Vec<toml::Value>,
-    isolation: Option<Isolation>,
+    isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
 }
@@ -104,7 +103,7 @@ struct RawFile {
 struct RawEntry {
     path: PathBuf,
     sha256: Option<String>,
-    isolation: Option<Isolation>,
+    isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
 }
@@ -114,7 +113,7 @@ struct RawEntry {
 #[serde(deny_unknown_fields)]
 struct RawDir {
     path: PathBuf,
-    isolation: Option<Isolation>,
+    isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
 }
@@ -122,7 +121,7 @@ struct RawDir {
 /// The settings keys of a file, an entry or a folder, as written.
 #[derive(Default)]
 struct RawSettings {
-    isolation: Option<Isolation>,
+    isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
 }
@@ -130,7 +129,16 @@ struct RawSettings {
 impl RawSettings {
     /// These settings over `defaults`, checked: limits apply to isolated plugins only.
     fn resolve(&self, defaults: &Settings, what: &str) -> std::result::Result<Settings, String> {
-        let isolation = self.isolation.unwrap_or(defaults.isolation);
+        let isolation = match self.isolation.as_deref() {
+            None => defaults.isolation,
+            Some("none") => Isolation::None,
+            Some("process") => Isolation::Process,
+            Some(other) => {
+                return Err(format!(
+                    "{what}: `isolation` must be \"none\" or \"process\", got {other:?}"
+                ));
+            }
+        };
         let read_timeout = match &self.read_timeout {
             None => defaults.read_timeout,
             Some(v) => {
@@ -204,7 +212,7 @@ impl PluginsFile {
             message,
         };
         let defaults = RawSettings {
-            isolation: raw.isolation,
+            isolation: raw.isolation.clone(),
             read_timeout: raw.read_timeout.clone(),
             memory_limit: raw.memory_limit.clone(),
         }

@@ -1070,7 +1070,7 @@ mod edges {
     /// output_formats fuzz finding (crash-08fc447e…): polars' JSON writer formats the
     /// fields of a null struct row in a list, which the check did not see.
     fn a_date_under_a_null_struct_in_a_list_prints() {
-        use polars_arrow::array::{Array, ListArray, PrimitiveArray, StructArray};
+        use polars_arrow::array::{ListArray, PrimitiveArray, StructArray};
         use polars_arrow::bitmap::Bitmap;
         use polars_arrow::datatypes::{ArrowDataType as A, Field as F};
         use polars_arrow::offset::OffsetsBuffer;

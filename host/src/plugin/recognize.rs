@@ -25,6 +25,8 @@ pub(crate) fn type_is_credential(table: &toml::Table) -> bool {
 pub(crate) struct Asked {
     pub kind: String,
     pub how: String,
+    /// Inferred from the connection's name, not asked for: a URL says more.
+    pub by_name: bool,
 }
 
 /// The kind a section asks for, without looking at plugins: the `kind` the caller named
@@ -49,11 +51,16 @@ pub(crate) fn asked_kind(
     if let Some(k) = written {
         let last = k.rsplit('.').next().unwrap_or(&k);
         let kind = class_kind(last).unwrap_or(last).to_owned();
-        return Ok(Some(Asked { kind, how }));
+        return Ok(Some(Asked {
+            kind,
+            how,
+            by_name: false,
+        }));
     }
     Ok(name_kind(name).map(|k| Asked {
         kind: k.to_owned(),
         how: format!("from its name {name:?}, as Streamlit infers it"),
+        by_name: true,
     }))
 }
 
@@ -102,6 +109,13 @@ impl Looks {
 pub(crate) fn looks(asked: Option<&Asked>, table: &toml::Table) -> Option<Looks> {
     let text = |k: &str| table.get(k).and_then(toml::Value::as_str);
     let has = |k: &str| table.contains_key(k);
+    // The kind asked for says most: a `--type snowflake` is a Snowflake connection,
+    // whatever else the section holds.
+    if let Some(a) = asked.filter(|a| !a.by_name)
+        && let Some((source, kind)) = kind_source(&a.kind)
+    {
+        return Some(Looks::new(format!("{source} ({})", a.how), Some(kind)));
+    }
     if let Some(url) = text("url")
         && let Some((scheme, _)) = url.split_once("://")
         && let Some((source, kind)) = source_of(scheme)
@@ -119,7 +133,8 @@ pub(crate) fn looks(asked: Option<&Asked>, table: &toml::Table) -> Option<Looks>
             kind,
         ));
     }
-    if let Some(a) = asked
+    // A kind from the name, once the URL and the dialect had nothing to say.
+    if let Some(a) = asked.filter(|a| a.by_name)
         && let Some((source, kind)) = kind_source(&a.kind)
     {
         return Some(Looks::new(format!("{source} ({})", a.how), Some(kind)));
@@ -249,6 +264,11 @@ fn source_of(scheme: &str) -> Option<(&'static str, Option<&'static str>)> {
         "http" | "https" | "file" => ("files", Some("files")),
         _ => return None,
     })
+}
+
+/// Whether plugboard knows `kind` as a source's (served or not yet): not a typo.
+pub(crate) fn known_kind(kind: &str) -> bool {
+    kind_source(kind).is_some()
 }
 
 /// The source a plugboard kind (or Streamlit's name for it) stands for.

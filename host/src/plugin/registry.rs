@@ -96,7 +96,9 @@ impl Registry {
                     kinds.sort_unstable();
                     kinds.dedup();
                     let loaded = format!("the loaded plugins serve: {}", kinds.join(", "));
-                    if looks().is_some() {
+                    // A kind plugboard knows (`snowflake`, `mysql`) is unserved; any other is
+                    // unknown, likely a typo.
+                    if recognize::known_kind(k) && looks().is_some() {
                         return type_err(unserved(loaded));
                     }
                     let guess = crate::util::closest(k, kinds.iter().copied())

@@ -739,6 +739,14 @@ impl ForeignBatches {
         }
         let height = batch.len();
         let (_, _, values, _) = batch.clone().into_data();
+        for (field, array) in self.fields.iter().zip(&values) {
+            if let Some(precision) = decimal_overflow(array.as_ref()) {
+                return Err(malformed(format!(
+                    "column {:?} holds a decimal with more digits than its precision {precision}",
+                    field.name
+                )));
+            }
+        }
         Ok(Some((height, values)))
     }
 }
@@ -775,6 +783,45 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, PluginError> {
             .unwrap_or_default();
         malformed(format!("{what}: {why}"))
     })
+}
+
+/// The precision of a decimal array (at any depth: in lists and structs) holding a value
+/// with more digits than it: polars asserts the precision when it rebuilds such a column
+/// (a one-row column becomes a scalar), so the loader refuses the batch.
+pub(crate) fn decimal_overflow(array: &dyn Array) -> Option<usize> {
+    use polars_arrow::array::{ListArray, PrimitiveArray};
+    match array.dtype().to_storage() {
+        ArrowDataType::Decimal(precision, _) => {
+            let values = array.as_any().downcast_ref::<PrimitiveArray<i128>>()?;
+            let limit = 10i128.checked_pow(u32::try_from(*precision).ok()?)?;
+            values
+                .iter()
+                .flatten()
+                .any(|v| v.unsigned_abs() >= limit.unsigned_abs())
+                .then_some(*precision)
+        }
+        ArrowDataType::List(_) => decimal_overflow(
+            array
+                .as_any()
+                .downcast_ref::<ListArray<i32>>()?
+                .values()
+                .as_ref(),
+        ),
+        ArrowDataType::LargeList(_) => decimal_overflow(
+            array
+                .as_any()
+                .downcast_ref::<ListArray<i64>>()?
+                .values()
+                .as_ref(),
+        ),
+        ArrowDataType::Struct(_) => array
+            .as_any()
+            .downcast_ref::<StructArray>()?
+            .values()
+            .iter()
+            .find_map(|a| decimal_overflow(a.as_ref())),
+        _ => None,
+    }
 }
 
 /// Whether the loader refuses a column of this type (for the fuzz targets, which build
