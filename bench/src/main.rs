@@ -4,9 +4,12 @@
 //!
 //! * `prepare DIR` generates the data with a fixed seed: `trips` (1M rows by default) as a
 //!   SQLite file, a Parquet file, and a table in the local PostgreSQL (`plugboard_bench`).
-//! * `measure DIR` times plugboard's cases in this process (and whole CLI processes) and
-//!   writes `DIR/rust.json`.
+//! * `measure DIR` times plugboard's cases in this process (and whole CLI processes), with
+//!   the plugins in process and, for SQLite and PostgreSQL, isolated in worker processes,
+//!   and writes `DIR/rust.json`.
 //! * `peak DIR CASE` runs one read and prints its peak memory (used by `measure`).
+//! * `load DIR [--isolated]` builds a host once and prints the time (used by `measure`).
+//! * `repeat DIR CASE [--isolated]` reads one case over and over, for a profiler.
 //! * `report DIR` merges `rust.json` with the peers' `python.json`, prints the table and
 //!   writes `bench/RESULTS.md`.
 
@@ -42,7 +45,23 @@ enum Command {
     /// One read of CASE in a fresh process: prints its peak memory as JSON
     Peak { dir: PathBuf, case: String },
     /// Open the plugins once in a fresh process: prints the time as JSON
-    Load { dir: PathBuf },
+    Load {
+        dir: PathBuf,
+        /// With sqlite and postgres isolated: the time includes starting their workers
+        #[arg(long)]
+        isolated: bool,
+    },
+    /// Read CASE (sqlite, postgres, lookup_sqlite, lookup_postgres) RUNS times in one
+    /// host and print each time: a loop to run under `perf record`
+    Repeat {
+        dir: PathBuf,
+        case: String,
+        /// Through the isolated plugin (a worker process)
+        #[arg(long)]
+        isolated: bool,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// Merge DIR/rust.json and DIR/python.json into a table and bench/RESULTS.md
     Report {
         dir: PathBuf,
@@ -63,14 +82,21 @@ fn main() -> anyhow::Result<()> {
         Command::Prepare { dir, .. }
         | Command::Measure { dir, .. }
         | Command::Peak { dir, .. }
-        | Command::Load { dir }
+        | Command::Load { dir, .. }
+        | Command::Repeat { dir, .. }
         | Command::Report { dir, .. } => *dir = absolute(std::mem::take(dir))?,
     }
     match cli.command {
         Command::Prepare { dir, rows } => data::prepare(&dir, rows),
         Command::Measure { dir, runs } => measure::all(&dir, runs),
         Command::Peak { dir, case } => measure::peak(&dir, &case),
-        Command::Load { dir } => measure::load_once(&dir),
+        Command::Load { dir, isolated } => measure::load_once(&dir, isolated),
+        Command::Repeat {
+            dir,
+            case,
+            isolated,
+            runs,
+        } => measure::repeat(&dir, &case, isolated, runs),
         Command::Report { dir, out } => report::write(&dir, &out),
     }
 }

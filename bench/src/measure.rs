@@ -1,5 +1,10 @@
 //! plugboard's side of the benchmark, timed in this process and as whole CLI processes.
+//!
+//! Each SQLite and PostgreSQL case that isolation can change runs twice in one run: in the
+//! host's process, and isolated (`isolation = "process"`, the plugin in a worker process
+//! of its own), the two timed alternately against the same data.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -27,12 +32,34 @@ pub struct Sample {
     pub frame_bytes: Option<u64>,
     #[serde(default)]
     pub note: Option<String>,
+    /// For the isolated cases: the worker processes seen across the reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkerUse>,
+}
+
+/// The worker processes one isolated plugin ran in, looked up after every isolated read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerUse {
+    pub plugin: String,
+    /// Isolated reads (warm-up included) after which the workers were looked up.
+    pub reads: u64,
+    /// Every worker pid seen: one means one warm worker served them all.
+    pub pids: Vec<u32>,
 }
 
 const SELECT: &str = "SELECT * FROM trips";
 /// The floor a SQLite read is held to: rusqlite stepping every row and reading every value.
 pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
 const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
+/// The tool name of a read through an isolated plugin (`isolation = "process"`).
+pub const ISOLATED: &str = "plugboard (isolated)";
+pub const CLI: &str = "plugboard CLI → Arrow IPC file";
+pub const CLI_ISOLATED: &str = "plugboard CLI (isolated) → Arrow IPC file";
+pub const LOAD: &str = "plugboard: open, ABI check, manifest (3 plugins)";
+pub const LOAD_ISOLATED: &str =
+    "plugboard (isolated): start 2 workers (sqlite, postgres), open files in process";
+/// The plugins that run in a worker in the isolated cases.
+const ISOLATED_PLUGINS: [&str; 2] = ["sqlite", "postgres"];
 
 fn release_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -50,16 +77,45 @@ fn lib(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// plugins.toml and secrets.toml for the bench's connections, in `dir`.
-fn project(dir: &Path) -> anyhow::Result<()> {
-    let mut plugins = String::new();
-    for name in ["sqlite", "postgres", "files"] {
-        plugins.push_str(&format!(
-            "[[plugin]]\npath = {:?}\n\n",
-            lib(name)?.display().to_string()
-        ));
+/// The worker program for isolated plugins: the release build's `plugboard`.
+fn worker_program() -> anyhow::Result<PathBuf> {
+    let path = release_dir()?.join("plugboard");
+    if !path.exists() {
+        bail!(
+            "{} is missing: build with `cargo build --release` first",
+            path.display()
+        );
     }
-    std::fs::write(dir.join("plugins.toml"), plugins)?;
+    Ok(path)
+}
+
+/// The plugins file of one mode: `plugins.toml` runs every plugin in the host's process,
+/// `plugins-isolated.toml` the same libraries with sqlite and postgres isolated.
+fn plugins_file(isolated: bool) -> &'static str {
+    if isolated {
+        "plugins-isolated.toml"
+    } else {
+        "plugins.toml"
+    }
+}
+
+/// plugins.toml, plugins-isolated.toml and secrets.toml for the bench's connections, in
+/// `dir`.
+fn project(dir: &Path) -> anyhow::Result<()> {
+    for isolated in [false, true] {
+        let mut plugins = String::new();
+        for name in ["sqlite", "postgres", "files"] {
+            plugins.push_str(&format!(
+                "[[plugin]]\npath = {:?}\n",
+                lib(name)?.display().to_string()
+            ));
+            if isolated && ISOLATED_PLUGINS.contains(&name) {
+                plugins.push_str("isolation = \"process\"\n");
+            }
+            plugins.push('\n');
+        }
+        std::fs::write(dir.join(plugins_file(isolated)), plugins)?;
+    }
     std::fs::write(
         dir.join("secrets.toml"),
         format!(
@@ -75,13 +131,25 @@ fn project(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn host(dir: &Path) -> anyhow::Result<Host> {
-    Ok(Host::builder()
-        .plugins_file(dir.join("plugins.toml"))
+    host_in(dir, false)
+}
+
+/// A host of one mode; the isolated one runs its workers with the release `plugboard`.
+fn host_in(dir: &Path, isolated: bool) -> anyhow::Result<Host> {
+    let mut builder = Host::builder()
+        .plugins_file(dir.join(plugins_file(isolated)))
         .secrets_file(dir.join("secrets.toml"))
         .use_env(false)
         .user_config_dir(None)
-        .cache_dir(Some(dir.join("cache")))
-        .build()?)
+        .cache_dir(Some(dir.join("cache")));
+    if isolated {
+        builder = builder.worker_program(worker_program()?);
+    }
+    let host = builder.build()?;
+    if let Some(e) = host.load_errors().first() {
+        bail!("{}: {e}", plugins_file(isolated));
+    }
+    Ok(host)
 }
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<Vec<f64>> {
@@ -97,6 +165,32 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Res
         .collect()
 }
 
+/// Times `a` and `b` alternately (a, b, a, b, …), each warmed once first, so that drift
+/// in the machine's load (a build, another process) falls on both alike. `after_b` runs,
+/// untimed, after every call of `b`.
+fn time_pair<A, B>(
+    runs: usize,
+    mut a: impl FnMut() -> anyhow::Result<A>,
+    mut b: impl FnMut() -> anyhow::Result<B>,
+    mut after_b: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    a()?;
+    b()?;
+    after_b()?;
+    let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for _ in 0..runs {
+        let t = Instant::now();
+        drop(a()?);
+        ta.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let out = b()?;
+        tb.push(t.elapsed().as_secs_f64());
+        drop(out);
+        after_b()?;
+    }
+    Ok((ta, tb))
+}
+
 fn sample(case: &str, tool: &str, runs: Vec<f64>) -> Sample {
     Sample {
         case: case.into(),
@@ -105,6 +199,92 @@ fn sample(case: &str, tool: &str, runs: Vec<f64>) -> Sample {
         peak_bytes: None,
         frame_bytes: None,
         note: None,
+        workers: None,
+    }
+}
+
+/// This process's worker children, by plugin library (`libplugboard_sqlite.so` → `sqlite`):
+/// the processes whose parent is this one and whose command line is `… __worker --plugin
+/// PATH …`.
+fn worker_pids() -> anyhow::Result<BTreeMap<String, BTreeSet<u32>>> {
+    let me = std::process::id();
+    let mut out: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let entry = entry?;
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may end between the listing and the reads: skip it.
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(me) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.iter().any(|a| a == "__worker") {
+            continue;
+        }
+        let plugin = args
+            .iter()
+            .position(|a| a == "--plugin")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|p| Path::new(p).file_stem()?.to_str().map(str::to_owned))
+            .map(|stem| stem.trim_start_matches("libplugboard_").to_owned())
+            .unwrap_or_else(|| "?".to_owned());
+        out.entry(plugin).or_default().insert(pid);
+    }
+    Ok(out)
+}
+
+/// Worker pids seen after each isolated read, per plugin.
+#[derive(Default)]
+struct Workers {
+    seen: BTreeMap<String, (u64, BTreeSet<u32>)>,
+}
+
+impl Workers {
+    /// Looks the workers of `plugin` up after one of its reads; its worker must be running.
+    fn after_read(&mut self, plugin: &str) -> anyhow::Result<()> {
+        let now = worker_pids()?;
+        let pids = now.get(plugin).cloned().unwrap_or_default();
+        anyhow::ensure!(
+            !pids.is_empty(),
+            "no worker process of {plugin} after an isolated read"
+        );
+        let (reads, seen) = self.seen.entry(plugin.to_owned()).or_default();
+        *reads += 1;
+        seen.extend(pids);
+        Ok(())
+    }
+
+    fn samples(&self) -> Vec<Sample> {
+        self.seen
+            .iter()
+            .map(|(plugin, (reads, pids))| Sample {
+                workers: Some(WorkerUse {
+                    plugin: plugin.clone(),
+                    reads: *reads,
+                    pids: pids.iter().copied().collect(),
+                }),
+                ..sample("workers", ISOLATED, Vec::new())
+            })
+            .collect()
     }
 }
 
@@ -117,8 +297,17 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     project(dir)?;
     let mut out: Vec<Sample> = Vec::new();
     let mut push = |s: Sample| {
-        let m = median(s.runs.clone());
-        eprintln!("  {:<14} {:<44} {:>10}", s.case, s.tool, fmt_secs(m));
+        if let Some(w) = &s.workers {
+            eprintln!(
+                "  {:<14} {:<44} {:>10}",
+                s.case,
+                format!("{}: worker pids {:?}", w.plugin, w.pids),
+                format!("{} reads", w.reads)
+            );
+        } else {
+            let m = median(s.runs.clone());
+            eprintln!("  {:<14} {:<44} {:>10}", s.case, s.tool, fmt_secs(m));
+        }
         out.push(s);
     };
     let cold = |conn: &plugboard::Connection, q: &str| conn.query(q).ttl(Duration::ZERO).fetch();
@@ -164,13 +353,22 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     ));
     drop(raw);
 
+    // The same plugins in two hosts: one loads them into this process, the other runs
+    // sqlite and postgres in worker processes. Each isolated case is timed alternately
+    // with its in-process twin.
     let host = host(dir)?;
+    let isolated = host_in(dir, true)?;
+    let mut workers = Workers::default();
     let sqlite = host.connection("sqlite")?;
-    push(sample(
-        "sqlite",
-        "plugboard",
-        time(runs, || Ok(cold(&sqlite, SELECT)?))?,
-    ));
+    let sqlite_iso = isolated.connection("sqlite")?;
+    let (inproc, iso) = time_pair(
+        runs,
+        || Ok(cold(&sqlite, SELECT)?),
+        || Ok(cold(&sqlite_iso, SELECT)?),
+        || workers.after_read("sqlite"),
+    )?;
+    push(sample("sqlite", "plugboard", inproc));
+    push(sample("sqlite", ISOLATED, iso));
     push(sample(
         "sqlite",
         "plugboard, 2 partitions",
@@ -183,26 +381,33 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
                 .fetch()?)
         })?,
     ));
-    let mut lo = 0i64;
-    push(sample(
-        "lookup_sqlite",
-        "plugboard",
-        time(runs * 20, || {
-            lo = (lo + 7919) % 999_000;
-            Ok(sqlite
-                .query(LOOKUP)
-                .param("lo", lo)
-                .ttl(Duration::ZERO)
-                .fetch()?)
-        })?,
-    ));
+    let lookup = |conn: &plugboard::Connection, lo: &mut i64| {
+        *lo = (*lo + 7919) % 999_000;
+        conn.query(LOOKUP)
+            .param("lo", *lo)
+            .ttl(Duration::ZERO)
+            .fetch()
+    };
+    let (mut lo, mut lo_iso) = (0i64, 0i64);
+    let (inproc, iso) = time_pair(
+        runs * 20,
+        || Ok(lookup(&sqlite, &mut lo)?),
+        || Ok(lookup(&sqlite_iso, &mut lo_iso)?),
+        || workers.after_read("sqlite"),
+    )?;
+    push(sample("lookup_sqlite", "plugboard", inproc));
+    push(sample("lookup_sqlite", ISOLATED, iso));
 
     let pg = host.connection("postgres")?;
-    push(sample(
-        "postgres",
-        "plugboard",
-        time(runs, || Ok(cold(&pg, SELECT)?))?,
-    ));
+    let pg_iso = isolated.connection("postgres")?;
+    let (inproc, iso) = time_pair(
+        runs,
+        || Ok(cold(&pg, SELECT)?),
+        || Ok(cold(&pg_iso, SELECT)?),
+        || workers.after_read("postgres"),
+    )?;
+    push(sample("postgres", "plugboard", inproc));
+    push(sample("postgres", ISOLATED, iso));
     push(sample(
         "postgres",
         "plugboard, 2 partitions",
@@ -215,18 +420,18 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
                 .fetch()?)
         })?,
     ));
-    push(sample(
-        "lookup_postgres",
-        "plugboard",
-        time(runs * 20, || {
-            lo = (lo + 7919) % 999_000;
-            Ok(pg
-                .query(LOOKUP)
-                .param("lo", lo)
-                .ttl(Duration::ZERO)
-                .fetch()?)
-        })?,
-    ));
+    let (inproc, iso) = time_pair(
+        runs * 20,
+        || Ok(lookup(&pg, &mut lo)?),
+        || Ok(lookup(&pg_iso, &mut lo_iso)?),
+        || workers.after_read("postgres"),
+    )?;
+    push(sample("lookup_postgres", "plugboard", inproc));
+    push(sample("lookup_postgres", ISOLATED, iso));
+    for s in workers.samples() {
+        push(s);
+    }
+    drop((sqlite_iso, pg_iso, isolated));
 
     let files = host.connection("files")?;
     push(sample(
@@ -268,57 +473,72 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
         disk_hits(dir, runs)?,
     ));
 
-    // Plugin load, each in a fresh process (a loaded library is not loaded again).
+    // Plugin load, each in a fresh process (a loaded library is not loaded again); the
+    // isolated host's load is its workers' start: spawn, load and check, hello.
     let exe = std::env::current_exe()?;
-    let loads = (0..runs)
-        .map(|_| -> anyhow::Result<f64> {
-            let out = Command::new(&exe).arg("load").arg(dir).output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "load: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-        })
-        .collect::<anyhow::Result<Vec<f64>>>()?;
-    push(sample(
-        "load",
-        "plugboard: open, ABI check, manifest (3 plugins)",
-        loads,
-    ));
+    let load = |isolated: bool| -> anyhow::Result<f64> {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("load").arg(dir);
+        if isolated {
+            cmd.arg("--isolated");
+        }
+        let out = cmd.output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    };
+    let (inproc, iso) = time_pair(runs, || load(false), || load(true), || Ok(()))?;
+    push(sample("load", LOAD, inproc));
+    push(sample("load", LOAD_ISOLATED, iso));
 
-    // Whole CLI processes writing Arrow IPC.
+    // Whole CLI processes writing Arrow IPC; for SQLite and PostgreSQL also with the
+    // plugin isolated (the CLI starts its workers: a cold read includes their start).
     let bin = release_dir()?.join("plugboard");
     let arrow_out = dir.join("out.arrow");
+    let cli = |plugins: &str, verb: &str, conn: &str, target: &str| -> anyhow::Result<()> {
+        let status = Command::new(&bin)
+            .current_dir(dir)
+            .env("PLUGBOARD_CACHE_DIR", dir.join("cache"))
+            .args([
+                "--plugins",
+                plugins,
+                "--secrets",
+                "secrets.toml",
+                verb,
+                conn,
+                target,
+            ])
+            .arg("--output")
+            .arg(&arrow_out)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "plugboard --plugins {plugins} {verb} {conn} failed"
+        );
+        Ok(())
+    };
     for (conn, verb, target) in [
         ("sqlite", "query", SELECT),
         ("postgres", "query", SELECT),
         ("files", "read", "trips.parquet"),
     ] {
-        let runs = time(runs, || {
-            let status = Command::new(&bin)
-                .current_dir(dir)
-                .env("PLUGBOARD_CACHE_DIR", dir.join("cache"))
-                .args([
-                    "--plugins",
-                    "plugins.toml",
-                    "--secrets",
-                    "secrets.toml",
-                    verb,
-                    conn,
-                    target,
-                ])
-                .arg("--output")
-                .arg(&arrow_out)
-                .status()?;
-            anyhow::ensure!(status.success(), "plugboard {verb} {conn} failed");
-            Ok(())
-        })?;
-        push(sample(
-            &format!("cli_{conn}"),
-            "plugboard CLI → Arrow IPC file",
-            runs,
-        ));
+        let case = format!("cli_{conn}");
+        if ISOLATED_PLUGINS.contains(&conn) {
+            let (inproc, iso) = time_pair(
+                runs,
+                || cli(plugins_file(false), verb, conn, target),
+                || cli(plugins_file(true), verb, conn, target),
+                || Ok(()),
+            )?;
+            push(sample(&case, CLI, inproc));
+            push(sample(&case, CLI_ISOLATED, iso));
+        } else {
+            let runs = time(runs, || cli(plugins_file(false), verb, conn, target))?;
+            push(sample(&case, CLI, runs));
+        }
     }
 
     // Peak memory of one cold read, each in a fresh process.
@@ -503,9 +723,38 @@ fn frame_bytes(df: &DataFrame) -> u64 {
     size
 }
 
-pub fn load_once(dir: &Path) -> anyhow::Result<()> {
+/// Reads `case` `runs` times (after one warm-up) through one host and prints each time
+/// and the median: a loop for `perf record`, and a quick look at one case outside a run.
+pub fn repeat(dir: &Path, case: &str, isolated: bool, runs: usize) -> anyhow::Result<()> {
+    project(dir)?;
+    let host = host_in(dir, isolated)?;
+    let (conn, query) = match case {
+        "sqlite" => ("sqlite", SELECT),
+        "postgres" => ("postgres", SELECT),
+        "lookup_sqlite" => ("sqlite", LOOKUP),
+        "lookup_postgres" => ("postgres", LOOKUP),
+        other => bail!("unknown case {other}"),
+    };
+    let conn = host.connection(conn)?;
+    let mut lo = 0i64;
+    let times = time(runs, || {
+        lo = (lo + 7919) % 999_000;
+        let mut read = conn.query(query).ttl(Duration::ZERO);
+        if query == LOOKUP {
+            read = read.param("lo", lo);
+        }
+        Ok(read.fetch()?)
+    })?;
+    for t in &times {
+        println!("{}", fmt_secs(*t));
+    }
+    println!("median {}", fmt_secs(median(times)));
+    Ok(())
+}
+
+pub fn load_once(dir: &Path, isolated: bool) -> anyhow::Result<()> {
     let t = Instant::now();
-    let host = host(dir)?;
+    let host = host_in(dir, isolated)?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(host.plugins().len() == 3, "expected 3 plugins");
     println!("{secs}");

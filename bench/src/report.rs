@@ -7,7 +7,75 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::measure::{Sample, fmt_secs, mb};
+use crate::measure::{
+    CLI, CLI_ISOLATED, ISOLATED, LOAD, LOAD_ISOLATED, Sample, WorkerUse, fmt_secs, mb,
+};
+
+/// The isolated twin of each case's reference (for the ratio column against the peers).
+fn isolated_reference(case: &str) -> Option<&'static str> {
+    match case {
+        "sqlite" | "postgres" | "lookup_sqlite" | "lookup_postgres" => Some(ISOLATED),
+        "cli_sqlite" | "cli_postgres" => Some(CLI_ISOLATED),
+        _ => None,
+    }
+}
+
+/// Isolated against in process, per case: the goal is a ratio (`Some(limit)`) or an
+/// absolute time (`None` here, set in [`targets`]).
+const ISOLATION: &[(&str, &str, &str, &str, Option<f64>)] = &[
+    (
+        "sqlite",
+        "SQLite 1M rows, cold",
+        "plugboard",
+        ISOLATED,
+        Some(1.3),
+    ),
+    (
+        "postgres",
+        "PostgreSQL 1M rows, cold",
+        "plugboard",
+        ISOLATED,
+        Some(1.3),
+    ),
+    (
+        "lookup_sqlite",
+        "SQLite 10-row lookup",
+        "plugboard",
+        ISOLATED,
+        None,
+    ),
+    (
+        "lookup_postgres",
+        "PostgreSQL 10-row lookup",
+        "plugboard",
+        ISOLATED,
+        None,
+    ),
+    (
+        "cli_sqlite",
+        "CLI, SQLite 1M rows → Arrow IPC (worker start included)",
+        CLI,
+        CLI_ISOLATED,
+        None,
+    ),
+    (
+        "cli_postgres",
+        "CLI, PostgreSQL 1M rows → Arrow IPC (worker start included)",
+        CLI,
+        CLI_ISOLATED,
+        None,
+    ),
+    (
+        "load",
+        "Building a host (isolated: starting 2 workers)",
+        LOAD,
+        LOAD_ISOLATED,
+        None,
+    ),
+];
+
+/// The goal of an isolated lookup: a warm worker answers in under a millisecond.
+const LOOKUP_GOAL: f64 = 1e-3;
 
 const CASES: &[(&str, &str, &str)] = &[
     (
@@ -122,26 +190,43 @@ pub fn write(dir: &Path, out: &Path) -> anyhow::Result<()> {
             continue;
         }
         let reference = median_of(&samples, case, reference);
+        let isolated = isolated_reference(case).and_then(|t| median_of(&samples, case, t));
         writeln!(md, "## {title}\n")?;
-        writeln!(md, "| tool | min | median | max | plugboard ÷ tool |")?;
-        writeln!(md, "|---|---:|---:|---:|---:|")?;
+        if isolated.is_some() {
+            writeln!(
+                md,
+                "| tool | min | median | max | plugboard ÷ tool | plugboard (isolated) ÷ tool |"
+            )?;
+            writeln!(md, "|---|---:|---:|---:|---:|---:|")?;
+        } else {
+            writeln!(md, "| tool | min | median | max | plugboard ÷ tool |")?;
+            writeln!(md, "|---|---:|---:|---:|---:|")?;
+        }
         for s in rows {
             let Some(st) = stats(&s.runs) else { continue };
-            let ratio = match reference {
-                Some(r) if !s.tool.starts_with("plugboard") => ratio(r / st.median),
+            let peer = !s.tool.starts_with("plugboard");
+            let versus = |r: Option<f64>| match r {
+                Some(r) if peer => ratio(r / st.median),
                 _ => String::new(),
+            };
+            let extra = match isolated {
+                Some(_) => format!(" {} |", versus(isolated)),
+                None => String::new(),
             };
             writeln!(
                 md,
-                "| {} | {} | {} | {} | {ratio} |",
+                "| {} | {} | {} | {} | {} |{extra}",
                 s.tool,
                 fmt_secs(st.min),
                 fmt_secs(st.median),
-                fmt_secs(st.max)
+                fmt_secs(st.max),
+                versus(reference)
             )?;
         }
         writeln!(md)?;
     }
+
+    isolation(&mut md, &samples)?;
 
     writeln!(
         md,
@@ -201,6 +286,96 @@ pub fn write(dir: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn workers(samples: &[Sample]) -> Vec<&WorkerUse> {
+    samples
+        .iter()
+        .filter(|s| s.case == "workers")
+        .filter_map(|s| s.workers.as_ref())
+        .collect()
+}
+
+/// The isolated mode against the in-process one, case by case, and the worker processes
+/// that served the isolated reads.
+fn isolation(md: &mut String, samples: &[Sample]) -> anyhow::Result<()> {
+    if !samples.iter().any(|s| s.tool == ISOLATED) {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "## Isolation: plugins in a worker process against in process\n\n\
+         The same plugins and data through two hosts in one process: one loads sqlite and \
+         postgres into its own process, the other (`isolation = \"process\"`) runs each in a \
+         worker process and receives the tables as Arrow IPC over a Unix socket. Each pair \
+         was timed alternately (in process, isolated, in process, …). The CLI rows are whole \
+         processes, where the isolated CLI also starts its workers.\n"
+    )?;
+    writeln!(
+        md,
+        "| case | in process (median) | isolated (median) | isolated ÷ in process | goal | |"
+    )?;
+    writeln!(md, "|---|---:|---:|---:|---|---|")?;
+    for (case, title, inproc, iso, limit) in ISOLATION {
+        let (Some(a), Some(b)) = (
+            median_of(samples, case, inproc),
+            median_of(samples, case, iso),
+        ) else {
+            continue;
+        };
+        let r = b / a;
+        let (goal, met) = match (limit, case.starts_with("lookup_")) {
+            (Some(l), _) => (format!("≤ {l}×"), Some(r <= *l)),
+            (None, true) => (
+                format!("< {}", fmt_secs(LOOKUP_GOAL)),
+                Some(b < LOOKUP_GOAL),
+            ),
+            (None, false) => (String::new(), None),
+        };
+        let met = match met {
+            Some(true) => "met",
+            Some(false) => "**missed**",
+            None => "",
+        };
+        writeln!(
+            md,
+            "| {title} | {} | {} | {:.2}× | {goal} | {met} |",
+            fmt_secs(a),
+            fmt_secs(b),
+            r
+        )?;
+    }
+    writeln!(md)?;
+    let start = median_of(samples, "load", LOAD_ISOLATED)
+        .zip(median_of(samples, "load", LOAD))
+        .map(|(iso, inproc)| (iso - inproc) / 2.0);
+    for w in workers(samples) {
+        writeln!(
+            md,
+            "- {}: {} worker process{} (pid {}) served all {} isolated reads (warm-ups included), \
+             looked up in `/proc` after each.",
+            w.plugin,
+            w.pids.len(),
+            if w.pids.len() == 1 { "" } else { "es" },
+            w.pids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            w.reads
+        )?;
+    }
+    if let Some(start) = start {
+        writeln!(
+            md,
+            "- Starting a worker (spawn `plugboard __worker`, load and check the library, hello) \
+             costs about {} (the isolated host build's extra time, per worker): a process per \
+             read would add that to every lookup above.",
+            fmt_secs(start)
+        )?;
+    }
+    writeln!(md)?;
+    Ok(())
+}
+
 fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
     let m = |case: &str, tool: &str| median_of(samples, case, tool);
     let mut out = Vec::new();
@@ -236,6 +411,18 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         1.1,
     );
     ratio(
+        "Isolated SQLite 1M-row read ≤ 1.3× in process",
+        m("sqlite", ISOLATED),
+        m("sqlite", "plugboard"),
+        1.3,
+    );
+    ratio(
+        "Isolated PostgreSQL 1M-row read ≤ 1.3× in process",
+        m("postgres", ISOLATED),
+        m("postgres", "plugboard"),
+        1.3,
+    );
+    ratio(
         "Disk-cache hit ≤ 0.1× the cold read",
         m("cache", "plugboard disk hit (a new host's first read)"),
         m("sqlite", "plugboard"),
@@ -246,6 +433,16 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         None => out.push((name.to_owned(), "not measured".to_owned(), false)),
     };
     absolute(
+        "Isolated SQLite lookup < 1 ms",
+        m("lookup_sqlite", ISOLATED),
+        LOOKUP_GOAL,
+    );
+    absolute(
+        "Isolated PostgreSQL lookup < 1 ms",
+        m("lookup_postgres", ISOLATED),
+        LOOKUP_GOAL,
+    );
+    absolute(
         "Memory-cache hit < 10 µs",
         m("cache", "plugboard memory hit"),
         10e-6,
@@ -254,9 +451,19 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
     // is for one.
     absolute(
         "Plugin load < 5 ms (each; the case loads 3)",
-        m("load", "plugboard: open, ABI check, manifest (3 plugins)").map(|t| t / 3.0),
+        m("load", LOAD).map(|t| t / 3.0),
         5e-3,
     );
+    for w in workers(samples) {
+        out.push((
+            format!(
+                "A warm {} worker serves every isolated read (one process)",
+                w.plugin
+            ),
+            format!("{} process(es) for {} reads", w.pids.len(), w.reads),
+            w.pids.len() == 1,
+        ));
+    }
     for case in ["peak_sqlite", "peak_postgres", "peak_parquet"] {
         if let Some(s) = find(samples, case, "plugboard")
             && let (Some(p), Some(f)) = (s.peak_bytes, s.frame_bytes)
