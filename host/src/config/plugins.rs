@@ -436,9 +436,10 @@ mod tests {
             ),
             (
                 "dirs = [{ path = \"d\", isolation = \"jail\" }]\n",
-                "dirs[0]",
+                "folder d: `isolation` must be \"none\" or \"process\", got \"jail\"",
             ),
             ("dirs = [3]\n", "dirs[0]"),
+            ("dirs = [{ paht = \"d\" }]\n", "dirs[0]"),
         ] {
             let e = PluginsFile::parse(text, Path::new("p.toml")).expect_err(text);
             let msg = e.to_string();
