@@ -311,7 +311,7 @@ fn send_table(
         return wire::write_msg(lane, &failed(&e));
     }
     wire::write_msg(lane, &Reply::Table)?;
-    wire::write_frame(lane, IPC, &buf.take())?;
+    buf.send(lane)?;
     loop {
         match batches.next_arrays() {
             Ok(Some((height, arrays))) => {
@@ -322,7 +322,7 @@ fn send_table(
                         plugboard_api::PluginError::internal(format!("cannot encode a batch: {e}"));
                     return wire::write_msg(lane, &failed(&e));
                 }
-                wire::write_frame(lane, IPC, &buf.take())?;
+                buf.send(lane)?;
             }
             Ok(None) => return wire::write_frame(lane, END, &[]),
             Err(e) => return wire::write_msg(lane, &failed(&e)),
@@ -335,8 +335,13 @@ fn send_table(
 struct Frame(Arc<Mutex<Vec<u8>>>);
 
 impl Frame {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Sends what was written as one frame, and keeps the buffer for the next batch (a
+    /// fresh one a batch cost a large allocation, and its page faults, every time).
+    fn send(&self, lane: &mut UnixStream) -> std::io::Result<()> {
+        let mut bytes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = wire::write_frame(lane, IPC, &bytes);
+        bytes.clear();
+        sent
     }
 }
 
