@@ -660,22 +660,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_sloppy_connector_fails_each_check_it_breaks() {
+    /// The reads the test connectors answer: `rows`, `empty`, `echo`; `nope` fails.
+    fn reads() -> Case {
         let read = |q: &str| ReadRequest {
             query: q.to_owned(),
             ..ReadRequest::default()
         };
-        let case = Case {
+        Case {
             rows: read("rows"),
             empty: read("empty"),
             echo_param: read("echo"),
             failing: read("nope"),
+            ..Case::default()
+        }
+    }
+
+    #[test]
+    fn a_sloppy_connector_fails_each_check_it_breaks() {
+        let case = Case {
             bad_config: (serde_json::Map::new(), "url".to_owned()),
             config: [("password".to_owned(), serde_json::json!("hunter2"))]
                 .into_iter()
                 .collect(),
-            ..Case::default()
+            ..reads()
         };
         let report = run(Module::of::<Sloppy>(), &case);
         let failed: Vec<&str> = report
@@ -787,22 +794,14 @@ mod tests {
 
     #[test]
     fn any_subject_runs_the_same_checks() {
-        let read = |q: &str| ReadRequest {
-            query: q.to_owned(),
-            ..ReadRequest::default()
-        };
         let case = Case {
-            rows: read("rows"),
-            empty: read("empty"),
-            echo_param: read("echo"),
-            failing: read("nope"),
             bad_config: (
                 [("bad".to_owned(), serde_json::json!(1))]
                     .into_iter()
                     .collect(),
                 "bad".to_owned(),
             ),
-            ..Case::default()
+            ..reads()
         };
         let report = run_subject(&Neutral { died: false }, &case);
         assert!(report.passed(), "{report}");

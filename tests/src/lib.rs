@@ -836,7 +836,18 @@ pub mod pg_tls {
                 "ca.ext",
                 "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
             );
+            certs.request("ca.key", "ca.csr", "plugboard test CA");
             certs.openssl(&[
+                "x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-extfile", "ca.ext",
+                "-days", "2", "-out", "ca.pem",
+            ]);
+            certs
+        }
+
+        /// A new P-256 key (unencrypted PKCS#8) at `key` and a signing request for the
+        /// subject `CN=cn` at `csr`.
+        fn request(&self, key: &str, csr: &str, cn: &str) {
+            self.openssl(&[
                 "req",
                 "-new",
                 "-newkey",
@@ -845,17 +856,12 @@ pub mod pg_tls {
                 "ec_paramgen_curve:prime256v1",
                 "-nodes",
                 "-keyout",
-                "ca.key",
+                key,
                 "-out",
-                "ca.csr",
+                csr,
                 "-subj",
-                "/CN=plugboard test CA",
+                &format!("/CN={cn}"),
             ]);
-            certs.openssl(&[
-                "x509", "-req", "-in", "ca.csr", "-signkey", "ca.key", "-extfile", "ca.ext",
-                "-days", "2", "-out", "ca.pem",
-            ]);
-            certs
         }
 
         /// A path in the folder.
@@ -878,21 +884,7 @@ pub mod pg_tls {
                 format!("{name}.csr"),
                 format!("{name}.pem"),
             );
-            self.openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={cn}"),
-            ]);
+            self.request(&key, &csr, cn);
             let serial = format!("{}", std::process::id() ^ name.len() as u32 ^ 0x5eed);
             self.openssl(&[
                 "x509",

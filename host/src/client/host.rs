@@ -217,17 +217,11 @@ impl HostBuilder {
         // isolated unless `PLUGBOARD_PLUGIN_PATH_ISOLATION=none`.
         if let Some(path) = env_path(PLUGIN_PATH_ENV) {
             let isolation = match std::env::var(PLUGIN_PATH_ISOLATION_ENV) {
-                Ok(v) if v.trim().is_empty() => Isolation::Process,
-                Ok(v) => match v.trim() {
-                    "none" => Isolation::None,
-                    "process" => Isolation::Process,
-                    other => {
-                        return Err(Error::Argument(format!(
-                            "{PLUGIN_PATH_ISOLATION_ENV}: expected \"none\" or \"process\", got {other:?}"
-                        )));
-                    }
-                },
-                Err(_) => Isolation::Process,
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse()
+                    .map_err(|e| Error::Argument(format!("{PLUGIN_PATH_ISOLATION_ENV} {e}")))?,
+                _ => Isolation::Process,
             };
             let settings = Settings {
                 isolation,

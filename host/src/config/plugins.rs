@@ -62,6 +62,19 @@ pub enum Isolation {
     Process,
 }
 
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    /// `none` or `process`; anything else is refused, quoting it.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(Isolation::None),
+            "process" => Ok(Isolation::Process),
+            other => Err(format!("must be \"none\" or \"process\", got {other:?}")),
+        }
+    }
+}
+
 impl std::fmt::Display for Isolation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -131,13 +144,9 @@ impl RawSettings {
     fn resolve(&self, defaults: &Settings, what: &str) -> std::result::Result<Settings, String> {
         let isolation = match self.isolation.as_deref() {
             None => defaults.isolation,
-            Some("none") => Isolation::None,
-            Some("process") => Isolation::Process,
-            Some(other) => {
-                return Err(format!(
-                    "{what}: `isolation` must be \"none\" or \"process\", got {other:?}"
-                ));
-            }
+            Some(text) => text
+                .parse()
+                .map_err(|e| format!("{what}: `isolation` {e}"))?,
         };
         let read_timeout = match &self.read_timeout {
             None => defaults.read_timeout,

@@ -157,7 +157,7 @@ impl Worker {
         &self.api
     }
     fn lock(&self) -> MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.current)
     }
 
     /// The live process, or a new one.
@@ -250,22 +250,20 @@ impl Worker {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let process = self.process()?;
-        let call = Call {
-            worker: self,
-            process: &process,
+        let remote = Remote {
+            worker: Arc::clone(self),
+            process: self.process()?,
             timeout,
         };
+        let call = remote.call();
         let request = Request::Connect {
             request: request.to_owned(),
         };
         match call.run(&request)? {
             Reply::Connected { conn, target } => Ok(RemoteConnection {
-                worker: Arc::clone(self),
-                process,
+                remote: remote.clone(),
                 conn,
                 target,
-                timeout,
             }),
             other => Err(call.protocol(&format!("answered a connect with {other:?}"))),
         }
@@ -440,10 +438,7 @@ impl Process {
         if self.fate.get().is_some() {
             return true;
         }
-        let exited = self
-            .child
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let exited = lock(&self.child)
             .try_wait()
             .map(|s| s.is_some())
             .unwrap_or(true);
@@ -463,7 +458,7 @@ impl Process {
         if let Some(f) = self.fate.get() {
             return f;
         }
-        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut child = lock(&self.child);
         if let Some(f) = self.fate.get() {
             return f;
         }
@@ -484,7 +479,7 @@ impl Process {
         };
         drop(child);
         // Its last words are complete once its output is.
-        if let Some(reader) = self.output.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(reader) = lock(&self.output).take() {
             let _ = reader.join();
         }
         let how = self.describe(status);
@@ -493,19 +488,11 @@ impl Process {
     }
 
     fn describe(&self, status: Option<std::process::ExitStatus>) -> String {
-        if let Some(why) = self
-            .stopped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(why) = lock(&self.stopped).clone() {
             return format!("was stopped ({why})");
         }
         let cutoff = Instant::now() - LAST_WORDS;
-        let words: Vec<String> = self
-            .last_words
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let words: Vec<String> = lock(&self.last_words)
             .iter()
             .filter(|(at, _)| *at >= cutoff)
             .map(|(_, line)| line.clone())
@@ -553,7 +540,7 @@ impl Process {
     }
 
     fn note_stop(&self, why: String) {
-        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stopped = lock(&self.stopped);
         if stopped.is_none() {
             *stopped = Some(why);
         }
@@ -563,7 +550,7 @@ impl Process {
     fn stop(&self, why: String) {
         self.note_stop(why);
         {
-            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            let mut child = lock(&self.child);
             let _ = child.kill();
         }
         self.ended();
@@ -571,7 +558,7 @@ impl Process {
 
     /// An idle lane, or a new one sent through the control lane.
     fn lane(&self) -> io::Result<UnixStream> {
-        if let Some(lane) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+        if let Some(lane) = lock(&self.idle).pop() {
             return Ok(lane);
         }
         let (mine, theirs) = UnixStream::pair()?;
@@ -580,10 +567,7 @@ impl Process {
     }
 
     fn release(&self, lane: UnixStream) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(lane);
+        lock(&self.idle).push(lane);
     }
 }
 
@@ -591,7 +575,7 @@ impl Drop for Process {
     fn drop(&mut self) {
         // Closing the control lane ends the worker; it holds nothing to save.
         let _ = self.control.shutdown(std::net::Shutdown::Both);
-        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut child = lock(&self.child);
         if matches!(child.try_wait(), Ok(None)) {
             let _ = child.kill();
             let _ = child.wait();
@@ -642,7 +626,7 @@ fn relay_output(
             _ => {
                 // What a plugin prints is shown at -v; a crash's error quotes the gist.
                 tracing::info!(target: "worker", plugin, "{line}");
-                let mut words = last_words.lock().unwrap_or_else(|p| p.into_inner());
+                let mut words = lock(last_words);
                 if words.len() == 8 {
                     words.pop_front();
                 }
@@ -749,24 +733,14 @@ impl Call<'_> {
 
 /// A connection that lives in a worker process.
 pub(crate) struct RemoteConnection {
-    worker: Arc<Worker>,
-    process: Arc<Process>,
+    remote: Remote,
     conn: u64,
     target: Option<String>,
-    timeout: Option<Duration>,
 }
 
 impl RemoteConnection {
-    fn call(&self) -> Call<'_> {
-        Call {
-            worker: &self.worker,
-            process: &self.process,
-            timeout: self.timeout,
-        }
-    }
-
     fn expect_done(&self, request: &Request) -> Result<(), PluginError> {
-        let call = self.call();
+        let call = self.remote.call();
         match call.run(request)? {
             Reply::Done => Ok(()),
             other => Err(call.protocol(&format!("answered {request:?} with {other:?}"))),
@@ -776,7 +750,7 @@ impl RemoteConnection {
 
 impl PluginConnection for RemoteConnection {
     fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError> {
-        let call = self.call();
+        let call = self.remote.call();
         let mut lane = call.lane()?;
         let read = Request::Read {
             conn: self.conn,
@@ -785,8 +759,8 @@ impl PluginConnection for RemoteConnection {
         match call.exchange(&mut lane, &read)? {
             Reply::Table => {}
             Reply::Failed { error } => {
-                self.process.release(lane);
-                self.worker.succeeded();
+                self.remote.process.release(lane);
+                self.remote.worker.succeeded();
                 return Err(error.into_error());
             }
             other => return Err(call.protocol(&format!("answered a read with {other:?}"))),
@@ -797,13 +771,13 @@ impl PluginConnection for RemoteConnection {
             frame: io::Cursor::new(Vec::new()),
             before: 0,
             ending: Arc::clone(&ending),
-            process: Arc::clone(&self.process),
+            process: Arc::clone(&self.remote.process),
         };
         let metadata = match read_stream_metadata(&mut frames) {
             Ok(m) => m,
             Err(e) => {
                 let ending = std::mem::replace(&mut *lock(&ending), Ending::Running);
-                return Err(self.ended_early(ending, &e.to_string()));
+                return Err(self.remote.failure(ending, &e.to_string()));
             }
         };
         let fields: Vec<Field> = metadata.schema.iter_values().cloned().collect();
@@ -813,17 +787,13 @@ impl PluginConnection for RemoteConnection {
             RemoteBatches {
                 reader: Some(reader),
                 ending,
-                connection: RemoteRef {
-                    worker: Arc::clone(&self.worker),
-                    process: Arc::clone(&self.process),
-                    timeout: self.timeout,
-                },
+                remote: self.remote.clone(),
             },
         ))
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
-        let call = self.call();
+        let call = self.remote.call();
         let execute = Request::Execute {
             conn: self.conn,
             request: request.clone(),
@@ -839,7 +809,7 @@ impl PluginConnection for RemoteConnection {
     }
 
     fn close(&self) {
-        if !self.process.has_ended() {
+        if !self.remote.process.has_ended() {
             let _ = self.expect_done(&Request::Close { conn: self.conn });
         }
     }
@@ -849,35 +819,31 @@ impl PluginConnection for RemoteConnection {
     }
 
     fn is_live(&self) -> bool {
-        !self.process.has_ended()
+        !self.remote.process.has_ended()
     }
 }
 
-impl RemoteConnection {
-    fn ended_early(&self, ending: Ending, what: &str) -> PluginError {
-        RemoteRef {
-            worker: Arc::clone(&self.worker),
-            process: Arc::clone(&self.process),
-            timeout: self.timeout,
-        }
-        .failure(ending, what)
-    }
-}
-
-/// What a stream needs of its connection to explain a failure.
-struct RemoteRef {
+/// Where a connection lives: its plugin's worker, the process serving it, and how long a
+/// call may go unanswered. Its tables' streams keep a copy, to explain a failure.
+#[derive(Clone)]
+struct Remote {
     worker: Arc<Worker>,
     process: Arc<Process>,
     timeout: Option<Duration>,
 }
 
-impl RemoteRef {
-    fn failure(&self, ending: Ending, what: &str) -> PluginError {
-        let call = Call {
+impl Remote {
+    fn call(&self) -> Call<'_> {
+        Call {
             worker: &self.worker,
             process: &self.process,
             timeout: self.timeout,
-        };
+        }
+    }
+
+    /// The error for a table whose frames ended as `ending` before it was whole.
+    fn failure(&self, ending: Ending, what: &str) -> PluginError {
+        let call = self.call();
         match ending {
             Ending::Failed(e) => e.into_error(),
             Ending::Broken(e) => call.broken(&e),
@@ -995,7 +961,7 @@ impl Seek for Frames {
 pub(crate) struct RemoteBatches {
     reader: Option<StreamReader<Frames>>,
     ending: Arc<Mutex<Ending>>,
-    connection: RemoteRef,
+    remote: Remote,
 }
 
 impl RemoteBatches {
@@ -1015,10 +981,10 @@ impl RemoteBatches {
         let ending = std::mem::replace(&mut *lock(&self.ending), Ending::Running);
         match ending {
             Ending::End if what.is_empty() => {
-                self.connection.worker.succeeded();
+                self.remote.worker.succeeded();
                 Ok(None)
             }
-            ending => Err(self.connection.failure(ending, &what)),
+            ending => Err(self.remote.failure(ending, &what)),
         }
     }
 }
