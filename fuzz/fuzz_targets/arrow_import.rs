@@ -1,2 +1,5 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| plugboard::fuzzing::arrow_import(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    plugboard::fuzzing::let_guarded_panics_unwind();
+    plugboard::fuzzing::arrow_import(data)
+});

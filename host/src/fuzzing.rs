@@ -49,6 +49,16 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("arrow_import", arrow_import),
 ];
 
+/// For a fuzz target whose body imports through the host's `catch_unwind` guards
+/// (`arrow_import`, `disk_entry`): replaces libfuzzer-sys's panic hook, which aborts before
+/// any `catch_unwind` runs, with one that prints nothing. A panic the host guards is then
+/// caught as in production; any other still unwinds to libfuzzer-sys's own `catch_unwind`,
+/// which aborts and saves the input. Call it first in the target; only the first call acts.
+pub fn let_guarded_panics_unwind() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| std::panic::set_hook(Box::new(|_| {})));
+}
+
 // ----------------------------------------------------------------------------------------
 // Configuration: the secrets file, plugins.toml, the environment, the command line.
 
