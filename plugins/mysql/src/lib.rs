@@ -1,0 +1,685 @@
+//! # plugboard-mysql: MySQL and MariaDB, read through the binary protocol
+//!
+//! Serves `type = "mysql"` (or `mariadb`), and `type = "sql"` with a `mysql://` or
+//! `mariadb://` URL (any `+driver`) or `dialect = "mysql"`: a Streamlit `[connections.x]`
+//! section for MySQL works unchanged, `create_engine_kwargs.connect_args` included. See
+//! [`config`] for the keys, their precedence, `~/.my.cnf` and the environment, and TLS.
+//!
+//! * `read` prepares the query on the server and binds its parameters there (`:name` or
+//!   `?`, never spliced); the rows come through the binary protocol and are decoded
+//!   straight into Arrow builders as they arrive, `batch_size` rows a batch, so an export
+//!   holds one batch at a time, whatever the result's size. [`types`] has the type mapping.
+//!   A statement the server cannot prepare (some `SHOW`s in older servers) is read through
+//!   the text protocol instead, when it has no parameters.
+//! * `execute` runs the statements in one transaction: all or nothing (MySQL itself
+//!   commits around DDL such as `CREATE TABLE`; keep DDL out of a batch that must be atomic).
+//! * A small pool of server connections per connection (`pool_size`, default 4). Each
+//!   session runs in UTC (`time_zone = '+00:00'`, so `TIMESTAMP`s read as instants) with
+//!   the configured character set (utf8mb4).
+//! * Errors carry the MySQL error number and SQLSTATE (`ERROR 1146 (42S02): …`). A
+//!   connection the server dropped (`KILL`, `wait_timeout`, a restart) is a `retryable`
+//!   error, so the host resets and retries; a wrong password is an `auth` error, never
+//!   retried; a server that does not answer fails after `connect_timeout` (default 10 s).
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod sql;
+pub mod types;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder, SslOpts};
+use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
+use plugboard_api::arrow_schema::{ArrowError, DataType, SchemaRef};
+use plugboard_api::partition::{self, Partitioning};
+use plugboard_api::pool::{Manage, Pool};
+use plugboard_api::stream;
+use plugboard_api::{
+    Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest,
+    RecordBatchReader, Value, export_connector,
+};
+
+pub use crate::config::Config;
+use crate::config::{Address, Settings, SslMode};
+use crate::types::{Columns, ZeroDates, column_kind};
+
+/// Rows per record batch unless the host asks for another size.
+pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
+
+/// MySQL's error numbers this connector treats specially.
+mod code {
+    pub const ACCESS_DENIED_DB: u16 = 1044;
+    pub const ACCESS_DENIED: u16 = 1045;
+    pub const BAD_DB: u16 = 1049;
+    pub const SERVER_SHUTDOWN: u16 = 1053;
+    pub const DUP_FIELDNAME: u16 = 1060;
+    pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
+    pub const DEADLOCK: u16 = 1213;
+    pub const UNSUPPORTED_PS: u16 = 1295;
+    pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
+    pub const CONNECTION_KILLED: u16 = 1927;
+    pub const CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
+}
+
+/// One server connection, and whether it failed in a way that leaves it unusable.
+pub struct Server {
+    conn: Conn,
+    broken: bool,
+}
+
+/// Opens server connections with the resolved settings.
+pub struct Manager {
+    settings: Settings,
+    opts: OptsBuilder,
+    /// `PREFERRED` TLS found a server without TLS: connect in the clear from then on.
+    no_tls: AtomicBool,
+}
+
+impl Manager {
+    pub fn new(settings: Settings) -> Self {
+        let mut init = vec![
+            "SET time_zone = '+00:00'".to_owned(),
+            format!("SET NAMES {}", settings.charset),
+        ];
+        init.extend(settings.init_command.clone());
+        let mut opts = OptsBuilder::new()
+            .user(Some(&settings.user))
+            .pass(settings.password.clone())
+            .db_name(settings.database.clone())
+            .tcp_connect_timeout(Some(settings.connect_timeout))
+            .init(init);
+        opts = match &settings.address {
+            Address::Tcp { host, port } => opts.ip_or_hostname(Some(host)).tcp_port(*port),
+            Address::Socket(path) => opts.socket(Some(path.display().to_string())),
+        };
+        let tls = settings.ssl_mode != SslMode::Disabled;
+        if tls {
+            let mut ssl = SslOpts::default()
+                .with_danger_accept_invalid_certs(matches!(
+                    settings.ssl_mode,
+                    SslMode::Preferred | SslMode::Required
+                ))
+                .with_danger_skip_domain_validation(settings.ssl_mode != SslMode::VerifyIdentity);
+            if let Some(ca) = &settings.ssl_ca {
+                ssl = ssl.with_root_cert_path(Some(ca.clone()));
+            }
+            if let Some((cert, key)) = &settings.client_identity {
+                ssl = ssl.with_client_identity(Some(mysql::ClientIdentity::new(
+                    cert.clone(),
+                    key.clone(),
+                )));
+            }
+            opts = opts.ssl_opts(Some(ssl));
+        }
+        Self {
+            settings,
+            opts,
+            no_tls: AtomicBool::new(false),
+        }
+    }
+
+    fn connect_with(&self, opts: OptsBuilder) -> Result<Conn, PluginError> {
+        Conn::new(opts).map_err(|e| {
+            let err = classify(&e, Stage::Connect);
+            PluginError::new(
+                err.kind,
+                format!(
+                    "cannot connect to {}: {}",
+                    self.settings.describe(),
+                    err.message()
+                ),
+            )
+        })
+    }
+}
+
+impl Manage for Manager {
+    type Conn = Server;
+
+    fn connect(&self) -> Result<Server, PluginError> {
+        let plain = || self.opts.clone().ssl_opts(None::<SslOpts>);
+        let conn = if self.no_tls.load(Ordering::Relaxed) {
+            self.connect_with(plain())?
+        } else {
+            match Conn::new(self.opts.clone()) {
+                Ok(conn) => conn,
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                    if self.settings.ssl_mode == SslMode::Preferred =>
+                {
+                    self.no_tls.store(true, Ordering::Relaxed);
+                    self.connect_with(plain())?
+                }
+                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
+                    return Err(PluginError::connect(format!(
+                        "cannot connect to {}: the server does not offer TLS, which ssl_mode \
+                         {:?} requires",
+                        self.settings.describe(),
+                        self.settings.ssl_mode
+                    )));
+                }
+                Err(_) => self.connect_with(self.opts.clone())?,
+            }
+        };
+        Ok(Server {
+            conn,
+            broken: false,
+        })
+    }
+
+    fn reusable(&self, server: &mut Server) -> bool {
+        !server.broken
+    }
+}
+
+/// Where an error happened: a failure to connect is not a stale connection.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connect,
+    Established,
+}
+
+/// Turns a driver error into a plugin error: the MySQL error number decides the kind, and
+/// whether resetting the connection may help.
+fn classify(e: &mysql::Error, stage: Stage) -> PluginError {
+    let established = stage == Stage::Established;
+    match e {
+        mysql::Error::MySqlError(db) => {
+            let message = format!("ERROR {} ({}): {}", db.code, db.state, db.message);
+            let (kind, retryable) = match db.code {
+                code::ACCESS_DENIED | code::ACCESS_DENIED_DB | code::ACCESS_DENIED_NO_PASSWORD => {
+                    (ErrorKind::AUTH, false)
+                }
+                code::BAD_DB => (ErrorKind::CONFIG, false),
+                code::CONNECTION_KILLED
+                | code::SERVER_SHUTDOWN
+                | code::CLIENT_INTERACTION_TIMEOUT => (ErrorKind::CONNECT, established),
+                _ if db.state.starts_with("08") => (ErrorKind::CONNECT, established),
+                code::DEADLOCK | code::LOCK_WAIT_TIMEOUT => (ErrorKind::QUERY, true),
+                _ => (ErrorKind::QUERY, false),
+            };
+            let err = PluginError::new(kind, message);
+            if retryable { err.retryable() } else { err }
+        }
+        mysql::Error::DriverError(mysql::DriverError::ConnectTimeout) => PluginError::connect(
+            "the server did not answer within connect_timeout (a closed port behind a \
+             firewall, or the wrong host)",
+        ),
+        mysql::Error::DriverError(
+            d @ (mysql::DriverError::MismatchedStmtParams(..)
+            | mysql::DriverError::Params(_)
+            | mysql::DriverError::MixedParams),
+        ) => PluginError::query(d.to_string()),
+        mysql::Error::TlsError(t) => PluginError::connect(format!("TLS: {t}")),
+        other => {
+            let mut message = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !message.contains(&text) {
+                    message.push_str(&format!(": {text}"));
+                }
+                source = s.source();
+            }
+            let err = PluginError::connect(message);
+            if established { err.retryable() } else { err }
+        }
+    }
+}
+
+/// A parameter for the server to bind.
+fn to_mysql(v: &Value) -> mysql::Value {
+    match v {
+        Value::Null => mysql::Value::NULL,
+        Value::Bool(b) => mysql::Value::Int(i64::from(*b)),
+        Value::Int(i) => mysql::Value::Int(*i),
+        Value::Float(f) => mysql::Value::Double(*f),
+        Value::String(s) => mysql::Value::Bytes(s.as_bytes().to_vec()),
+        Value::Bytes(b) => mysql::Value::Bytes(b.clone()),
+    }
+}
+
+/// The values for a statement's placeholders, in order; unknown or missing names are
+/// errors that list the statement's own parameters.
+fn bind(
+    names: &[String],
+    params: &Params,
+    shared: Option<&Params>,
+    strict: bool,
+) -> Result<Vec<mysql::Value>, PluginError> {
+    let expected = || {
+        let mut distinct: Vec<&String> = Vec::new();
+        for n in names {
+            if !distinct.contains(&n) {
+                distinct.push(n);
+            }
+        }
+        match distinct.len() {
+            0 => "it takes none".to_owned(),
+            n => {
+                const SHOWN: usize = 10;
+                let more = if n > SHOWN {
+                    format!(", … ({n} in all)")
+                } else {
+                    String::new()
+                };
+                let shown: Vec<String> = distinct
+                    .iter()
+                    .take(SHOWN)
+                    .map(|n| {
+                        if n.bytes().all(|c| c.is_ascii_digit()) {
+                            format!("?{n}")
+                        } else {
+                            format!(":{n}")
+                        }
+                    })
+                    .collect();
+                format!("it takes {}{more}", shown.join(", "))
+            }
+        }
+    };
+    if strict && let Some(unknown) = params.keys().find(|k| !names.contains(k)) {
+        return Err(PluginError::query(format!(
+            "unknown parameter {unknown:?}: {}",
+            expected()
+        )));
+    }
+    names
+        .iter()
+        .map(|n| {
+            params
+                .get(n)
+                .or_else(|| shared.and_then(|s| s.get(n)))
+                .map(to_mysql)
+                .ok_or_else(|| {
+                    PluginError::query(format!("missing parameter {n:?}: {}", expected()))
+                })
+        })
+        .collect()
+}
+
+/// A connection to one MySQL or MariaDB server (and default database).
+pub struct Mysql {
+    pool: Arc<Pool<Manager>>,
+    target: plugboard_api::Target,
+}
+
+type Batches = RecordBatchIterator<std::vec::IntoIter<Result<RecordBatch, ArrowError>>>;
+
+impl Connector for Mysql {
+    type Config = Config;
+
+    fn manifest() -> Manifest {
+        use plugboard_api::{ConfigKey, KeyType};
+        let s = ConfigKey::string;
+        Manifest::new("mysql", env!("CARGO_PKG_VERSION"))
+            .description("MySQL and MariaDB: binary-protocol reads, server-side parameters")
+            .kinds(["mysql", "mariadb"])
+            .schemes(["mysql", "mariadb"])
+            .key(s("url").describe("mysql://user:password@host:port/database?charset=utf8mb4"))
+            .key(s("dialect").describe("SQLAlchemy's dialect: mysql or mariadb"))
+            .key(s("driver").describe("SQLAlchemy's driver (pymysql, mysqldb, …): accepted, changes nothing"))
+            .key(s("username"))
+            .key(s("password").secret())
+            .key(s("host"))
+            .key(ConfigKey::new("port", KeyType::Any).describe("3306, or text holding it: \"3306\""))
+            .key(s("database"))
+            .key(ConfigKey::new("query", KeyType::Table).describe("URL options: charset, ssl_mode, ssl_ca, unix_socket, …"))
+            .key(s("unix_socket").describe("the server's Unix socket, instead of host and port"))
+            .key(s("ssl_mode").describe("DISABLED, PREFERRED (default), REQUIRED, VERIFY_CA, VERIFY_IDENTITY"))
+            .key(s("ssl_ca").describe("a PEM file of trusted CAs"))
+            .key(s("ssl_cert").describe("a client certificate (PEM), with ssl_key"))
+            .key(s("ssl_key").describe("the client certificate's key (PEM)"))
+            .key(
+                ConfigKey::new("connect_timeout", KeyType::Duration)
+                    .describe("seconds, or \"5s\" (default 10 s)"),
+            )
+            .key(
+                ConfigKey::new("pool_size", KeyType::Integer)
+                    .describe("server connections (default 4)"),
+            )
+            .key(s("charset").describe("utf8mb4 (default), utf8mb3 or utf8"))
+            .key(s("init_command").describe("a statement each new server connection runs first"))
+            .key(s("zero_dates").describe("\"error\" (default) or \"null\": what 0000-00-00 reads as"))
+            .key(ConfigKey::new("create_engine_kwargs", KeyType::Table).describe(
+                "SQLAlchemy's: connect_args (pymysql's keywords, ssl = {ca, cert, key}), pool_size, pool_pre_ping, pool_recycle, echo = false",
+            ))
+            // Wherever they stand (`query`, `create_engine_kwargs.connect_args`).
+            .secret_keys(["password", "passwd", "pass"])
+    }
+
+    fn connect(config: Config) -> Result<Self, PluginError> {
+        let settings = config.resolve()?;
+        let size = settings.pool_size;
+        let target = settings.target();
+        Ok(Self {
+            pool: Arc::new(Pool::open(Manager::new(settings), size)?),
+            target,
+        })
+    }
+
+    fn target(&self) -> Option<plugboard_api::Target> {
+        Some(self.target.clone())
+    }
+
+    fn read(
+        &self,
+        request: &ReadRequest,
+    ) -> Result<impl plugboard_api::RecordBatchReader + Send + 'static, PluginError> {
+        Ok(match Partitioning::from_request(request)? {
+            Some(partitioning) => Box::new(self.read_partitioned(request, &partitioning)?)
+                as Box<dyn RecordBatchReader + Send>,
+            None if request.stream => Box::new(self.stream(request)?),
+            None => Box::new(self.read_one(request)?),
+        })
+    }
+
+    fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        let mut server = self.pool.get()?;
+        let result = execute(&mut server.conn, request);
+        mark(&mut server, &result);
+        result
+    }
+
+    fn ping(&self) -> Result<(), PluginError> {
+        let mut server = self.pool.get()?;
+        let result = server
+            .conn
+            .ping()
+            .map_err(|e| classify(&e, Stage::Established));
+        mark(&mut server, &result);
+        result
+    }
+
+    fn close(&self) {
+        self.pool.clear();
+    }
+}
+
+/// A connection whose call failed with a lost connection does not go back to the pool.
+fn mark<T>(server: &mut Server, result: &Result<T, PluginError>) {
+    if let Err(e) = result
+        && e.kind == ErrorKind::CONNECT
+    {
+        server.broken = true;
+    }
+}
+
+impl Mysql {
+    fn read_one(&self, request: &ReadRequest) -> Result<Batches, PluginError> {
+        let mut server = self.pool.get()?;
+        let mut batches = Vec::new();
+        let result = read(
+            &mut server.conn,
+            request,
+            self.pool.manager().settings.zero_dates,
+            &mut |b| {
+                batches.push(Ok(b));
+                Ok(())
+            },
+        );
+        mark(&mut server, &result);
+        Ok(RecordBatchIterator::new(batches.into_iter(), result?))
+    }
+
+    /// A streamed read (an export): read on a thread of its own, each batch handed to the
+    /// host as soon as it is full, two at most waiting.
+    fn stream(&self, request: &ReadRequest) -> Result<stream::ThreadReader, PluginError> {
+        let pool = Arc::clone(&self.pool);
+        let request = request.clone();
+        stream::spawn(2, move |sink| {
+            let mut server = pool.get_owned()?;
+            let zero_dates = pool.manager().settings.zero_dates;
+            let result = read(&mut server.conn, &request, zero_dates, &mut |b| {
+                Ok(sink.send(b)?)
+            });
+            mark(&mut server, &result);
+            sink.schema(result?)?;
+            Ok(())
+        })
+    }
+
+    /// An integer bound of the partition column (`None` when there are no rows).
+    fn bound(
+        &self,
+        request: &ReadRequest,
+        sql: String,
+        what: &str,
+    ) -> Result<Option<i64>, PluginError> {
+        use plugboard_api::arrow_array::Array;
+        use plugboard_api::arrow_array::cast::AsArray;
+        use plugboard_api::arrow_array::types::{
+            Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+            UInt64Type,
+        };
+        let bounds = ReadRequest {
+            query: sql,
+            options: Default::default(),
+            ..request.clone()
+        };
+        let batch = self
+            .read_one(&bounds)?
+            .next()
+            .transpose()
+            .map_err(|e| PluginError::internal(e.to_string()))?;
+        let Some(c) = batch
+            .as_ref()
+            .map(|b| b.column(0))
+            .filter(|c| !c.is_empty() && c.is_valid(0))
+        else {
+            return Ok(None);
+        };
+        let out_of_range = || {
+            PluginError::query(format!(
+                "partition_on: the {what} is past the range of a signed 64-bit integer"
+            ))
+        };
+        Ok(Some(match c.data_type() {
+            DataType::Int64 => c.as_primitive::<Int64Type>().value(0),
+            DataType::Int32 => c.as_primitive::<Int32Type>().value(0).into(),
+            DataType::Int16 => c.as_primitive::<Int16Type>().value(0).into(),
+            DataType::Int8 => c.as_primitive::<Int8Type>().value(0).into(),
+            DataType::UInt64 => i64::try_from(c.as_primitive::<UInt64Type>().value(0))
+                .map_err(|_| out_of_range())?,
+            DataType::UInt32 => c.as_primitive::<UInt32Type>().value(0).into(),
+            DataType::UInt16 => c.as_primitive::<UInt16Type>().value(0).into(),
+            DataType::UInt8 => c.as_primitive::<UInt8Type>().value(0).into(),
+            other => {
+                return Err(PluginError::query(format!(
+                    "partition_on: the {what} is {other}, not an integer; partition on an \
+                     integer column"
+                )));
+            }
+        }))
+    }
+
+    /// The ranges of `partition_on`, each read on its own server connection and thread,
+    /// concatenated in order.
+    fn read_partitioned(
+        &self,
+        request: &ReadRequest,
+        partitioning: &Partitioning,
+    ) -> Result<Batches, PluginError> {
+        let column = format!("`{}`", partitioning.column.replace('`', "``"));
+        let (min, max) = match partitioning.range {
+            Some(range) => range,
+            None => {
+                let [min_sql, max_sql] = partitioning.bounds_sql(&request.query, &column);
+                match (
+                    self.bound(request, min_sql, "minimum")?,
+                    self.bound(request, max_sql, "maximum")?,
+                ) {
+                    (Some(min), Some(max)) => (min, max),
+                    _ => return self.read_one(request),
+                }
+            }
+        };
+        let parts = partition::read_parts(
+            partitioning.queries(&request.query, &column, min, max),
+            |query| {
+                let part = ReadRequest {
+                    query,
+                    ..request.clone()
+                };
+                self.read_one(&part)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PluginError::internal(e.to_string()))
+            },
+        )?;
+        let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return self.read_one(request);
+        };
+        if batches.iter().any(|b| b.schema() != schema) {
+            return self.read_one(request);
+        }
+        Ok(RecordBatchIterator::new(
+            batches.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
+            schema,
+        ))
+    }
+}
+
+/// Runs a read, handing each batch of `batch_size` rows to `emit` as soon as it is full.
+/// Returns the schema (known from the result's metadata, rows or not).
+fn read(
+    conn: &mut Conn,
+    request: &ReadRequest,
+    zero_dates: ZeroDates,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<(), PluginError>,
+) -> Result<SchemaRef, PluginError> {
+    if let Some(key) = request.options.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "partition_on" | "partitions" | "partition_range"
+        )
+    }) {
+        return Err(PluginError::query(format!(
+            "unknown read option {key:?}: the mysql connector takes partition_on, partitions, \
+             partition_range"
+        )));
+    }
+    let rewritten = sql::rewrite(&request.query)?;
+    let params = bind(&rewritten.names, &request.params, None, true)?;
+    let size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
+    let error = |e: mysql::Error| classify(&e, Stage::Established);
+    // A row limit runs in the server when the query can be nested; else the rows past it
+    // are read and dropped.
+    let limited = match request.limit {
+        Some(n) if sql::is_query(&rewritten.sql) => Some(format!(
+            "SELECT * FROM ({}\n) AS plugboard_limited LIMIT {n}",
+            sql::trim_statement(&rewritten.sql),
+            n = n.min(i64::MAX as u64)
+        )),
+        _ => None,
+    };
+    let statement = match limited.as_deref().map(|text| conn.prep(text)) {
+        Some(Ok(statement)) => Ok(statement),
+        // Two result columns of one name cannot be nested in a derived table.
+        Some(Err(mysql::Error::MySqlError(e))) if e.code == code::DUP_FIELDNAME => {
+            conn.prep(&rewritten.sql)
+        }
+        Some(Err(e)) => Err(e),
+        None => conn.prep(&rewritten.sql),
+    };
+    match statement {
+        Ok(statement) => {
+            let mut result = conn.exec_iter(&statement, params).map_err(error)?;
+            decode(&mut result, request.limit, size, zero_dates, emit)
+        }
+        Err(mysql::Error::MySqlError(e)) if e.code == code::UNSUPPORTED_PS && params.is_empty() => {
+            let mut result = conn.query_iter(&rewritten.sql).map_err(error)?;
+            decode(&mut result, request.limit, size, zero_dates, emit)
+        }
+        Err(e) => Err(error(e)),
+    }
+}
+
+/// Decodes the first result set's rows into batches; the rest of the result is drained.
+fn decode<P: mysql::prelude::Protocol>(
+    result: &mut mysql::QueryResult<'_, '_, '_, P>,
+    limit: Option<u64>,
+    size: usize,
+    zero_dates: ZeroDates,
+    emit: &mut dyn FnMut(RecordBatch) -> Result<(), PluginError>,
+) -> Result<SchemaRef, PluginError> {
+    let columns = result.columns();
+    let meta: &[mysql::Column] = columns.as_ref();
+    let names: Vec<String> = meta.iter().map(|c| c.name_str().into_owned()).collect();
+    let kinds = meta
+        .iter()
+        .zip(&names)
+        .map(|(c, n)| {
+            column_kind(c).map_err(|e| PluginError::unsupported(format!("column {n:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = types::schema(&names, &kinds);
+    let mut columns = Columns::new(Arc::clone(&schema), kinds, size.min(DEFAULT_BATCH_SIZE));
+    let mut read = 0u64;
+    let Some(set) = result.iter() else {
+        return Ok(schema);
+    };
+    for row in set {
+        let row = row.map_err(|e| classify(&e, Stage::Established))?;
+        if limit.is_some_and(|l| read >= l) {
+            continue; // the rest of the result is drained, not kept
+        }
+        for (i, builder) in columns.builders().iter_mut().enumerate() {
+            let value = row.as_ref(i).unwrap_or(&mysql::Value::NULL);
+            builder.push(value, zero_dates).map_err(|why| {
+                PluginError::query(format!("column {:?}, row {}: {why}", names[i], read + 1))
+            })?;
+        }
+        read += 1;
+        columns.rows += 1;
+        if columns.rows == size {
+            emit(columns.batch().map_err(PluginError::internal)?)?;
+        }
+    }
+    if columns.rows > 0 {
+        emit(columns.batch().map_err(PluginError::internal)?)?;
+    }
+    Ok(schema)
+}
+
+fn execute(conn: &mut Conn, request: &ExecuteRequest) -> Result<u64, PluginError> {
+    let error = |e: mysql::Error| classify(&e, Stage::Established);
+    let mut tx = conn
+        .start_transaction(mysql::TxOpts::default())
+        .map_err(error)?;
+    let mut total = 0u64;
+    let mut used = std::collections::BTreeSet::new();
+    for statement in &request.statements {
+        let rewritten = sql::rewrite(&statement.sql)?;
+        used.extend(rewritten.names.iter().cloned());
+        if rewritten.names.is_empty() {
+            // No parameters: the text protocol, which also runs several statements.
+            let mut result = tx.query_iter(&rewritten.sql).map_err(error)?;
+            while let Some(set) = result.iter() {
+                total += set.affected_rows();
+                for row in set {
+                    row.map_err(error)?;
+                }
+            }
+        } else {
+            let params = bind(
+                &rewritten.names,
+                &statement.params,
+                Some(&request.params),
+                false,
+            )?;
+            let result = tx.exec_iter(&rewritten.sql, params).map_err(error)?;
+            total += result.affected_rows();
+        }
+    }
+    if let Some(unknown) = request.params.keys().find(|k| !used.contains(*k)) {
+        return Err(PluginError::query(format!(
+            "unknown parameter {unknown:?}: no statement uses it"
+        )));
+    }
+    tx.commit().map_err(error)?;
+    Ok(total)
+}
+
+export_connector!(Mysql);
