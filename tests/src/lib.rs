@@ -1001,3 +1001,354 @@ pub mod pg_tls {
         }
     }
 }
+
+/// MySQL for the tests, driven with the `mariadb` client: the machine's MariaDB on
+/// 127.0.0.1:3306 (`root`, no password) for tests that only read and write their own
+/// databases, and private servers ([`my::Server`]) for tests that need users with
+/// passwords, TLS or a restart: those never touch the machine's server.
+pub mod my {
+    use std::net::TcpListener;
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, ChildStdin, Command, Stdio};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// A URL for one of the machine's databases, as `root`.
+    pub fn url(db: &str) -> String {
+        format!("mysql://root@127.0.0.1:3306/{db}")
+    }
+
+    /// Runs the `mariadb` client with `args` against the machine's server; returns its
+    /// standard output, panics on failure.
+    pub fn client(db: &str, args: &[&str]) -> String {
+        run_client(&["-h", "127.0.0.1", "-P", "3306"], db, args)
+    }
+
+    fn run_client(connect: &[&str], db: &str, args: &[&str]) -> String {
+        let out = Command::new("mariadb")
+            .arg("--no-defaults")
+            .args(connect)
+            .args(["-u", "root", "--default-character-set=utf8mb4"])
+            .args(args)
+            .arg(db)
+            .output()
+            .expect("run mariadb (is the MariaDB client installed?)");
+        assert!(
+            out.status.success(),
+            "mariadb {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs statements; returns what they print.
+    pub fn exec(db: &str, sql: &str) -> String {
+        client(db, &["-e", sql])
+    }
+
+    /// One value, as the client prints it (`--batch --skip-column-names`).
+    pub fn value(db: &str, sql: &str) -> String {
+        client(db, &["--batch", "--skip-column-names", "-e", sql])
+            .trim_end_matches('\n')
+            .to_owned()
+    }
+
+    /// A query's rows as the client prints them in batch mode (tab-separated, `NULL` for
+    /// null, `\t` `\n` `\\` escaped), header first.
+    pub fn rows(db: &str, sql: &str) -> Vec<Vec<String>> {
+        client(db, &["--batch", "-e", sql])
+            .lines()
+            .map(|l| l.split('\t').map(unescape).collect())
+            .collect()
+    }
+
+    fn unescape(field: &str) -> String {
+        let mut out = String::new();
+        let mut chars = field.chars();
+        while let Some(c) = chars.next() {
+            match (c, c == '\\') {
+                (_, true) => match chars.next() {
+                    Some('t') => out.push('\t'),
+                    Some('n') => out.push('\n'),
+                    Some('0') => out.push('\0'),
+                    Some(other) => out.push(other),
+                    None => out.push('\\'),
+                },
+                (c, false) => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The database holding Chinook, loaded once from `../shared/data/chinook/`.
+    pub fn chinook() -> &'static str {
+        static DB: OnceLock<()> = OnceLock::new();
+        DB.get_or_init(|| {
+            let loaded = value(
+                "mysql",
+                &format!(
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                     WHERE table_schema = '{CHINOOK}' AND table_name = 'Track'"
+                ),
+            ) == "1"
+                && value(CHINOOK, "SELECT COUNT(*) FROM Track") == "3503";
+            if !loaded {
+                load_chinook(|db, args| client(db, args));
+            }
+        });
+        CHINOOK
+    }
+
+    const CHINOOK: &str = "plugboard_chinook";
+
+    /// (Re)creates [`CHINOOK`] and loads the script into it.
+    fn load_chinook(client: impl Fn(&str, &[&str]) -> String) {
+        let script = std::fs::read_to_string(super::chinook().with_file_name("chinook_mysql.sql"))
+            .expect("chinook_mysql.sql beside chinook.sqlite");
+        // The script creates and switches to its own database `Chinook`; load it into ours.
+        let body = script
+            .replace("DROP DATABASE IF EXISTS `Chinook`;", "")
+            .replace("CREATE DATABASE `Chinook`;", "")
+            .replace("USE `Chinook`;", "");
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(
+            file.path(),
+            format!(
+                "DROP DATABASE IF EXISTS {CHINOOK}; CREATE DATABASE {CHINOOK} \
+                 CHARACTER SET utf8mb4; USE {CHINOOK};\n{body}"
+            ),
+        )
+        .expect("write script");
+        client(
+            "mysql",
+            &["-e", &format!("source {}", file.path().display())],
+        );
+    }
+
+    /// A database for tests' own tables (each test uses table names of its own).
+    pub fn scratch() -> &'static str {
+        static DB: OnceLock<()> = OnceLock::new();
+        const NAME: &str = "plugboard_scratch";
+        DB.get_or_init(|| {
+            exec(
+                "mysql",
+                &format!("CREATE DATABASE IF NOT EXISTS {NAME} CHARACTER SET utf8mb4"),
+            );
+        });
+        NAME
+    }
+
+    /// The user with a password on a [`Server`]: `(user, password)`.
+    pub const PASSWORD_USER: (&str, &str) = ("plugboard_pw", "right-password");
+
+    /// A MariaDB server of the tests' own: a fresh data folder (`mariadb-install-db`) in a
+    /// temporary folder, listening on 127.0.0.1 on a free port and on a socket inside the
+    /// folder, with `root` (no password, any host) and [`PASSWORD_USER`].
+    ///
+    /// Dropping it kills the server and removes the folder; a watchdog process does the
+    /// same when the test process ends without dropping it (see `pg::Server`).
+    pub struct Server {
+        root: PathBuf,
+        port: u16,
+        extra: Vec<String>,
+        child: Option<Child>,
+        watchdog: Option<(Child, ChildStdin)>,
+    }
+
+    impl Server {
+        /// Creates and starts a server; `extra` are more `mariadbd` options (TLS files).
+        pub fn start(extra: &[String]) -> Self {
+            let started = Instant::now();
+            let root = tempfile::Builder::new()
+                .prefix("plugboard-my-")
+                .tempdir()
+                .expect("tempdir")
+                .keep();
+            let out = Command::new("mariadb-install-db")
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", root.join("data").display()))
+                .args([
+                    "--user=root",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    "--skip-name-resolve",
+                ])
+                .output()
+                .expect("run mariadb-install-db");
+            assert!(
+                out.status.success(),
+                "mariadb-install-db failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let mut server = Server {
+                watchdog: Some(watchdog(&root)),
+                root,
+                port: 0,
+                extra: extra.to_vec(),
+                child: None,
+            };
+            for attempt in 1.. {
+                server.port = free_port();
+                match server.launch() {
+                    Ok(()) => break,
+                    Err(log) if attempt < 5 && log.contains("Address already in use") => {}
+                    Err(log) => panic!("the private MariaDB did not start:\n{log}"),
+                }
+            }
+            server.socket_client(&[
+                "-e",
+                &format!(
+                    "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'; GRANT ALL ON *.* TO 'root'@'127.0.0.1' \
+                     WITH GRANT OPTION; CREATE USER '{0}'@'%' IDENTIFIED BY '{1}'; \
+                     GRANT ALL ON *.* TO '{0}'@'%'; CREATE DATABASE test",
+                    PASSWORD_USER.0, PASSWORD_USER.1
+                ),
+            ]);
+            eprintln!(
+                "private MariaDB on 127.0.0.1:{} in {}, started in {:?}",
+                server.port,
+                server.root.display(),
+                started.elapsed()
+            );
+            server
+        }
+
+        pub fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// A URL for one of the server's databases, as `root`.
+        pub fn url(&self, db: &str) -> String {
+            format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+        }
+
+        /// The `mariadb` client as `root` over the socket; panics on failure.
+        pub fn socket_client(&self, args: &[&str]) -> String {
+            let socket = self.socket().display().to_string();
+            run_client(&["-S", &socket], "", args)
+        }
+
+        pub fn value(&self, sql: &str) -> String {
+            self.socket_client(&["--batch", "--skip-column-names", "-e", sql])
+                .trim_end_matches('\n')
+                .to_owned()
+        }
+
+        fn socket(&self) -> PathBuf {
+            self.root.join("sock")
+        }
+
+        /// The server's error log so far.
+        pub fn log(&self) -> String {
+            std::fs::read_to_string(self.root.join("log")).unwrap_or_default()
+        }
+
+        /// Starts `mariadbd` on `self.port` and waits until it answers.
+        fn launch(&mut self) -> Result<(), String> {
+            let before = self.log().len();
+            let mut child = Command::new("mariadbd")
+                .arg("--no-defaults")
+                .arg(format!("--datadir={}", self.root.join("data").display()))
+                .arg(format!("--socket={}", self.socket().display()))
+                .arg(format!("--pid-file={}", self.root.join("pid").display()))
+                .arg(format!("--log-error={}", self.root.join("log").display()))
+                .arg(format!("--port={}", self.port))
+                .args([
+                    "--bind-address=127.0.0.1",
+                    "--user=root",
+                    "--skip-name-resolve",
+                    "--innodb-buffer-pool-size=16M",
+                    "--innodb-log-file-size=8M",
+                    "--skip-log-bin",
+                    "--performance-schema=OFF",
+                ])
+                .args(&self.extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot run mariadbd: {e}"))?;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = self.log();
+                    return Err(format!(
+                        "mariadbd exited ({status}):\n{}",
+                        log.get(before..).unwrap_or(&log)
+                    ));
+                }
+                let ping = Command::new("mariadb-admin")
+                    .arg("--no-defaults")
+                    .arg(format!("--socket={}", self.socket().display()))
+                    .args(["-u", "root", "ping"])
+                    .output();
+                if ping.is_ok_and(|o| o.status.success()) {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return Err(format!(
+                        "mariadbd did not answer within 60 s:\n{}",
+                        self.log()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+
+        /// Shuts the server down (`mariadb-admin shutdown`: sessions are ended), then
+        /// starts it again on the same port.
+        pub fn restart(&mut self) {
+            self.socket_client(&["-e", "SHUTDOWN"]);
+            if let Some(mut child) = self.child.take() {
+                let _ = child.wait();
+            }
+            if let Err(log) = self.launch() {
+                panic!("the private MariaDB did not start again:\n{log}");
+            }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_dir_all(&self.root);
+            if let Some((mut child, stdin)) = self.watchdog.take() {
+                drop(stdin);
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Kills the server (by its pid file) and removes `root` once this process's end of its
+    /// stdin closes, however this process ends.
+    fn watchdog(root: &Path) -> (Child, ChildStdin) {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                r#"trap '' INT TERM HUP PIPE; cat >/dev/null; root=$1; [ -f "$root/pid" ] && kill -9 "$(cat "$root/pid")" 2>/dev/null; sleep 0.2; rm -rf "$root""#,
+                "plugboard-my-watchdog",
+            ])
+            .arg(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the private server's watchdog");
+        let stdin = child.stdin.take().expect("the watchdog's stdin");
+        (child, stdin)
+    }
+
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port on 127.0.0.1")
+    }
+}

@@ -123,6 +123,17 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// MySQL's name for the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Disabled => "DISABLED",
+            Self::Preferred => "PREFERRED",
+            Self::Required => "REQUIRED",
+            Self::VerifyCa => "VERIFY_CA",
+            Self::VerifyIdentity => "VERIFY_IDENTITY",
+        }
+    }
+
     fn parse(text: &str, name: &str) -> Result<Self, PluginError> {
         Ok(
             match text.trim().to_ascii_uppercase().replace('-', "_").as_str() {
@@ -646,11 +657,7 @@ impl Config {
             return Err(PluginError::config(format!(
                 "`ssl_mode` {}: a CA certificate is required to verify the server; set \
                  `ssl_ca` (a PEM file of trusted CAs)",
-                if ssl_mode == SslMode::VerifyCa {
-                    "VERIFY_CA"
-                } else {
-                    "VERIFY_IDENTITY"
-                }
+                ssl_mode.name()
             )));
         }
         if ssl_mode == SslMode::Disabled && (ssl_ca.is_some() || ssl_cert.is_some()) {

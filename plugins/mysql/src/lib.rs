@@ -120,18 +120,34 @@ impl Manager {
         }
     }
 
-    fn connect_with(&self, opts: OptsBuilder) -> Result<Conn, PluginError> {
-        Conn::new(opts).map_err(|e| {
-            let err = classify(&e, Stage::Connect);
-            PluginError::new(
-                err.kind,
-                format!(
-                    "cannot connect to {}: {}",
-                    self.settings.describe(),
-                    err.message()
-                ),
-            )
-        })
+    /// Opens one server connection, the handshake included, within `connect_timeout`:
+    /// the driver's own timeout covers only the TCP connect, and a server (or a port
+    /// forward) that accepts and then never greets would hold the caller forever. The
+    /// attempt runs on a thread of its own; one that is given up on ends with its socket.
+    fn open(&self, opts: OptsBuilder) -> Result<Conn, mysql::Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("plugboard-mysql-connect".into())
+            .spawn(move || {
+                let _ = tx.send(Conn::new(opts));
+            })
+            .map_err(mysql::Error::IoError)?;
+        rx.recv_timeout(self.settings.connect_timeout)
+            .unwrap_or(Err(mysql::Error::DriverError(
+                mysql::DriverError::ConnectTimeout,
+            )))
+    }
+
+    fn connect_error(&self, e: &mysql::Error) -> PluginError {
+        let err = classify(e, Stage::Connect);
+        PluginError::new(
+            err.kind,
+            format!(
+                "cannot connect to {}: {}",
+                self.settings.describe(),
+                err.message()
+            ),
+        )
     }
 }
 
@@ -140,27 +156,28 @@ impl Manage for Manager {
 
     fn connect(&self) -> Result<Server, PluginError> {
         let plain = || self.opts.clone().ssl_opts(None::<SslOpts>);
-        let conn = if self.no_tls.load(Ordering::Relaxed) {
-            self.connect_with(plain())?
+        let opts = if self.no_tls.load(Ordering::Relaxed) {
+            plain()
         } else {
-            match Conn::new(self.opts.clone()) {
-                Ok(conn) => conn,
-                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
-                    if self.settings.ssl_mode == SslMode::Preferred =>
-                {
-                    self.no_tls.store(true, Ordering::Relaxed);
-                    self.connect_with(plain())?
-                }
-                Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
-                    return Err(PluginError::connect(format!(
-                        "cannot connect to {}: the server does not offer TLS, which ssl_mode \
-                         {:?} requires",
-                        self.settings.describe(),
-                        self.settings.ssl_mode
-                    )));
-                }
-                Err(_) => self.connect_with(self.opts.clone())?,
+            self.opts.clone()
+        };
+        let conn = match self.open(opts) {
+            Ok(conn) => conn,
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
+                if self.settings.ssl_mode == SslMode::Preferred =>
+            {
+                self.no_tls.store(true, Ordering::Relaxed);
+                self.open(plain()).map_err(|e| self.connect_error(&e))?
             }
+            Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported)) => {
+                return Err(PluginError::connect(format!(
+                    "cannot connect to {}: the server does not offer TLS, which ssl_mode \
+                     {} requires",
+                    self.settings.describe(),
+                    self.settings.ssl_mode.name()
+                )));
+            }
+            Err(e) => return Err(self.connect_error(&e)),
         };
         Ok(Server {
             conn,
