@@ -1141,6 +1141,30 @@ pub mod my {
     /// The user with a password on a [`Server`]: `(user, password)`.
     pub const PASSWORD_USER: (&str, &str) = ("plugboard_pw", "right-password");
 
+    /// This test binary's private server with TLS, started on first use: its certificate,
+    /// signed by the returned CA folder's `ca.pem`, names `localhost` only (DNS, no IP), so
+    /// that host-name checks can be seen to fail at 127.0.0.1. Also makes `client.pem` and
+    /// `client.key`, and the user `plugboard_x509`, who must show a certificate.
+    pub fn private_tls() -> &'static (Server, super::pg_tls::Certs) {
+        static SERVER: OnceLock<(Server, super::pg_tls::Certs)> = OnceLock::new();
+        SERVER.get_or_init(|| {
+            let certs = super::pg_tls::Certs::new();
+            let (cert, key) = certs.issue("server", "localhost", "DNS:localhost");
+            certs.issue("client", "plugboard client", "");
+            let server = Server::start(&[
+                format!("--ssl-ca={}", certs.path("ca.pem").display()),
+                format!("--ssl-cert={}", cert.display()),
+                format!("--ssl-key={}", key.display()),
+            ]);
+            server.socket_client(&[
+                "-e",
+                "CREATE USER plugboard_x509@'%' REQUIRE X509; \
+                 GRANT ALL ON *.* TO plugboard_x509@'%'",
+            ]);
+            (server, certs)
+        })
+    }
+
     /// A MariaDB server of the tests' own: a fresh data folder (`mariadb-install-db`) in a
     /// temporary folder, listening on 127.0.0.1 on a free port and on a socket inside the
     /// folder, with `root` (no password, any host) and [`PASSWORD_USER`].

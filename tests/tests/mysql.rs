@@ -703,3 +703,94 @@ fn private_server_passwords_and_restarts() {
     assert_eq!(n, 42, "the query after the restart succeeded");
     assert!(log.contains("resetting the connection"), "{log}");
 }
+
+/// On a private server with TLS (`my::private_tls`): each `ssl_mode`, pymysql's `ssl` table
+/// and a client certificate, and the checks failing where they must.
+#[test]
+fn tls_modes_against_a_server_that_has_it() {
+    let (server, certs) = my::private_tls();
+    let ca = certs.path("ca.pem").display().to_string();
+    let p = Project::new(
+        &["plugboard_mysql"],
+        &format!(
+            "[connections.tls]\nurl = \"mysql://root@localhost:{port}/test\"\n\n\
+             [connections.at_ip]\nurl = \"mysql://root@127.0.0.1:{port}/test\"\n",
+            port = server.port()
+        ),
+    );
+    let h = host(&p);
+    let cipher = |name: &str, options: ConnectOptions| -> Result<String, plugboard::Error> {
+        let df = h
+            .connection_with(name, options)?
+            .query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            .ttl(Duration::ZERO)
+            .fetch()?;
+        Ok(df
+            .column("Value")
+            .expect("Value")
+            .str()
+            .expect("str")
+            .get(0)
+            .unwrap_or_default()
+            .to_owned())
+    };
+    let opts = |mode: &str| {
+        ConnectOptions::new()
+            .set("ssl_mode", mode)
+            .set("ssl_ca", ca.as_str())
+    };
+    // REQUIRED: TLS, certificate unchecked. PREFERRED (the default) moves to the server's
+    // Unix socket on this machine, as DISABLED does: local, and in the clear.
+    let c = cipher("at_ip", ConnectOptions::new().set("ssl_mode", "REQUIRED")).expect("TLS");
+    assert!(!c.is_empty(), "the session is encrypted: {c:?}");
+    for mode in ["PREFERRED", "DISABLED"] {
+        let c = cipher("at_ip", ConnectOptions::new().set("ssl_mode", mode)).expect(mode);
+        assert_eq!(c, "", "{mode}: over the socket");
+    }
+    // VERIFY_CA at the IP: the chain is checked, the name is not.
+    assert!(
+        !cipher("at_ip", opts("VERIFY_CA"))
+            .expect("verify-ca")
+            .is_empty()
+    );
+    // VERIFY_IDENTITY: the certificate names localhost, not 127.0.0.1.
+    assert!(
+        !cipher("tls", opts("VERIFY_IDENTITY"))
+            .expect("verify-identity")
+            .is_empty()
+    );
+    let e = cipher("at_ip", opts("VERIFY_IDENTITY")).expect_err("the name differs");
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::CONNECT));
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // A CA that did not sign it: the system's public roots.
+    let e = cipher(
+        "tls",
+        ConnectOptions::new()
+            .set("ssl_mode", "VERIFY_CA")
+            .set("ssl_ca", "/etc/ssl/certs/ca-certificates.crt"),
+    )
+    .expect_err("another CA");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // pymysql's form: connect_args.ssl = {ca}, which checks the name too.
+    let pymysql = |name: &str| {
+        cipher(
+            name,
+            ConnectOptions::new().set("create_engine_kwargs.connect_args.ssl.ca", ca.as_str()),
+        )
+    };
+    assert!(!pymysql("tls").expect("pymysql ssl.ca").is_empty());
+    assert!(pymysql("at_ip").is_err(), "pymysql checks the host name");
+    // A user who must show a certificate: refused without one, served with one.
+    let x509 = |with_cert: bool| {
+        let mut o = opts("VERIFY_IDENTITY").set("username", "plugboard_x509");
+        if with_cert {
+            o = o
+                .set("ssl_cert", certs.path("client.pem").display().to_string())
+                .set("ssl_key", certs.path("client.key").display().to_string());
+        }
+        cipher("tls", o)
+    };
+    let e = x509(false).expect_err("no client certificate");
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::AUTH), "{e}");
+    assert!(!x509(true).expect("client certificate").is_empty());
+}

@@ -13,6 +13,8 @@
 //!   the text protocol instead, when it has no parameters.
 //! * `execute` runs the statements in one transaction: all or nothing (MySQL itself
 //!   commits around DDL such as `CREATE TABLE`; keep DDL out of a batch that must be atomic).
+//! * A TCP address on this machine (`127.0.0.1`, `localhost`) moves to the server's Unix
+//!   socket when it can, as the driver does, unless `ssl_mode` asks for TLS.
 //! * A small pool of server connections per connection (`pool_size`, default 4). Each
 //!   session runs in UTC (`time_zone = '+00:00'`, so `TIMESTAMP`s read as instants) with
 //!   the configured character set (utf8mb4).
@@ -94,8 +96,14 @@ impl Manager {
             Address::Tcp { host, port } => opts.ip_or_hostname(Some(host)).tcp_port(*port),
             Address::Socket(path) => opts.socket(Some(path.display().to_string())),
         };
-        let tls = settings.ssl_mode != SslMode::Disabled;
-        if tls {
+        // As the driver does by default, a TCP connection to this machine moves to the
+        // server's Unix socket (`@@socket`) when it can: the faster transport, and as
+        // private. Not when the settings ask for TLS: a socket has none.
+        opts = opts.prefer_socket(matches!(
+            settings.ssl_mode,
+            SslMode::Disabled | SslMode::Preferred
+        ));
+        if settings.ssl_mode != SslMode::Disabled {
             let mut ssl = SslOpts::default()
                 .with_danger_accept_invalid_certs(matches!(
                     settings.ssl_mode,
