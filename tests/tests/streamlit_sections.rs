@@ -2,7 +2,8 @@
 //! libraries write them (the corpus in `tests/streamlit/`, each file naming its source),
 //! through the real CLI and the real `.so`s. Each section either works, pointed at this
 //! machine's PostgreSQL (its shape kept, its host, database and user overridden with
-//! `--set`), a SQLite file or an S3 server (moto), or is refused with one line that names the
+//! `--set`), a private MariaDB with TLS holding the sections' own users and databases, a
+//! SQLite file or an S3 server (moto), or is refused with one line that names the
 //! connection, the data source it looks like and, where plugboard knows one, the kind of
 //! plugin that would serve it. Every section is listed by `connections list` with its secrets
 //! hidden, and no marker string (`MARKER-…`, one per secret value in the corpus) appears in
@@ -12,7 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plugboard_tests::{Project, Run, pg, servers};
+use plugboard_tests::{Project, Run, my, pg, servers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_plugboard-under-test");
 
@@ -32,12 +33,12 @@ const SECTIONS: &[(&str, &str, &str)] = &[
         "works",
     ),
     ("connecting-to-data.toml", "pets_db", "works"),
-    ("connecting-to-data.toml", "local", "refused"),
-    ("connecting-to-data.toml", "staging", "refused"),
+    ("connecting-to-data.toml", "local", "works"),
+    ("connecting-to-data.toml", "staging", "works"),
     ("connecting-to-data.toml", "snowflake", "refused"),
-    ("mysql.toml", "mysql", "refused"),
-    ("tidb.toml", "tidb", "refused"),
-    ("tidb.toml", "tidb_pymysql", "refused"),
+    ("mysql.toml", "mysql", "works"),
+    ("tidb.toml", "tidb", "works"),
+    ("tidb.toml", "tidb_pymysql", "works"),
     ("snowflake.toml", "snowflake", "refused"),
     ("snowflake-connection-forms.toml", "sso", "refused"),
     (
@@ -122,7 +123,12 @@ impl Corpus {
         let text = corpus(file);
         let secrets = markers(&text);
         let project = Project::new(
-            &["plugboard_sqlite", "plugboard_postgres", "plugboard_files"],
+            &[
+                "plugboard_sqlite",
+                "plugboard_postgres",
+                "plugboard_files",
+                "plugboard_mysql",
+            ],
             &text,
         );
         Self {
@@ -441,19 +447,38 @@ fn the_connecting_to_data_sections() {
         c.csv("pets_db", "select * from pet_owners", &[]),
         "person,pet\njerry,fish\nbarbara,cat\nalex,puppy\n"
     );
-    for name in ["local", "staging"] {
-        c.refused(
-            name,
-            &[],
-            "a MySQL database (its URL scheme mysql)",
-            Some("mysql"),
+    // local and staging: two MySQL URLs, served by the private MariaDB (`mysql_server`),
+    // where their users, passwords and databases exist; host and port overridden.
+    let (server, _) = mysql_server();
+    for (name, user, db) in [
+        ("local", "me", "local_db"),
+        ("staging", "jdoe", "staging_db"),
+    ] {
+        let sets = [
+            "host=127.0.0.1".to_owned(),
+            format!("port={}", server.port()),
+        ];
+        assert_eq!(
+            c.csv(name, MYSQL_SESSION, &sets),
+            format!("u,d\n{user}@%,{db}\n"),
+            "{name}"
         );
         // As the page's app asks for them: st.connection("env:DB_CONN", "sql").
-        c.refused(
-            name,
-            &["--type", "sql"],
-            "a MySQL database (its URL scheme mysql)",
-            Some("mysql"),
+        let mut args = vec![
+            "query",
+            "env:DB_CONN",
+            MYSQL_SESSION,
+            "--type",
+            "sql",
+            "--format",
+            "csv",
+        ];
+        for s in &sets {
+            args.extend(["--set", s.as_str()]);
+        }
+        assert_eq!(
+            c.run(&args, &[("DB_CONN", name)]).ok(),
+            format!("u,d\n{user}@%,{db}\n")
         );
     }
     // st.connection("snowflake", "sql"): Snowflake through SQLAlchemy.
@@ -482,7 +507,7 @@ fn env_names_pick_the_section_their_variable_names() {
         )
         .ok();
     assert_eq!(out, "x\n42\n");
-    // DB_CONN=staging: the MySQL section, refused by its own name.
+    // DB_CONN=staging: the MySQL section, by its own name, at its own (unknown) host.
     let err = c
         .run(
             &["query", "env:DB_CONN", "SELECT 1"],
@@ -490,7 +515,8 @@ fn env_names_pick_the_section_their_variable_names() {
         )
         .fails();
     assert!(
-        err.starts_with("error: connection \"staging\"") && err.contains("a MySQL database"),
+        err.starts_with("error: connection \"staging\" (plugin mysql)")
+            && err.contains("staging.acmecorp.com"),
         "{err}"
     );
     // Unset, and empty: one line naming the variable.
@@ -535,32 +561,104 @@ fn without(p: &Project, var: &str, args: &[&str]) -> Run {
     Run(out)
 }
 
+/// The private MariaDB with TLS (`my::private_tls`) and its CA, with the users, passwords
+/// and databases the MySQL sections of the corpus name.
+fn mysql_server() -> &'static (my::Server, plugboard_tests::pg_tls::Certs) {
+    static USERS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let tls = my::private_tls();
+    USERS.get_or_init(|| {
+        let mut sql = String::new();
+        for (user, password, db) in [
+            ("xxx", "MARKER-PW-4", "xxx"),
+            ("<TiDB_cluster_user>", "MARKER-PW-5", "pets"),
+            ("tidb6", "MARKER-PW-6", "pets"),
+            ("me", "MARKER-PW-7", "local_db"),
+            ("jdoe", "MARKER-PW-8", "staging_db"),
+        ] {
+            sql.push_str(&format!(
+                "CREATE DATABASE IF NOT EXISTS `{db}`; \
+                 CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'; \
+                 GRANT ALL ON `{db}`.* TO '{user}'@'%'; "
+            ));
+        }
+        tls.0.socket_client(&["-e", &sql]);
+    });
+    tls
+}
+
+/// Who and which database a MySQL session is.
+const MYSQL_SESSION: &str = "SELECT CURRENT_USER() AS u, DATABASE() AS d";
+
 #[test]
-fn the_mysql_and_tidb_sections_are_refused_naming_mysql() {
+fn the_mysql_and_tidb_sections_work_against_mariadb() {
+    let (server, certs) = mysql_server();
+    let port = format!("port={}", server.port());
     let c = Corpus::new("mysql.toml");
     c.assert_listed();
-    c.refused(
-        "mysql",
-        &[],
-        "a MySQL database (its dialect mysql)",
-        Some("mysql"),
+    // The tutorial's section, its password and database as written; its placeholder
+    // `query = { charset = "xxx" }` is refused by name until it names a character set.
+    let at = ["host=127.0.0.1".to_owned(), port.clone()];
+    let mut args = vec!["query", "mysql", "SELECT 1"];
+    for s in &at {
+        args.extend(["--set", s.as_str()]);
+    }
+    let err = c.refusal("mysql", &args);
+    assert!(
+        err.contains("`charset`") && err.contains("utf8mb4"),
+        "{err}"
     );
-    c.refused(
-        "mysql",
-        &["--type", "sql"],
-        "a MySQL database (its dialect mysql)",
-        Some("mysql"),
-    );
+    let mut sets = at.to_vec();
+    sets.push("query.charset=utf8mb4".to_owned());
+    assert_eq!(c.csv("mysql", MYSQL_SESSION, &sets), "u,d\nxxx@%,xxx\n");
+
     let c = Corpus::new("tidb.toml");
     c.assert_listed();
-    for name in ["tidb", "tidb_pymysql"] {
-        c.refused(
-            name,
-            &["--type", "sql"],
-            "a MySQL database (its dialect mysql)",
-            Some("mysql"),
-        );
+    assert_eq!(
+        c.csv("tidb", MYSQL_SESSION, &at),
+        "u,d\n<TiDB_cluster_user>@%,pets\n"
+    );
+    // connect_args = { ssl = { ca = … } }: pymysql's TLS with the server's certificate and
+    // host name checked (the certificate names localhost).
+    let ca = format!(
+        "create_engine_kwargs.connect_args.ssl.ca={}",
+        certs.path("ca.pem").display()
+    );
+    let sets = [
+        "host=localhost".to_owned(),
+        port.clone(),
+        "username=tidb6".to_owned(),
+        ca.clone(),
+    ];
+    let out = c.csv(
+        "tidb_pymysql",
+        "SELECT CURRENT_USER() AS u, VARIABLE_VALUE <> '' AS tls FROM \
+         information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'",
+        &sets,
+    );
+    assert_eq!(out, "u,tls\ntidb6@%,1\n");
+    let mut args = vec!["query", "tidb_pymysql", "SELECT 1"];
+    let at_ip = [
+        "host=127.0.0.1".to_owned(),
+        port,
+        "username=tidb6".to_owned(),
+        ca,
+    ];
+    for s in &at_ip {
+        args.extend(["--set", s.as_str()]);
     }
+    let err = c.refusal("tidb_pymysql", &args);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // As written, its CA path is a placeholder: one line naming the file it cannot read.
+    let mut args = vec!["query", "tidb_pymysql", "SELECT 1"];
+    let sets = [
+        "host=localhost".to_owned(),
+        format!("port={}", server.port()),
+    ];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let err = c.refusal("tidb_pymysql", &args);
+    assert!(err.contains("<path_to_CA_store>"), "{err}");
 }
 
 #[test]

@@ -238,7 +238,13 @@ fn classify(e: &mysql::Error, stage: Stage) -> PluginError {
         ) => PluginError::query(d.to_string()),
         mysql::Error::TlsError(t) => PluginError::connect(format!("TLS: {t}")),
         other => {
-            let mut message = other.to_string();
+            // The driver's own Display shows its enum (`IoError { … }`): the cause reads better.
+            let mut message = match other {
+                mysql::Error::IoError(e) => e.to_string(),
+                mysql::Error::DriverError(d) => d.to_string(),
+                mysql::Error::CodecError(c) => c.to_string(),
+                e => e.to_string(),
+            };
             let mut source = std::error::Error::source(other);
             while let Some(s) = source {
                 let text = s.to_string();
@@ -376,6 +382,25 @@ impl Connector for Mysql {
 
     fn connect(config: Config) -> Result<Self, PluginError> {
         let settings = config.resolve()?;
+        // The driver reports an unreadable file without its name.
+        let files = [
+            ("ssl_ca", settings.ssl_ca.as_ref()),
+            (
+                "ssl_cert",
+                settings.client_identity.as_ref().map(|(c, _)| c),
+            ),
+            ("ssl_key", settings.client_identity.as_ref().map(|(_, k)| k)),
+        ];
+        for (key, path) in files {
+            if let Some(path) = path
+                && let Err(e) = std::fs::File::open(path)
+            {
+                return Err(PluginError::config(format!(
+                    "`{key}`: cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        }
         let size = settings.pool_size;
         let target = settings.target();
         Ok(Self {
