@@ -66,6 +66,8 @@ mod config;
 pub mod conformance;
 mod error;
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz_input;
 pub mod partition;
 pub mod pool;
 mod release;

@@ -25,8 +25,8 @@ macro_rules! replays {
         /// Every target of `fuzz/` has its test here.
         #[test]
         fn every_fuzz_target_is_replayed() {
-            // PostgreSQL's is in fuzz_corpus_postgres.rs.
-            let replayed = [$(stringify!($name),)* "postgres_placeholders"];
+            // PostgreSQL's and MySQL's are in fuzz_corpus_postgres.rs and fuzz_corpus_mysql.rs.
+            let replayed = [$(stringify!($name),)* "postgres_placeholders", "mysql_placeholders"];
             let targets = std::fs::read_dir(fuzz_dir().join("fuzz_targets")).expect("fuzz_targets");
             for t in targets.filter_map(Result::ok) {
                 let path = t.path();
