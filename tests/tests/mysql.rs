@@ -452,6 +452,37 @@ fn a_killed_connection_is_reset_and_retried() {
 }
 
 #[test]
+fn a_connection_past_wait_timeout_is_reset_and_retried() {
+    let p = project();
+    let h = host(&p);
+    // The server closes a session idle for a second (init_command runs on every new one).
+    let c = h
+        .connection_with(
+            "scratch",
+            ConnectOptions::new().set("init_command", "SET SESSION wait_timeout = 1"),
+        )
+        .expect("connect");
+    let id = |c: &plugboard::Connection| {
+        number(
+            &c.query("SELECT CONNECTION_ID() AS id")
+                .ttl(Duration::ZERO)
+                .fetch()
+                .expect("id"),
+            "id",
+        )
+    };
+    let first = id(&c);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (second, log) = capture_logs(|| id(&c));
+    assert_ne!(second, first, "a new server connection served the retry");
+    assert_eq!(
+        log.matches("resetting the connection").count(),
+        1,
+        "one reset in the log:\n{log}"
+    );
+}
+
+#[test]
 fn partitioned_reads_match_the_plain_read() {
     let p = project();
     let h = host(&p);
