@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 SELECT = "SELECT * FROM trips"
 PG_URI = "postgresql://postgres@127.0.0.1:5432/plugboard_bench"
+MY_URI = "mysql://root@127.0.0.1:3306/plugboard_bench"
 
 
 def timed(runs, fn):
@@ -43,6 +44,7 @@ def readers(d):
     sqlite_uri = f"sqlite:///{db}"
     sqlite_engine = sa.create_engine(sqlite_uri)
     pg_engine = sa.create_engine(PG_URI.replace("postgresql://", "postgresql+psycopg2://"))
+    my_engine = sa.create_engine(MY_URI.replace("mysql://", "mysql+pymysql://"))
 
     def adbc(connect, target):
         def read():
@@ -70,13 +72,21 @@ def readers(d):
             "ADBC (PostgreSQL driver) → polars": adbc(adbc_pg.connect, PG_URI),
             "polars.read_database_uri": lambda: pl.read_database_uri(SELECT, PG_URI),
         },
+        "mysql": {
+            "pandas.read_sql + SQLAlchemy + pymysql (Streamlit's path)":
+                lambda: pd.read_sql(sa.text(SELECT), my_engine),
+            "connectorx, 1 partition": lambda: cx.read_sql(MY_URI, SELECT, return_type="arrow"),
+            "connectorx, 2 partitions": lambda: cx.read_sql(
+                MY_URI, SELECT, return_type="arrow", partition_on="id", partition_num=2),
+            "polars.read_database_uri": lambda: pl.read_database_uri(SELECT, MY_URI),
+        },
         "parquet": {
             "polars.read_parquet": lambda: pl.read_parquet(os.path.join(d, "trips.parquet")),
         },
-    }, sqlite_engine, pg_engine
+    }, sqlite_engine, pg_engine, my_engine
 
 
-def lookups(d, sqlite_engine, pg_engine):
+def lookups(d, sqlite_engine, pg_engine, my_engine):
     db = os.path.join(d, "trips.sqlite")
     state = {"lo": 0}
 
@@ -114,6 +124,11 @@ def lookups(d, sqlite_engine, pg_engine):
             "pandas.read_sql + SQLAlchemy": lambda: pd.read_sql(lookup, pg_engine, params={"lo": next_lo()}),
             "ADBC (PostgreSQL driver)": adbc(pg_conn, "SELECT * FROM trips WHERE id BETWEEN $1 AND $2"),
             "connectorx (no parameters: SQL text)": cx_read(PG_URI),
+        },
+        "lookup_mysql": {
+            "pandas.read_sql + SQLAlchemy + pymysql": lambda: pd.read_sql(
+                lookup, my_engine, params={"lo": next_lo()}),
+            "connectorx (no parameters: SQL text)": cx_read(MY_URI),
         },
     }
 
@@ -180,7 +195,7 @@ def rss():
 
 
 def peak(d, case, tool):
-    table, _, _ = readers(d)
+    table, _, _, _ = readers(d)
     read = table[case][tool]
     read()  # warm: imports, connections, page cache
     open("/proc/self/clear_refs", "w").write("5")
@@ -199,7 +214,7 @@ def main():
     if sys.argv[2] == "--peak":
         return peak(d, sys.argv[3], sys.argv[4])
     runs = int(sys.argv[2])
-    table, sqlite_engine, pg_engine = readers(d)
+    table, sqlite_engine, pg_engine, my_engine = readers(d)
     samples = []
 
     def push(s):
@@ -214,13 +229,13 @@ def main():
             # whole benchmark under ten minutes.
             n = max(3, runs // 2) if tool.startswith("pandas") else runs
             push(sample(case, tool, timed(n, read)))
-    for case, tools in lookups(d, sqlite_engine, pg_engine).items():
+    for case, tools in lookups(d, sqlite_engine, pg_engine, my_engine).items():
         for tool, read in tools.items():
             push(sample(case, tool, timed(runs * 20, read)))
     push(sample("cache", "st.cache_data hit (Streamlit)", cache_hit(d, sqlite_engine, runs)))
     for s in cli(d, runs):
         push(s)
-    for case in ["sqlite", "postgres", "parquet"]:
+    for case in ["sqlite", "postgres", "mysql", "parquet"]:
         for tool in table[case]:
             if "2 partitions" in tool:
                 continue
@@ -230,7 +245,8 @@ def main():
             samples.append(sample(f"peak_{case}", tool, [0.0], peak_bytes=top, frame_bytes=frame))
 
     packages = ["pandas", "SQLAlchemy", "connectorx", "adbc-driver-sqlite",
-                "adbc-driver-postgresql", "pyarrow", "polars", "streamlit", "psycopg2-binary"]
+                "adbc-driver-postgresql", "pyarrow", "polars", "streamlit", "psycopg2-binary",
+                "PyMySQL"]
     result = {
         "python": sys.version.split()[0],
         "versions": {p: version(p) for p in packages},

@@ -1,5 +1,5 @@
 //! The benchmark's data: one table `trips`, generated with a fixed seed, written as a
-//! SQLite file, a Parquet file and a PostgreSQL table.
+//! SQLite file, a Parquet file, a PostgreSQL table and a MySQL (MariaDB) table.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,6 +22,11 @@ const VENDORS: [&str; 10] = [
     "Gett",
     "Bolt",
 ];
+
+/// The MySQL server's database of the same name (MariaDB on 127.0.0.1:3306, `root`).
+pub fn my_url() -> String {
+    format!("mysql://root@127.0.0.1:3306/{PG_DB}")
+}
 
 pub fn pg_url() -> String {
     format!("postgresql://postgres@127.0.0.1:5432/{PG_DB}")
@@ -62,7 +67,7 @@ pub fn trips(rows: usize) -> PolarsResult<DataFrame> {
 pub fn prepare(dir: &Path, rows: usize) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let marker = dir.join(format!(".prepared-{rows}-{SEED}"));
-    if marker.exists() && pg_rows()? == Some(rows) {
+    if marker.exists() && pg_rows()? == Some(rows) && my_rows()? == Some(rows) {
         eprintln!(
             "data: {} already holds {rows} rows (seed {SEED})",
             dir.display()
@@ -127,9 +132,17 @@ pub fn prepare(dir: &Path, rows: usize) -> anyhow::Result<()> {
         &format!("\\copy trips FROM '{}' CSV HEADER", csv.display()),
     )?;
     psql(PG_DB, "VACUUM ANALYZE trips")?;
+    mariadb(&format!(
+        "CREATE DATABASE IF NOT EXISTS {PG_DB}; USE {PG_DB}; DROP TABLE IF EXISTS trips; \
+         CREATE TABLE trips(id BIGINT PRIMARY KEY, ts TEXT, vendor TEXT, distance DOUBLE, \
+         fare DOUBLE, passengers BIGINT) ENGINE = InnoDB; \
+         LOAD DATA LOCAL INFILE '{}' INTO TABLE trips FIELDS TERMINATED BY ',' \
+         OPTIONALLY ENCLOSED BY '\"' IGNORE 1 LINES; ANALYZE TABLE trips",
+        csv.display()
+    ))?;
     std::fs::write(&marker, "")?;
     eprintln!(
-        "data: {rows} rows as SQLite, Parquet and PostgreSQL in {:.1} s",
+        "data: {rows} rows as SQLite, Parquet, PostgreSQL and MySQL in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     Ok(())
@@ -149,6 +162,44 @@ fn pg_rows() -> anyhow::Result<Option<usize>> {
         "SELECT CASE WHEN to_regclass('trips') IS NULL THEN -1 ELSE (SELECT count(*) FROM trips) END",
     )?;
     Ok(n.parse::<usize>().ok())
+}
+
+fn my_rows() -> anyhow::Result<Option<usize>> {
+    let n = mariadb(&format!(
+        "SELECT COUNT(*) FROM information_schema.tables \
+         WHERE table_schema = '{PG_DB}' AND table_name = 'trips'"
+    ))?;
+    if n != "1" {
+        return Ok(None);
+    }
+    Ok(mariadb(&format!("SELECT COUNT(*) FROM {PG_DB}.trips"))?
+        .parse::<usize>()
+        .ok())
+}
+
+/// Runs `sql` with the `mariadb` client as `root` on 127.0.0.1:3306; returns what it printed.
+fn mariadb(sql: &str) -> anyhow::Result<String> {
+    let out = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "--local-infile=1",
+            "--batch",
+            "--skip-column-names",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "root",
+            "-e",
+            sql,
+        ])
+        .output()
+        .context("run the mariadb client")?;
+    if !out.status.success() {
+        bail!("mariadb: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn psql(db: &str, sql: &str) -> anyhow::Result<String> {

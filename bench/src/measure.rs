@@ -55,7 +55,7 @@ const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
 pub const ISOLATED: &str = "plugboard (isolated)";
 pub const CLI: &str = "plugboard CLI → Arrow IPC file";
 pub const CLI_ISOLATED: &str = "plugboard CLI (isolated) → Arrow IPC file";
-pub const LOAD: &str = "plugboard: open, ABI check, manifest (3 plugins)";
+pub const LOAD: &str = "plugboard: open, ABI check, manifest (4 plugins)";
 pub const LOAD_ISOLATED: &str =
     "plugboard (isolated): start 2 workers (sqlite, postgres), open files in process";
 /// The plugins that run in a worker in the isolated cases.
@@ -104,7 +104,7 @@ fn plugins_file(isolated: bool) -> &'static str {
 fn project(dir: &Path) -> anyhow::Result<()> {
     for isolated in [false, true] {
         let mut plugins = String::new();
-        for name in ["sqlite", "postgres", "files"] {
+        for name in ["sqlite", "postgres", "files", "mysql"] {
             plugins.push_str(&format!(
                 "[[plugin]]\npath = {:?}\n",
                 lib(name)?.display().to_string()
@@ -121,10 +121,12 @@ fn project(dir: &Path) -> anyhow::Result<()> {
         format!(
             "[connections.sqlite]\ntype = \"sqlite\"\ndatabase = {:?}\nread_only = true\n\n\
              [connections.postgres]\nurl = \"{}\"\n\n\
-             [connections.files]\ntype = \"files\"\nroot = {:?}\n",
+             [connections.files]\ntype = \"files\"\nroot = {:?}\n\n\
+             [connections.mysql]\nurl = \"{}\"\n",
             dir.join("trips.sqlite").display().to_string(),
             data::pg_url(),
-            dir.display().to_string()
+            dir.display().to_string(),
+            data::my_url()
         ),
     )?;
     Ok(())
@@ -433,6 +435,31 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     }
     drop((sqlite_iso, pg_iso, isolated));
 
+    // MySQL (MariaDB), in process.
+    let my = host.connection("mysql")?;
+    push(sample(
+        "mysql",
+        "plugboard",
+        time(runs, || Ok(cold(&my, SELECT)?))?,
+    ));
+    push(sample(
+        "mysql",
+        "plugboard, 2 partitions",
+        time(runs, || {
+            Ok(my
+                .query(SELECT)
+                .ttl(Duration::ZERO)
+                .option("partition_on", "id")
+                .option("partitions", 2)
+                .fetch()?)
+        })?,
+    ));
+    push(sample(
+        "lookup_mysql",
+        "plugboard",
+        time(runs * 20, || Ok(lookup(&my, &mut lo)?))?,
+    ));
+
     let files = host.connection("files")?;
     push(sample(
         "parquet",
@@ -542,7 +569,7 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     }
 
     // Peak memory of one cold read, each in a fresh process.
-    for case in ["sqlite", "postgres", "parquet"] {
+    for case in ["sqlite", "postgres", "mysql", "parquet"] {
         let out = Command::new(&exe).arg("peak").arg(dir).arg(case).output()?;
         anyhow::ensure!(
             out.status.success(),
@@ -660,6 +687,7 @@ pub fn peak(dir: &Path, case: &str) -> anyhow::Result<()> {
     let (conn, verb_read, target) = match case {
         "sqlite" => ("sqlite", false, SELECT),
         "postgres" => ("postgres", false, SELECT),
+        "mysql" => ("mysql", false, SELECT),
         "parquet" => ("files", true, "trips.parquet"),
         other => bail!("unknown case {other}"),
     };
@@ -733,6 +761,8 @@ pub fn repeat(dir: &Path, case: &str, isolated: bool, runs: usize) -> anyhow::Re
         "postgres" => ("postgres", SELECT),
         "lookup_sqlite" => ("sqlite", LOOKUP),
         "lookup_postgres" => ("postgres", LOOKUP),
+        "mysql" => ("mysql", SELECT),
+        "lookup_mysql" => ("mysql", LOOKUP),
         other => bail!("unknown case {other}"),
     };
     let conn = host.connection(conn)?;
@@ -756,7 +786,7 @@ pub fn load_once(dir: &Path, isolated: bool) -> anyhow::Result<()> {
     let t = Instant::now();
     let host = host_in(dir, isolated)?;
     let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(host.plugins().len() == 3, "expected 3 plugins");
+    anyhow::ensure!(host.plugins().len() == 4, "expected 4 plugins");
     println!("{secs}");
     Ok(())
 }

@@ -89,6 +89,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "plugboard",
     ),
     (
+        "mysql",
+        "MySQL (MariaDB) `SELECT *`, 1M rows, cold, into a DataFrame (in process)",
+        "plugboard",
+    ),
+    (
         "parquet",
         "Parquet file, 1M rows, into a DataFrame (in process)",
         "plugboard (files plugin)",
@@ -101,6 +106,11 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "lookup_postgres",
         "PostgreSQL 10-row lookup with a parameter (latency)",
+        "plugboard",
+    ),
+    (
+        "lookup_mysql",
+        "MySQL (MariaDB) 10-row lookup with a parameter (latency)",
         "plugboard",
     ),
     (
@@ -405,6 +415,24 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         1.0,
     );
     ratio(
+        "MySQL cold ≤ 0.8× connectorx",
+        m("mysql", "plugboard"),
+        m("mysql", "connectorx, 1 partition"),
+        0.8,
+    );
+    // The lookup against the fastest peer.
+    let fastest = samples
+        .iter()
+        .filter(|s| s.case == "lookup_mysql" && !s.tool.starts_with("plugboard"))
+        .filter_map(|s| stats(&s.runs).map(|st| st.median))
+        .min_by(f64::total_cmp);
+    ratio(
+        "MySQL 10-row lookup faster than every peer (÷ the fastest < 1)",
+        m("lookup_mysql", "plugboard"),
+        fastest,
+        0.999,
+    );
+    ratio(
         "Parquet through the files plugin ≤ 1.1× polars reading the file",
         m("parquet", "plugboard (files plugin)"),
         m("parquet", "polars.read_parquet"),
@@ -447,11 +475,11 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         m("cache", "plugboard memory hit"),
         10e-6,
     );
-    // The case loads all three plugins (sqlite, postgres, files) in one host; the target
-    // is for one.
+    // The case loads all four plugins (sqlite, postgres, files, mysql) in one host; the
+    // target is for one.
     absolute(
-        "Plugin load < 5 ms (each; the case loads 3)",
-        m("load", LOAD).map(|t| t / 3.0),
+        "Plugin load < 5 ms (each; the case loads 4)",
+        m("load", LOAD).map(|t| t / 4.0),
         5e-3,
     );
     for w in workers(samples) {
@@ -464,7 +492,7 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
             w.pids.len() == 1,
         ));
     }
-    for case in ["peak_sqlite", "peak_postgres", "peak_parquet"] {
+    for case in ["peak_sqlite", "peak_postgres", "peak_mysql", "peak_parquet"] {
         if let Some(s) = find(samples, case, "plugboard")
             && let (Some(p), Some(f)) = (s.peak_bytes, s.frame_bytes)
         {
@@ -545,6 +573,15 @@ fn machine(python: &serde_json::Value) -> anyhow::Result<Vec<String>> {
             rusqlite::version()
         ),
         format!("PostgreSQL server {pg} on 127.0.0.1"),
+        format!(
+            "MySQL server {} on 127.0.0.1",
+            Command::new("mariadb")
+                .args(["--no-defaults", "-h", "127.0.0.1", "-u", "root", "-N", "-B"])
+                .args(["-e", "SELECT VERSION()"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        ),
     ];
     if let Some(py) = python["python"].as_str() {
         lines.push(format!("Python {py}"));
