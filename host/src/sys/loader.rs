@@ -526,19 +526,28 @@ fn last_error(
 /// buffer and child counts, non-null pointers, sane lengths. A producer that lies about
 /// buffer *sizes* cannot be caught through the C interface; counts and types can.
 ///
+/// It also replaces every `null_count` with the count of the validity bits themselves:
+/// polars takes the producer's number as the bitmap's count (and reads `-1`, "unknown" in
+/// the C interface, as `usize::MAX`), so a wrong one would make every null-aware kernel
+/// answer wrongly. Counting costs a popcount of one bit per value.
+///
 /// # Safety
-/// `array` must point to a live, unreleased `ArrowArray`.
+/// `array` must point to a live, unreleased `ArrowArray` that this host may write to (it
+/// owns it until the import).
 unsafe fn validate(
-    array: *const RawArray,
+    array: *mut RawArray,
     dtype: &ArrowDataType,
     path: &str,
 ) -> Result<(), PluginError> {
     // SAFETY: caller's promise.
-    let a = unsafe { &*array };
+    let a = unsafe { &mut *array };
     if a.length < 0 || a.offset < 0 || a.null_count < -1 {
         return Err(malformed(format!(
             "{path}: negative length, offset or null count"
         )));
+    }
+    if a.offset.checked_add(a.length).is_none() {
+        return Err(malformed(format!("{path}: offset + length overflows")));
     }
     let dtype = dtype.to_storage();
     let expect_buffers: Option<i64> = match dtype.to_physical_type() {
@@ -574,6 +583,25 @@ unsafe fn validate(
     }
     if a.n_buffers > 0 && a.buffers.is_null() {
         return Err(malformed(format!("{path}: null buffer list")));
+    }
+    // Every layout but Null and Union has its validity bitmap as buffer 0.
+    if !matches!(
+        dtype.to_physical_type(),
+        PhysicalType::Null | PhysicalType::Union
+    ) && a.n_buffers > 0
+    {
+        // SAFETY: `buffers` holds `n_buffers` (> 0) pointers (checked above).
+        let validity = unsafe { *a.buffers }.cast::<u8>();
+        a.null_count = if validity.is_null() || a.length == 0 {
+            0
+        } else {
+            let (offset, length) = (a.offset as usize, a.length as usize);
+            // SAFETY: a validity buffer holds a bit for each of `offset + length` slots, as
+            // the C interface requires (and as polars reads it after the import).
+            let bits =
+                unsafe { std::slice::from_raw_parts(validity, (offset + length).div_ceil(8)) };
+            unset_bits(bits, offset, length) as i64
+        };
     }
     let children: Vec<&ArrowDataType> = match dtype {
         ArrowDataType::Struct(fields) => fields.iter().map(|f| &f.dtype).collect(),
@@ -625,6 +653,35 @@ unsafe fn validate(
         unsafe { validate(a.dictionary, values, &format!("{path}.dictionary"))? };
     }
     Ok(())
+}
+
+/// The unset bits among `length` bits from bit `offset` of `bits` (LSB first).
+fn unset_bits(bits: &[u8], offset: usize, length: usize) -> usize {
+    let bit = |i: usize| usize::from(bits[i / 8] >> (i % 8) & 1);
+    let end = offset + length;
+    let mut set = 0usize;
+    let mut i = offset;
+    while i < end && i % 8 != 0 {
+        set += bit(i);
+        i += 1;
+    }
+    let whole = &bits[i / 8..end / 8];
+    let mut words = whole.chunks_exact(8);
+    for w in &mut words {
+        let w: [u8; 8] = w.try_into().unwrap_or_default();
+        set += u64::from_le_bytes(w).count_ones() as usize;
+    }
+    set += words
+        .remainder()
+        .iter()
+        .map(|b| b.count_ones() as usize)
+        .sum::<usize>();
+    i = i.max(end / 8 * 8);
+    while i < end {
+        set += bit(i);
+        i += 1;
+    }
+    length - set
 }
 
 /// One imported batch: its row count and one array per column.
@@ -716,7 +773,7 @@ impl ForeignBatches {
             self.done = true;
             return Err(last_error(&mut self.stream, status, self.stream_error));
         }
-        let raw: *const RawArray = (&raw const array).cast();
+        let raw: *mut RawArray = (&raw mut array).cast();
         // SAFETY: `RawArray` has `ArrowArray`'s C layout; `array` is initialized.
         if unsafe { (*raw).release.is_none() } {
             self.done = true;
@@ -934,5 +991,26 @@ mod tests {
             Some("plugboard_api::ffi::FfiConnection_trait::VTable")
         );
         assert_eq!(mismatched_type("Error: something"), None);
+    }
+
+    #[test]
+    fn unset_bits_counts_every_alignment() {
+        let bits: Vec<u8> = (0..40u32)
+            .map(|i| (i.wrapping_mul(151) ^ 0x5a) as u8)
+            .collect();
+        let naive = |offset: usize, len: usize| {
+            (offset..offset + len)
+                .filter(|i| bits[i / 8] >> (i % 8) & 1 == 0)
+                .count()
+        };
+        for offset in 0..20 {
+            for len in 0..(bits.len() * 8 - offset) {
+                assert_eq!(
+                    unset_bits(&bits, offset, len),
+                    naive(offset, len),
+                    "{offset}+{len}"
+                );
+            }
+        }
     }
 }
