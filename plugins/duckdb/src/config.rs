@@ -126,10 +126,12 @@ impl Config {
                             ));
                         }
                         read_only = Some(flag);
-                    } else if !config.contains_key(&k) {
+                    } else if let std::collections::btree_map::Entry::Vacant(e) =
+                        config.entry(k.clone())
+                    {
                         // duckdb-engine passes the rest of the query to DuckDB as settings.
-                        origin.insert(k.clone(), "url");
-                        config.insert(k, v);
+                        e.insert(v);
+                        origin.insert(k, "url");
                     }
                 }
                 path

@@ -365,13 +365,17 @@ fn specials(stmt: &duckdb::Statement<'_>) -> Vec<types::Special> {
         .collect()
 }
 
+/// A statement's values to bind (in its parameter order), the keys they came from, and
+/// its parameters' names as written (`$1`, `$name`).
+type Bound = (Vec<duckdb::types::Value>, BTreeSet<String>, Vec<String>);
+
 /// The values to bind, in the statement's parameter order, looked up by name (`$name`;
 /// `$1` and `?` are `1`, `2`, …), from `params` then `shared`; the keys used; the names.
 fn bind_values(
     stmt: &duckdb::Statement<'_>,
     params: &Params,
     shared: Option<&Params>,
-) -> Result<(Vec<duckdb::types::Value>, BTreeSet<String>, Vec<String>), PluginError> {
+) -> Result<Bound, PluginError> {
     let mut values = Vec::new();
     let mut used = BTreeSet::new();
     let mut names = Vec::new();

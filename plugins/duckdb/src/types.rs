@@ -195,7 +195,7 @@ fn target_type(dtype: &DataType) -> Result<DataType, String> {
         DataType::Struct(fields) => DataType::Struct(
             fields
                 .iter()
-                .map(|f| field_of(f))
+                .map(field_of)
                 .collect::<Result<Fields, String>>()?,
         ),
         DataType::Union(..) => {
@@ -386,7 +386,12 @@ fn convert(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
 fn interval_to_duration(array: &ArrayRef) -> Result<ArrayRef, String> {
     let intervals = array.as_primitive::<IntervalMonthDayNanoType>();
     let mut out = Vec::with_capacity(intervals.len());
-    for v in intervals.values() {
+    for (i, v) in intervals.values().iter().enumerate() {
+        // A null slot holds whatever DuckDB left there.
+        if intervals.is_null(i) {
+            out.push(0);
+            continue;
+        }
         let micros = i64::from(v.months)
             .checked_mul(DAYS_PER_MONTH)
             .and_then(|d| d.checked_add(i64::from(v.days)))
@@ -462,6 +467,13 @@ mod tests {
         let out = out.as_primitive::<duckdb::arrow::datatypes::DurationMicrosecondType>();
         assert_eq!(out.value(0), 32 * MICROS_PER_DAY + 3);
         assert!(out.is_null(1));
+        // What a null slot holds is not looked at.
+        let garbage = IntervalMonthDayNanoArray::new(
+            vec![IntervalMonthDayNano::new(i32::MAX, i32::MAX, i64::MAX)].into(),
+            Some(duckdb::arrow::buffer::NullBuffer::new_null(1)),
+        );
+        let out = run(Arc::new(garbage)).expect("a null interval");
+        assert!(out.is_null(0));
         let huge = IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(i32::MAX, 0, 0)]);
         let e = run(Arc::new(huge)).expect_err("too long");
         assert!(e.message().starts_with("column \"c\": the INTERVAL"), "{e}");
