@@ -18,6 +18,7 @@ from importlib.metadata import version
 import adbc_driver_postgresql.dbapi as adbc_pg
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import connectorx as cx
+import duckdb
 import pandas as pd
 import polars as pl
 import sqlalchemy as sa
@@ -83,7 +84,20 @@ def readers(d):
         "parquet": {
             "polars.read_parquet": lambda: pl.read_parquet(os.path.join(d, "trips.parquet")),
         },
+        # The table plugboard-bench made from the Parquet file (trips.duckdb), and the file.
+        "duckdb": duckdb_readers(duckdb.connect(os.path.join(d, "trips.duckdb"), read_only=True),
+                                 SELECT),
+        "duckdb_parquet": duckdb_readers(duckdb.connect(),
+                                         f"SELECT * FROM '{os.path.join(d, 'trips.parquet')}'"),
     }, sqlite_engine, pg_engine, my_engine
+
+
+def duckdb_readers(con, sql):
+    """Python's duckdb, both ways it hands over a result (its names match report.rs)."""
+    return {
+        "duckdb .pl() (polars DataFrame)": lambda: con.sql(sql).pl(),
+        "duckdb .arrow().read_all() (pyarrow Table)": lambda: con.sql(sql).arrow().read_all(),
+    }
 
 
 def lookups(d, sqlite_engine, pg_engine, my_engine):
@@ -244,7 +258,7 @@ def main():
             top, frame = json.loads(out.stdout)
             samples.append(sample(f"peak_{case}", tool, [0.0], peak_bytes=top, frame_bytes=frame))
 
-    packages = ["pandas", "SQLAlchemy", "connectorx", "adbc-driver-sqlite",
+    packages = ["pandas", "SQLAlchemy", "connectorx", "duckdb", "adbc-driver-sqlite",
                 "adbc-driver-postgresql", "pyarrow", "polars", "streamlit", "psycopg2-binary",
                 "PyMySQL"]
     result = {

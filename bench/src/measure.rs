@@ -58,6 +58,13 @@ pub const CLI_ISOLATED: &str = "plugboard CLI (isolated) → Arrow IPC file";
 pub const LOAD: &str = "plugboard: open, ABI check, manifest (4 plugins)";
 pub const LOAD_ISOLATED: &str =
     "plugboard (isolated): start 2 workers (sqlite, postgres), open files in process";
+/// The DuckDB cases' own plugins file and database (the Parquet file's rows, as a table).
+const DUCKDB_PLUGINS: &str = "plugins-duckdb.toml";
+const DUCKDB_FILE: &str = "trips.duckdb";
+/// The Parquet file as DuckDB reads it: relative to the working directory, so absolute.
+fn duckdb_parquet_select(dir: &Path) -> String {
+    format!("SELECT * FROM '{}'", dir.join("trips.parquet").display())
+}
 /// The plugins that run in a worker in the isolated cases.
 const ISOLATED_PLUGINS: [&str; 2] = ["sqlite", "postgres"];
 
@@ -116,17 +123,31 @@ fn project(dir: &Path) -> anyhow::Result<()> {
         }
         std::fs::write(dir.join(plugins_file(isolated)), plugins)?;
     }
+    // DuckDB in a host of its own, so that the other cases (plugin load above all) load
+    // the same three plugins as before.
+    std::fs::write(
+        dir.join(DUCKDB_PLUGINS),
+        format!(
+            "[[plugin]]\npath = {:?}\n",
+            lib("duckdb")?.display().to_string()
+        ),
+    )?;
     std::fs::write(
         dir.join("secrets.toml"),
         format!(
             "[connections.sqlite]\ntype = \"sqlite\"\ndatabase = {:?}\nread_only = true\n\n\
              [connections.postgres]\nurl = \"{}\"\n\n\
              [connections.files]\ntype = \"files\"\nroot = {:?}\n\n\
-             [connections.mysql]\nurl = \"{}\"\n",
+             [connections.mysql]\nurl = \"{}\"\n\n\
+             [connections.duckdb]\ntype = \"duckdb\"\ndatabase = {:?}\nread_only = true\n\n\
+             [connections.duckdb_fill]\ntype = \"duckdb\"\ndatabase = {:?}\n\n\
+             [connections.duckdb_memory]\ntype = \"duckdb\"\ndatabase = \":memory:\"\n",
             dir.join("trips.sqlite").display().to_string(),
             data::pg_url(),
             dir.display().to_string(),
-            data::my_url()
+            data::my_url(),
+            dir.join(DUCKDB_FILE).display().to_string(),
+            dir.join(DUCKDB_FILE).display().to_string(),
         ),
     )?;
     Ok(())
@@ -288,6 +309,58 @@ impl Workers {
             })
             .collect()
     }
+}
+
+/// A host with only the DuckDB plugin.
+fn duckdb_host(dir: &Path) -> anyhow::Result<Host> {
+    let host = Host::builder()
+        .plugins_file(dir.join(DUCKDB_PLUGINS))
+        .secrets_file(dir.join("secrets.toml"))
+        .use_env(false)
+        .user_config_dir(None)
+        .cache_dir(Some(dir.join("cache")))
+        .build()?;
+    if let Some(e) = host.load_errors().first() {
+        bail!("{DUCKDB_PLUGINS}: {e}");
+    }
+    Ok(host)
+}
+
+/// DuckDB: 1M rows from a DuckDB table (made once from the Parquet file) and from the
+/// Parquet file itself, cold, into a DataFrame. Python's duckdb does the same in peers.py.
+fn duckdb(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
+    let file = dir.join(DUCKDB_FILE);
+    let marker = dir.join(format!(".{DUCKDB_FILE}-from-parquet"));
+    if !marker.exists() || !file.exists() {
+        let _ = std::fs::remove_file(&file);
+        // Its own host, dropped before the read-only one opens the file: one process may
+        // hold a DuckDB file read-write, or read-only, not both.
+        let host = duckdb_host(dir)?;
+        host.connection("duckdb_fill")?
+            .execute(format!(
+                "CREATE TABLE trips AS {}",
+                duckdb_parquet_select(dir)
+            ))
+            .run()?;
+        drop(host);
+        std::fs::write(&marker, "")?;
+    }
+    let host = duckdb_host(dir)?;
+    let cold = |conn: &plugboard::Connection, q: &str| conn.query(q).ttl(Duration::ZERO).fetch();
+    let table = host.connection("duckdb")?;
+    push(sample(
+        "duckdb",
+        "plugboard",
+        time(runs, || Ok(cold(&table, SELECT)?))?,
+    ));
+    let memory = host.connection("duckdb_memory")?;
+    let parquet = duckdb_parquet_select(dir);
+    push(sample(
+        "duckdb_parquet",
+        "plugboard",
+        time(runs, || Ok(cold(&memory, &parquet)?))?,
+    ));
+    Ok(())
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -476,6 +549,8 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
             Ok(ParquetReader::new(std::fs::File::open(&parquet)?).finish()?)
         })?,
     ));
+
+    duckdb(dir, runs, &mut push)?;
 
     // Cache hits of the 1M-row SQLite result.
     let hour = Duration::from_secs(3600);

@@ -74,6 +74,10 @@ const ISOLATION: &[(&str, &str, &str, &str, Option<f64>)] = &[
     ),
 ];
 
+/// Python's duckdb, as peers.py names it.
+const DUCKDB_PL: &str = "duckdb .pl() (polars DataFrame)";
+const DUCKDB_ARROW: &str = "duckdb .arrow().read_all() (pyarrow Table)";
+
 /// The goal of an isolated lookup: a warm worker answers in under a millisecond.
 const LOOKUP_GOAL: f64 = 1e-3;
 
@@ -97,6 +101,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "parquet",
         "Parquet file, 1M rows, into a DataFrame (in process)",
         "plugboard (files plugin)",
+    ),
+    (
+        "duckdb",
+        "DuckDB table `SELECT *`, 1M rows, cold, into a DataFrame (in process)",
+        "plugboard",
+    ),
+    (
+        "duckdb_parquet",
+        "DuckDB `SELECT * FROM 'trips.parquet'`, 1M rows, into a DataFrame (in process)",
+        "plugboard",
     ),
     (
         "lookup_sqlite",
@@ -438,6 +452,16 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         m("parquet", "polars.read_parquet"),
         1.1,
     );
+    for (case, what) in [("duckdb", "a DuckDB table"), ("duckdb_parquet", "Parquet")] {
+        for peer in [DUCKDB_PL, DUCKDB_ARROW] {
+            ratio(
+                &format!("DuckDB, 1M rows from {what} ≤ 1.0× Python's {peer}"),
+                m(case, "plugboard"),
+                m(case, peer),
+                1.0,
+            );
+        }
+    }
     ratio(
         "Isolated SQLite 1M-row read ≤ 1.3× in process",
         m("sqlite", ISOLATED),

@@ -124,6 +124,11 @@ impl Project {
 
     /// Runs the CLI binary in this project's folder with its plugins.toml and secrets.
     pub fn cli(&self, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run(self.command(bin, args, env).output().expect("run the CLI"))
+    }
+
+    /// The command [`Project::cli`] runs, to start it in the background or elsewhere.
+    pub fn command(&self, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(bin);
         cmd.current_dir(self.dir.path())
             // Through the environment, so a test can still pass --plugins/--secrets.
@@ -138,7 +143,7 @@ impl Project {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        Run(cmd.output().expect("run the CLI"))
+        cmd
     }
 }
 

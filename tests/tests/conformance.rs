@@ -45,6 +45,7 @@ fn the_built_libraries_conform_in_process_and_isolated() {
         ("plugboard_sqlite", "sqlite"),
         ("plugboard_postgres", "postgres"),
         ("plugboard_mysql", "mysql"),
+        ("plugboard_duckdb", "duckdb"),
     ] {
         // The same case file the connector's own conformance test reads.
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))

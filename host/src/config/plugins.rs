@@ -12,6 +12,10 @@
 //! sha256 = "…"                             # optional pin: a library that differs is refused
 //!
 //! [[plugin]]
+//! path = "target/debug/libplugboard_duckdb.so"
+//! optional = true                          # absent (not built): skipped without a warning
+//!
+//! [[plugin]]
 //! path = "vendor/libacme.so"
 //! isolation = "process"                    # run it in a worker process of its own
 //! read_timeout = "30s"                     # the longest it may take to answer one call
@@ -42,6 +46,10 @@ pub struct PluginEntry {
     pub path: PathBuf,
     pub sha256: Option<String>,
     pub settings: Settings,
+    /// A library that may be absent (one `cargo build` does not build): then it is
+    /// skipped quietly instead of reported as failing to load. A library that is there
+    /// and fails to load is still an error.
+    pub optional: bool,
 }
 
 /// A folder of drop-in libraries, and the settings of every plugin found in it.
@@ -116,6 +124,8 @@ struct RawFile {
 struct RawEntry {
     path: PathBuf,
     sha256: Option<String>,
+    #[serde(default)]
+    optional: bool,
     isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
@@ -253,6 +263,7 @@ impl PluginsFile {
                     path: base.join(&e.path),
                     sha256: e.sha256.map(|s| s.to_ascii_lowercase()),
                     settings,
+                    optional: e.optional,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -332,7 +343,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// Writes a `sha256` pin for every `[[plugin]]` of the file at `path`, keeping its comments
 /// and layout, atomically. Returns each library and its digest. Libraries found through
-/// `dirs` are not listed in the file, so they are not pinned.
+/// `dirs` are not listed in the file, so they are not pinned; nor is an `optional` one
+/// that is not built yet.
 pub fn pin(path: &Path) -> Result<Vec<(PathBuf, String)>> {
     use sha2::{Digest, Sha256};
 
@@ -350,6 +362,10 @@ pub fn pin(path: &Path) -> Result<Vec<(PathBuf, String)>> {
         .and_then(toml_edit::Item::as_array_of_tables_mut)
     {
         for (table, entry) in entries.iter_mut().zip(&parsed.plugins) {
+            // Not built: nothing to pin yet (pin again once it is).
+            if entry.optional && !entry.path.exists() {
+                continue;
+            }
             let bytes = std::fs::read(&entry.path).map_err(|error| Error::Read {
                 path: entry.path.clone(),
                 error,
@@ -391,6 +407,26 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("p.toml:2:"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn optional_libraries_are_marked() {
+        let f = PluginsFile::parse(
+            "[[plugin]]\npath = \"a.so\"\noptional = true\n\n[[plugin]]\npath = \"b.so\"\n",
+            Path::new("/p/plugins.toml"),
+        )
+        .expect("parses");
+        assert!(f.plugins[0].optional);
+        assert!(
+            !f.plugins[1].optional,
+            "a library is required unless marked"
+        );
+        let e = PluginsFile::parse(
+            "[[plugin]]\npath = \"a.so\"\noptional = \"yes\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("p.toml:3:"), "{e}");
     }
 
     #[test]

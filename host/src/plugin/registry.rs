@@ -148,6 +148,13 @@ fn load_all(file: &PluginsFile, program: Option<&Path>) -> (Vec<Arc<Plugin>>, Ve
     let mut candidates: Vec<Candidate> = file
         .plugins
         .iter()
+        .filter(|e| {
+            let skip = e.optional && !e.path.exists();
+            if skip {
+                tracing::debug!(path = %e.path.display(), "optional plugin not built; skipped");
+            }
+            !skip
+        })
         .map(|e| (e.path.clone(), e.sha256.clone(), e.settings))
         .collect();
     let mut errors = Vec::new();
