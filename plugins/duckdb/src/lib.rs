@@ -27,8 +27,9 @@
 pub mod config;
 pub mod types;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
 
 use duckdb::arrow::record_batch::RecordBatch;
 use plugboard_api::arrow_array::RecordBatchIterator;
@@ -57,9 +58,65 @@ pub struct DuckDb {
 /// Opens connections to the one database instance: every pooled connection is a
 /// `try_clone` of the first, so they share one file lock and one `:memory:` database.
 pub struct Manager {
-    first: Mutex<duckdb::Connection>,
+    instance: Arc<Instance>,
     settings: Settings,
     shown: String,
+}
+
+/// One opened DuckDB database, shared by every connection of this process to its file.
+///
+/// DuckDB's file lock is per process, so a second instance of the same file in one
+/// process would open it read-write beside the first, unnoticed: two writers of one file.
+/// Like Python's `duckdb.connect`, a second connection to an open file reuses its
+/// instance, and one asking for other settings is refused.
+pub struct Instance {
+    first: Mutex<duckdb::Connection>,
+    settings: Settings,
+}
+
+/// The open file instances, by canonical path.
+static INSTANCES: Mutex<BTreeMap<PathBuf, Weak<Instance>>> = Mutex::new(BTreeMap::new());
+
+/// The instance for `settings`: the open one of its file, or a new one.
+fn instance(settings: &Settings) -> Result<(Arc<Instance>, String), PluginError> {
+    let Location::File(path) = &settings.location else {
+        let (first, shown) = open(settings)?;
+        let instance = Instance {
+            first: Mutex::new(first),
+            settings: settings.clone(),
+        };
+        return Ok((Arc::new(instance), shown));
+    };
+    let key = canonical(path);
+    let shown = key.display().to_string();
+    let mut open_files = INSTANCES
+        .lock()
+        .map_err(|_| PluginError::internal("the DuckDB instance registry is poisoned"))?;
+    open_files.retain(|_, w| w.strong_count() > 0);
+    if let Some(instance) = open_files.get(&key).and_then(Weak::upgrade) {
+        if instance.settings.read_only != settings.read_only
+            || instance.settings.config != settings.config
+        {
+            return Err(PluginError::config(format!(
+                "DuckDB database {shown} is already open in this process with other settings                  (read_only or config); one process opens a file once, so give its connections the same settings"
+            )));
+        }
+        return Ok((instance, shown));
+    }
+    let (first, _) = open(settings)?;
+    let instance = Arc::new(Instance {
+        first: Mutex::new(first),
+        settings: settings.clone(),
+    });
+    open_files.insert(key, Arc::downgrade(&instance));
+    Ok((instance, shown))
+}
+
+/// A path with symlinks resolved when it exists, else made absolute.
+fn canonical(path: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 impl Manage for Manager {
@@ -67,6 +124,7 @@ impl Manage for Manager {
 
     fn connect(&self) -> Result<duckdb::Connection, PluginError> {
         let first = self
+            .instance
             .first
             .lock()
             .map_err(|_| PluginError::internal("the DuckDB connection lock is poisoned"))?;
@@ -110,10 +168,10 @@ impl Connector for DuckDb {
 
     fn connect(config: Config) -> Result<Self, PluginError> {
         let settings = config.resolve()?;
-        let (first, shown) = open(&settings)?;
+        let (instance, shown) = instance(&settings)?;
         let target = target_of(&settings);
         let manager = Manager {
-            first: Mutex::new(first),
+            instance,
             settings,
             shown,
         };
@@ -342,10 +400,7 @@ fn target_of(settings: &Settings) -> Target {
     match &settings.location {
         Location::Memory => Target::new().with("database", ":memory:").private(),
         Location::File(path) => {
-            let path = std::fs::canonicalize(path)
-                .or_else(|_| std::path::absolute(path))
-                .unwrap_or_else(|_| path.clone());
-            Target::new().with("path", path.to_string_lossy().into_owned())
+            Target::new().with("path", canonical(path).to_string_lossy().into_owned())
         }
     }
 }
@@ -615,6 +670,38 @@ mod tests {
             memory().target(),
             "every :memory: is its own"
         );
+    }
+
+    #[test]
+    fn one_file_is_one_instance_in_a_process() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.duckdb");
+        let link = dir.path().join("link.duckdb");
+        let a = connect(serde_json::json!({"database": path})).expect("a");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        let b = connect(serde_json::json!({"database": link})).expect("b, the same file");
+        assert!(Arc::ptr_eq(
+            &a.pool.manager().instance,
+            &b.pool.manager().instance
+        ));
+        // Both write through one instance: the second sees the first's table.
+        a.execute(&ExecuteRequest {
+            statements: vec![plugboard_api::Statement {
+                sql: "CREATE TABLE t AS SELECT 7 AS x".into(),
+                params: Params::new(),
+            }],
+            params: Params::new(),
+        })
+        .expect("create");
+        let n = read(&b, "SELECT x FROM t", &[]).expect("read through b");
+        assert_eq!(n[0].num_rows(), 1);
+        let e = connect(serde_json::json!({"database": path, "read_only": true}))
+            .err()
+            .expect("other settings");
+        assert!(e.message().contains("already open in this process"), "{e}");
+        drop((a, b));
+        connect(serde_json::json!({"database": path, "read_only": true}))
+            .expect("once closed, it opens with any settings");
     }
 
     #[test]
