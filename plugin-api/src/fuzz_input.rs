@@ -3,7 +3,59 @@
 //! not part of the interface (hidden from the docs, no stability promise).
 #![doc(hidden)]
 
+use crate::partition::Partitioning;
 use crate::{Params, ReadRequest, Value};
+
+/// The SQL connectors' placeholder targets, over one input: `run(statement, own params,
+/// shared params, mode)` sees every statement (the first with every param, as a read
+/// binds), then the bound queries and range queries of a partitioned read of the first,
+/// its column quoted by `quote`. `mode` bit 1 limits the read, the high bits pick the
+/// partition bounds; the rest is the connector's.
+pub fn placeholders(
+    data: &[u8],
+    quote: fn(&str) -> String,
+    run: &dyn Fn(&str, &Params, &Params, u8),
+) {
+    let input = decode(data);
+    let shared = params_at(&input, 0);
+    for (i, statement) in input.statements.iter().enumerate() {
+        let own = if i == 0 {
+            all_params(&input)
+        } else {
+            params_at(&input, i + 1)
+        };
+        run(statement, &own, &shared, input.mode);
+    }
+    let Some(query) = input.statements.first() else {
+        return;
+    };
+    let request = ReadRequest {
+        query: query.clone(),
+        params: all_params(&input),
+        limit: (input.mode & 2 != 0).then_some(10),
+        ..ReadRequest::default()
+    };
+    let request = with_options(request, &input.options);
+    if let Ok(Some(partitioning)) = Partitioning::from_request(&request) {
+        let column = quote(&partitioning.column);
+        for wrapped in partitioning.bounds_sql(query, &column) {
+            run(&wrapped, &request.params, &shared, input.mode);
+        }
+        let (min, max) = match input.mode >> 5 {
+            0 => (i64::MIN, i64::MAX),
+            1 => (0, 0),
+            2 => (-5, 5),
+            _ => (1, 1_000_000),
+        };
+        for part in partitioning
+            .queries(query, &column, min, max)
+            .into_iter()
+            .take(300)
+        {
+            run(&part, &request.params, &shared, input.mode);
+        }
+    }
+}
 
 /// What a fuzz input holds: `[mode] [count] [param]… [options] 0x1E [statement]
 /// (0x1E [statement])…`, each param `[where] [kind] [name length] [name] [value]`

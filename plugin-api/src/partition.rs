@@ -9,6 +9,8 @@
 //! A SQL connector calls [`Partitioning::from_request`] and, when it gets one, runs
 //! [`Partitioning::bounds_sql`] for the range and [`Partitioning::queries`] for the parts.
 
+use arrow_array::{Array, RecordBatch};
+
 use crate::{PluginError, ReadRequest};
 
 /// How a read is to be split.
@@ -108,6 +110,90 @@ impl Partitioning {
         ));
         out
     }
+}
+
+impl Partitioning {
+    /// The whole partitioned read, for a connector whose plain read is `read`: the bounds
+    /// (unless `partition_range` gave them), each range on its own thread, the batches
+    /// concatenated in range order. `None` tells the connector to read unpartitioned
+    /// instead: the result has no rows to split, or its parts disagree on their types (a
+    /// column typed by its values).
+    pub fn read(
+        &self,
+        request: &ReadRequest,
+        quoted_column: &str,
+        read: impl Fn(&ReadRequest) -> Result<Vec<RecordBatch>, PluginError> + Sync,
+    ) -> Result<Option<Vec<RecordBatch>>, PluginError> {
+        let with = |query: String, options| ReadRequest {
+            query,
+            options,
+            ..request.clone()
+        };
+        let (min, max) = match self.range {
+            Some(range) => range,
+            None => {
+                let [min_sql, max_sql] = self.bounds_sql(&request.query, quoted_column);
+                let bound = |sql: String, what: &str| -> Result<Option<i64>, PluginError> {
+                    let batches = read(&with(sql, Default::default()))?;
+                    first_integer(batches.first(), what)
+                };
+                match (bound(min_sql, "minimum")?, bound(max_sql, "maximum")?) {
+                    (Some(min), Some(max)) => (min, max),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let parts = read_parts(self.queries(&request.query, quoted_column, min, max), |q| {
+            read(&with(q, request.options.clone()))
+        })?;
+        let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return Ok(None);
+        };
+        if batches.iter().any(|b| b.schema() != schema) {
+            return Ok(None);
+        }
+        Ok(Some(batches))
+    }
+}
+
+/// The integer in the first row of a bound query's first column (`None`: no rows, or
+/// NULL); any other type is an error saying to partition on an integer column.
+fn first_integer(batch: Option<&RecordBatch>, what: &str) -> Result<Option<i64>, PluginError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    };
+    use arrow_schema::DataType;
+    let Some(c) = batch
+        .filter(|b| b.num_columns() > 0)
+        .map(|b| b.column(0))
+        .filter(|c| !c.is_empty() && c.is_valid(0))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(match c.data_type() {
+        DataType::Int64 => c.as_primitive::<Int64Type>().value(0),
+        DataType::Int32 => c.as_primitive::<Int32Type>().value(0).into(),
+        DataType::Int16 => c.as_primitive::<Int16Type>().value(0).into(),
+        DataType::Int8 => c.as_primitive::<Int8Type>().value(0).into(),
+        DataType::UInt32 => c.as_primitive::<UInt32Type>().value(0).into(),
+        DataType::UInt16 => c.as_primitive::<UInt16Type>().value(0).into(),
+        DataType::UInt8 => c.as_primitive::<UInt8Type>().value(0).into(),
+        DataType::UInt64 => {
+            i64::try_from(c.as_primitive::<UInt64Type>().value(0)).map_err(|_| {
+                PluginError::query(format!(
+                    "partition_on: the {what} is past the range of a signed 64-bit integer"
+                ))
+            })?
+        }
+        other => {
+            return Err(PluginError::query(format!(
+                "partition_on: the {what} is {other}, not an integer; partition on an integer \
+                 column"
+            )));
+        }
+    }))
 }
 
 /// Runs `read` on every query, each on its own thread, and returns the results in query

@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, SslOpts};
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
-use plugboard_api::arrow_schema::{ArrowError, DataType, SchemaRef};
-use plugboard_api::partition::{self, Partitioning};
+use plugboard_api::arrow_schema::{ArrowError, SchemaRef};
+use plugboard_api::partition::Partitioning;
 use plugboard_api::pool::{Manage, Pool};
 use plugboard_api::stream;
 use plugboard_api::{
@@ -491,60 +491,6 @@ impl Mysql {
         })
     }
 
-    /// An integer bound of the partition column (`None` when there are no rows).
-    fn bound(
-        &self,
-        request: &ReadRequest,
-        sql: String,
-        what: &str,
-    ) -> Result<Option<i64>, PluginError> {
-        use plugboard_api::arrow_array::Array;
-        use plugboard_api::arrow_array::cast::AsArray;
-        use plugboard_api::arrow_array::types::{
-            Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-            UInt64Type,
-        };
-        let bounds = ReadRequest {
-            query: sql,
-            options: Default::default(),
-            ..request.clone()
-        };
-        let batch = self
-            .read_one(&bounds)?
-            .next()
-            .transpose()
-            .map_err(|e| PluginError::internal(e.to_string()))?;
-        let Some(c) = batch
-            .as_ref()
-            .map(|b| b.column(0))
-            .filter(|c| !c.is_empty() && c.is_valid(0))
-        else {
-            return Ok(None);
-        };
-        let out_of_range = || {
-            PluginError::query(format!(
-                "partition_on: the {what} is past the range of a signed 64-bit integer"
-            ))
-        };
-        Ok(Some(match c.data_type() {
-            DataType::Int64 => c.as_primitive::<Int64Type>().value(0),
-            DataType::Int32 => c.as_primitive::<Int32Type>().value(0).into(),
-            DataType::Int16 => c.as_primitive::<Int16Type>().value(0).into(),
-            DataType::Int8 => c.as_primitive::<Int8Type>().value(0).into(),
-            DataType::UInt64 => i64::try_from(c.as_primitive::<UInt64Type>().value(0))
-                .map_err(|_| out_of_range())?,
-            DataType::UInt32 => c.as_primitive::<UInt32Type>().value(0).into(),
-            DataType::UInt16 => c.as_primitive::<UInt16Type>().value(0).into(),
-            DataType::UInt8 => c.as_primitive::<UInt8Type>().value(0).into(),
-            other => {
-                return Err(PluginError::query(format!(
-                    "partition_on: the {what} is {other}, not an integer; partition on an \
-                     integer column"
-                )));
-            }
-        }))
-    }
-
     /// The ranges of `partition_on`, each read on its own server connection and thread,
     /// concatenated in order.
     fn read_partitioned(
@@ -553,38 +499,15 @@ impl Mysql {
         partitioning: &Partitioning,
     ) -> Result<Batches, PluginError> {
         let column = format!("`{}`", partitioning.column.replace('`', "``"));
-        let (min, max) = match partitioning.range {
-            Some(range) => range,
-            None => {
-                let [min_sql, max_sql] = partitioning.bounds_sql(&request.query, &column);
-                match (
-                    self.bound(request, min_sql, "minimum")?,
-                    self.bound(request, max_sql, "maximum")?,
-                ) {
-                    (Some(min), Some(max)) => (min, max),
-                    _ => return self.read_one(request),
-                }
-            }
-        };
-        let parts = partition::read_parts(
-            partitioning.queries(&request.query, &column, min, max),
-            |query| {
-                let part = ReadRequest {
-                    query,
-                    ..request.clone()
-                };
-                self.read_one(&part)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| PluginError::internal(e.to_string()))
-            },
-        )?;
-        let batches: Vec<RecordBatch> = parts.into_iter().flatten().collect();
-        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        let parts = partitioning.read(request, &column, |part| {
+            self.read_one(part)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PluginError::internal(e.to_string()))
+        })?;
+        let Some(batches) = parts else {
             return self.read_one(request);
         };
-        if batches.iter().any(|b| b.schema() != schema) {
-            return self.read_one(request);
-        }
+        let schema = batches[0].schema();
         Ok(RecordBatchIterator::new(
             batches.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
             schema,

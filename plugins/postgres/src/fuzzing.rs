@@ -7,56 +7,20 @@
 #![doc(hidden)]
 
 pub use plugboard_api::fuzz_input::{Decoded, decode, encode};
-use plugboard_api::fuzz_input::{all_params, params_at, with_options};
 
-use plugboard_api::partition::Partitioning;
-use plugboard_api::{Params, ReadRequest};
+use plugboard_api::Params;
 use postgres::types::{ToSql, Type};
 
 use crate::{TextParam, bind, sql};
 
-/// Runs one input: see [`decode`] for its layout; `mode` bit 0 binds strictly (as a read
-/// does), bit 1 limits the read, the high bits pick the partition bounds.
+/// Runs one input (see `plugboard_api::fuzz_input`): `mode` bit 0 binds strictly (as a
+/// read does), bit 1 limits the read, the high bits pick the partition bounds.
 pub fn placeholders(data: &[u8]) {
-    let input = decode(data);
-    let shared = params_at(&input, 0);
-    for (i, statement) in input.statements.iter().enumerate() {
-        let own = if i == 0 {
-            all_params(&input)
-        } else {
-            params_at(&input, i + 1)
-        };
-        run(statement, &own, &shared, input.mode);
-    }
-    let Some(query) = input.statements.first() else {
-        return;
-    };
-    let request = ReadRequest {
-        query: query.clone(),
-        params: all_params(&input),
-        limit: (input.mode & 2 != 0).then_some(10),
-        ..ReadRequest::default()
-    };
-    let request = with_options(request, &input.options);
-    if let Ok(Some(partitioning)) = Partitioning::from_request(&request) {
-        let column = format!("\"{}\"", partitioning.column.replace('"', "\"\""));
-        for wrapped in partitioning.bounds_sql(query, &column) {
-            run(&wrapped, &request.params, &shared, input.mode);
-        }
-        let (min, max) = match input.mode >> 5 {
-            0 => (i64::MIN, i64::MAX),
-            1 => (0, 0),
-            2 => (-5, 5),
-            _ => (1, 1_000_000),
-        };
-        for part in partitioning
-            .queries(query, &column, min, max)
-            .into_iter()
-            .take(300)
-        {
-            run(&part, &request.params, &shared, input.mode);
-        }
-    }
+    plugboard_api::fuzz_input::placeholders(
+        data,
+        |c| format!("\"{}\"", c.replace('"', "\"\"")),
+        &run,
+    );
 }
 
 /// What a read or an execute does with one statement before sending it.

@@ -28,8 +28,8 @@ use std::io::{BufRead, Read as _};
 use std::sync::Arc;
 
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
-use plugboard_api::arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use plugboard_api::partition::{self, Partitioning};
+use plugboard_api::arrow_schema::{ArrowError, Field, Schema, SchemaRef};
+use plugboard_api::partition::Partitioning;
 use plugboard_api::pool::{Manage, Pool};
 use plugboard_api::stream;
 use plugboard_api::{
@@ -418,43 +418,6 @@ impl Postgres {
         })
     }
 
-    /// An integer bound of the partition column (`None` when there are no rows).
-    fn bound(
-        &self,
-        request: &ReadRequest,
-        sql: String,
-        what: &str,
-    ) -> Result<Option<i64>, PluginError> {
-        use plugboard_api::arrow_array::Array;
-        use plugboard_api::arrow_array::cast::AsArray;
-        use plugboard_api::arrow_array::types::{Int16Type, Int32Type, Int64Type};
-        let bounds = ReadRequest {
-            query: sql,
-            options: Default::default(),
-            ..request.clone()
-        };
-        let batch = self
-            .read_one(&bounds)?
-            .next()
-            .transpose()
-            .map_err(|e| PluginError::internal(e.to_string()))?;
-        let Some(column) = batch
-            .as_ref()
-            .map(|b| b.column(0))
-            .filter(|c| !c.is_empty() && c.is_valid(0))
-        else {
-            return Ok(None);
-        };
-        match column.data_type() {
-            DataType::Int64 => Ok(Some(column.as_primitive::<Int64Type>().value(0))),
-            DataType::Int32 => Ok(Some(column.as_primitive::<Int32Type>().value(0).into())),
-            DataType::Int16 => Ok(Some(column.as_primitive::<Int16Type>().value(0).into())),
-            other => Err(PluginError::query(format!(
-                "partition_on: the {what} is {other}, not an integer; partition on an integer column"
-            ))),
-        }
-    }
-
     /// The ranges of `partition_on`, each read (by COPY where it can) on its own server
     /// connection and thread, concatenated in order.
     fn read_partitioned(
@@ -463,41 +426,15 @@ impl Postgres {
         partitioning: &Partitioning,
     ) -> Result<Batches, PluginError> {
         let column = format!("\"{}\"", partitioning.column.replace('"', "\"\""));
-        let (min, max) = match partitioning.range {
-            Some(range) => range,
-            None => {
-                let [min_sql, max_sql] = partitioning.bounds_sql(&request.query, &column);
-                match (
-                    self.bound(request, min_sql, "minimum")?,
-                    self.bound(request, max_sql, "maximum")?,
-                ) {
-                    (Some(min), Some(max)) => (min, max),
-                    _ => return self.read_one(request),
-                }
-            }
-        };
-        let parts = partition::read_parts(
-            partitioning.queries(&request.query, &column, min, max),
-            |query| {
-                let part = ReadRequest {
-                    query,
-                    ..request.clone()
-                };
-                self.read_one(&part)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| PluginError::internal(e.to_string()))
-            },
-        )?;
-        let mut batches: Vec<RecordBatch> = Vec::new();
-        for part in parts {
-            batches.extend(part);
-        }
-        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        let parts = partitioning.read(request, &column, |part| {
+            self.read_one(part)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PluginError::internal(e.to_string()))
+        })?;
+        let Some(batches) = parts else {
             return self.read_one(request);
         };
-        if batches.iter().any(|b| b.schema() != schema) {
-            return self.read_one(request);
-        }
+        let schema = batches[0].schema();
         Ok(RecordBatchIterator::new(
             batches.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
             schema,
