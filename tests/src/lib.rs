@@ -1098,7 +1098,7 @@ pub mod my {
             ) == "1"
                 && value(CHINOOK, "SELECT COUNT(*) FROM Track") == "3503";
             if !loaded {
-                load_chinook(|db, args| client(db, args));
+                load_chinook(client);
             }
         });
         CHINOOK

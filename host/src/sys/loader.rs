@@ -661,7 +661,7 @@ fn unset_bits(bits: &[u8], offset: usize, length: usize) -> usize {
     let end = offset + length;
     let mut set = 0usize;
     let mut i = offset;
-    while i < end && i % 8 != 0 {
+    while i < end && !i.is_multiple_of(8) {
         set += bit(i);
         i += 1;
     }
