@@ -61,6 +61,7 @@
 //!   [`PluginError`] of kind `panic`; the host drops that connection and reconnects.
 // `unsafe` is denied workspace-wide; only `ffi` allows it.
 
+pub mod bind;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -272,63 +272,23 @@ fn to_mysql(v: &Value) -> mysql::Value {
     }
 }
 
-/// The values for a statement's placeholders, in order; unknown or missing names are
-/// errors that list the statement's own parameters.
+/// The values for a statement's placeholders, in order (see `plugboard_api::bind`); a
+/// `?` placeholder's parameter is shown as `?1`, `?2`, ….
 fn bind(
     names: &[String],
     params: &Params,
     shared: Option<&Params>,
     strict: bool,
 ) -> Result<Vec<mysql::Value>, PluginError> {
-    let expected = || {
-        let mut distinct: Vec<&String> = Vec::new();
-        for n in names {
-            if !distinct.contains(&n) {
-                distinct.push(n);
-            }
-        }
-        match distinct.len() {
-            0 => "it takes none".to_owned(),
-            n => {
-                const SHOWN: usize = 10;
-                let more = if n > SHOWN {
-                    format!(", … ({n} in all)")
-                } else {
-                    String::new()
-                };
-                let shown: Vec<String> = distinct
-                    .iter()
-                    .take(SHOWN)
-                    .map(|n| {
-                        if n.bytes().all(|c| c.is_ascii_digit()) {
-                            format!("?{n}")
-                        } else {
-                            format!(":{n}")
-                        }
-                    })
-                    .collect();
-                format!("it takes {}{more}", shown.join(", "))
-            }
+    let show = |n: &str| {
+        if n.bytes().all(|c| c.is_ascii_digit()) {
+            format!("?{n}")
+        } else {
+            format!(":{n}")
         }
     };
-    if strict && let Some(unknown) = params.keys().find(|k| !names.contains(k)) {
-        return Err(PluginError::query(format!(
-            "unknown parameter {unknown:?}: {}",
-            expected()
-        )));
-    }
-    names
-        .iter()
-        .map(|n| {
-            params
-                .get(n)
-                .or_else(|| shared.and_then(|s| s.get(n)))
-                .map(to_mysql)
-                .ok_or_else(|| {
-                    PluginError::query(format!("missing parameter {n:?}: {}", expected()))
-                })
-        })
-        .collect()
+    let values = plugboard_api::bind::values(names, params, shared, strict, show)?;
+    Ok(values.into_iter().map(to_mysql).collect())
 }
 
 /// A connection to one MySQL or MariaDB server (and default database).

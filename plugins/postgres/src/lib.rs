@@ -240,53 +240,15 @@ impl<'a> FromSql<'a> for Raw<'a> {
     }
 }
 
-/// The values for a statement's placeholders, in order; unknown or missing names are
-/// errors that list the statement's own parameters.
+/// The values for a statement's placeholders, in order (see `plugboard_api::bind`).
 fn bind<'p>(
     names: &[String],
     params: &'p Params,
     shared: Option<&'p Params>,
     strict: bool,
 ) -> Result<Vec<TextParam<'p>>, PluginError> {
-    let expected = || {
-        if names.is_empty() {
-            "it takes none".to_owned()
-        } else {
-            // `$65535` takes 65535 parameters: name a few, not all, on the one line.
-            const SHOWN: usize = 10;
-            let more = match names.len() {
-                n if n > SHOWN => format!(", … ({n} in all)"),
-                _ => String::new(),
-            };
-            format!(
-                "it takes {}{more}",
-                names
-                    .iter()
-                    .take(SHOWN)
-                    .map(|n| format!(":{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    };
-    if strict && let Some(unknown) = params.keys().find(|k| !names.contains(k)) {
-        return Err(PluginError::query(format!(
-            "unknown parameter {unknown:?}: {}",
-            expected()
-        )));
-    }
-    names
-        .iter()
-        .map(|n| {
-            params
-                .get(n)
-                .or_else(|| shared.and_then(|s| s.get(n)))
-                .map(TextParam)
-                .ok_or_else(|| {
-                    PluginError::query(format!("missing parameter {n:?}: {}", expected()))
-                })
-        })
-        .collect()
+    let values = plugboard_api::bind::values(names, params, shared, strict, |n| format!(":{n}"))?;
+    Ok(values.into_iter().map(TextParam).collect())
 }
 
 /// A connection to one PostgreSQL database.
