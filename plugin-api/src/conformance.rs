@@ -296,6 +296,7 @@ fn request(config: &serde_json::Map<String, serde_json::Value>) -> ConnectReques
     ConnectRequest {
         name: "conformance".to_owned(),
         config: config.clone(),
+        ..ConnectRequest::default()
     }
 }
 

@@ -387,7 +387,7 @@ pub type ConnectV2 = extern "C" fn(RStr<'_>) -> RResult<FfiConnected, PluginErro
 /// The symbol of the recorded release (since 1.4): an [`ApiReleaseV1`], exported by
 /// [`crate::export_plugin_module!`] (and so by [`crate::export_connector!`]). It returns
 /// the version of the plugboard-api crate the library was compiled with
-/// ([`crate::API_RELEASE`], `"1.4.0"`), not the plugin's own version: the text is fixed
+/// ([`crate::API_RELEASE`], `"1.5.0"`), not the plugin's own version: the text is fixed
 /// when plugboard-api itself is compiled.
 ///
 /// The root module's `api_version` is the major only, and cannot gain a field (see
@@ -639,7 +639,7 @@ pub extern "C" fn connect_v2<C: Connector>(args: RStr<'_>) -> RResult<FfiConnect
 fn open<C: Connector>(args: RStr<'_>) -> Result<Glue<C>, PluginError> {
     let request: ConnectRequest = parse_json(args, "connect request")?;
     let config = crate::config::from_table::<C::Config>(request.config)?;
-    let connection = C::connect_named(&request.name, config)?;
+    let connection = C::connect_as(&request.name, &request.kind, config)?;
     Ok(Glue(std::mem::ManuallyDrop::new(connection)))
 }
 

@@ -119,6 +119,15 @@ pub trait Connector: Sized + Send + Sync + 'static {
         Self::connect(config)
     }
 
+    /// Since 1.5: opens connection `name` for `kind`, the kind the host chose this plugin
+    /// for ([`ConnectRequest::kind`](crate::ConnectRequest::kind); empty from an older
+    /// host), for a connector that serves several kinds with one config type. Default:
+    /// [`Connector::connect_named`].
+    fn connect_as(name: &str, kind: &str, config: Self::Config) -> Result<Self, PluginError> {
+        let _ = kind;
+        Self::connect_named(name, config)
+    }
+
     /// Since 1.3: what this connection actually connected to, after the connector resolved
     /// its defaults and environment (`PGDATABASE`, a relative path, `~/.pgpass`): host,
     /// port, database, user; a canonical file path; a bucket and endpoint. Never a secret.

@@ -101,6 +101,12 @@ pub type Params = BTreeMap<String, Value>;
 pub struct ConnectRequest {
     pub name: String,
     pub config: serde_json::Map<String, serde_json::Value>,
+    /// Since 1.5: the kind the host chose the plugin for (the section's `type`, the kind
+    /// of a Streamlit class it names, or the one Streamlit infers from its name, such as
+    /// `snowflake`), for a plugin that serves several. Empty from an older host, or when
+    /// the plugin was chosen by the section's URL scheme or dialect.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
 }
 
 /// A request to read a table.

@@ -20,6 +20,7 @@ fn connect(module: &Module, config: serde_json::Value) -> plugboard_api::ffi::Mo
         .connect(&ConnectRequest {
             name: "t".to_owned(),
             config: config.as_object().cloned().unwrap_or_default(),
+            ..ConnectRequest::default()
         })
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }

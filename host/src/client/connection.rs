@@ -68,6 +68,9 @@ pub(crate) struct Resolved {
     /// The connection's own, shorter `read_timeout` (isolated plugins only).
     pub read_timeout: Option<Duration>,
     pub redactor: Redactor,
+    /// The kind the plugin was chosen for (`ConnectRequest::kind`); empty when the URL's
+    /// scheme or dialect chose it.
+    pub kind: String,
 }
 
 type Handle = Arc<dyn PluginConnection>;
@@ -107,6 +110,7 @@ impl ConnShared {
                 .ok()
                 .and_then(|v| v.as_object().cloned())
                 .unwrap_or_default(),
+            kind: r.kind.clone(),
         };
         let shared = Self {
             connect_request: serde_json::to_string(&request).unwrap_or_default(),

@@ -473,6 +473,14 @@ impl Host {
             .inner
             .registry
             .select(name, options.kind.as_deref(), &table)?;
+        // What the plugin was chosen for, for one that serves several kinds; `sql` chose
+        // it by the URL's scheme or dialect instead.
+        let kind = crate::plugin::recognize::asked_kind(name, options.kind.as_deref(), &table)
+            .ok()
+            .flatten()
+            .map(|a| a.kind)
+            .filter(|k| k != "sql")
+            .unwrap_or_default();
         // Text from the environment and `--set`, typed by the plugin's schema.
         let table = secrets::effective_table(name, s, env, &options.set, |k| {
             crate::config::schema::declared_type(&plugin.manifest, k)
@@ -546,6 +554,7 @@ impl Host {
             }
         })?;
         Ok(Resolved {
+            kind,
             name: name.to_owned(),
             plugin,
             table,
