@@ -395,6 +395,8 @@ const SECRET_ANYWHERE: &[&str] = &[
     // settings, secrets among them.
     "connectionstring",
     "connstr",
+    // ADBC Flight SQL's `adbc.flight.sql.authorization_header` (`Bearer …`).
+    "authorizationheader",
 ];
 
 /// Words that make a name secret as its last word: `auth`, `basic_auth`, `sig`,
@@ -1283,6 +1285,9 @@ mod tests {
             "connection_string",
             "AZURE_STORAGE_CONNECTION_STRING",
             "conn_str",
+            "adbc.flight.sql.authorization_header",
+            "adbc.snowflake.sql.client_option.jwt_private_key_pkcs8_value",
+            "adbc.snowflake.sql.client_option.auth_token",
         ] {
             assert!(looks_secret(name), "{name} should look secret");
         }
