@@ -205,7 +205,7 @@ fn the_api_release_a_plugin_was_built_against_is_recorded_or_inferred() {
             "{name}"
         );
     }
-    assert_eq!(api("echo").minor(), Some(4));
+    assert_eq!(api("echo").minor(), Some(5));
 
     let list = cli!(p, ["plugins", "list"]).ok();
     let row = |name: &str| {

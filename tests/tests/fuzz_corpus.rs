@@ -25,8 +25,11 @@ macro_rules! replays {
         /// Every target of `fuzz/` has its test here.
         #[test]
         fn every_fuzz_target_is_replayed() {
-            // PostgreSQL's and MySQL's are in fuzz_corpus_postgres.rs and fuzz_corpus_mysql.rs.
-            let replayed = [$(stringify!($name),)* "postgres_placeholders", "mysql_placeholders"];
+            // PostgreSQL's, MySQL's and ADBC's are in fuzz_corpus_{postgres,mysql,adbc}.rs.
+            let replayed = [
+                $(stringify!($name),)* "postgres_placeholders", "mysql_placeholders",
+                "adbc_placeholders",
+            ];
             let targets = std::fs::read_dir(fuzz_dir().join("fuzz_targets")).expect("fuzz_targets");
             for t in targets.filter_map(Result::ok) {
                 let path = t.path();

@@ -322,8 +322,10 @@ impl Connector for Adbc {
         let reader = statement
             .execute()
             .map_err(|e| fail(&mut conn, &context, &e, "the query failed"))?;
+        let (schema, plain) = without_opaque(reader.schema());
         Ok(Rows {
-            schema: reader.schema(),
+            schema,
+            plain,
             reader,
             left: request.limit,
             context,
@@ -581,6 +583,8 @@ fn open(
 pub struct Rows {
     reader: Box<dyn RecordBatchReader + Send>,
     schema: SchemaRef,
+    /// Whether [`without_opaque`] changed the schema: each batch then takes it on.
+    plain: bool,
     left: Option<u64>,
     context: Arc<Context>,
     _statement: ManagedStatement,
@@ -602,6 +606,15 @@ impl Iterator for Rows {
                 return Some(Err(PluginError::query(message).into()));
             }
         };
+        let batch = match self.plain {
+            true => {
+                match RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec()) {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            false => batch,
+        };
         let Some(left) = &mut self.left else {
             return Some(Ok(batch));
         };
@@ -614,6 +627,47 @@ impl Iterator for Rows {
         *left = 0;
         Some(Ok(batch.slice(0, keep)))
     }
+}
+
+/// The keys that make a field an Arrow extension type.
+const EXTENSION_NAME: &str = "ARROW:extension:name";
+const EXTENSION_METADATA: &str = "ARROW:extension:metadata";
+
+/// `schema` with each `arrow.opaque` column (a type the driver could not map, such as
+/// PostgreSQL's NUMERIC through the PostgreSQL driver) made its storage type, the driver's
+/// text of the value, which a DataFrame holds; the database's type name stays in the
+/// field's metadata (`adbc.type_name`). Whether anything changed.
+fn without_opaque(schema: SchemaRef) -> (SchemaRef, bool) {
+    let opaque = |f: &plugboard_api::arrow_schema::Field| {
+        f.metadata()
+            .get(EXTENSION_NAME)
+            .is_some_and(|n| n == "arrow.opaque")
+    };
+    if !schema.fields().iter().any(|f| opaque(f)) {
+        return (schema, false);
+    }
+    let fields: Vec<plugboard_api::arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if !opaque(f) {
+                return f.as_ref().clone();
+            }
+            let mut metadata = f.metadata().clone();
+            let type_name = metadata
+                .remove(EXTENSION_METADATA)
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+                .and_then(|m| m.get("type_name")?.as_str().map(str::to_owned));
+            metadata.remove(EXTENSION_NAME);
+            if let Some(t) = type_name {
+                metadata.insert("adbc.type_name".to_owned(), t);
+            }
+            f.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    let schema =
+        plugboard_api::arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone());
+    (Arc::new(schema), true)
 }
 
 impl RecordBatchReader for Rows {
