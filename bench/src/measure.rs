@@ -61,6 +61,11 @@ pub const LOAD_ISOLATED: &str =
 /// The DuckDB cases' own plugins file and database (the Parquet file's rows, as a table).
 const DUCKDB_PLUGINS: &str = "plugins-duckdb.toml";
 const DUCKDB_FILE: &str = "trips.duckdb";
+/// The ADBC plugin in a host of its own too, its drivers from the peers' environment.
+const ADBC_PLUGINS: &str = "plugins-adbc.toml";
+/// The tools of the ADBC bridge's cases; peers.py reads the same drivers from Python.
+pub const ADBC_SQLITE: &str = "plugboard → ADBC SQLite driver";
+pub const ADBC_POSTGRES: &str = "plugboard → ADBC PostgreSQL driver";
 /// The Parquet file as DuckDB reads it: relative to the working directory, so absolute.
 fn duckdb_parquet_select(dir: &Path) -> String {
     format!("SELECT * FROM '{}'", dir.join("trips.parquet").display())
@@ -133,6 +138,16 @@ fn project(dir: &Path) -> anyhow::Result<()> {
         ),
     )?;
     std::fs::write(
+        dir.join(ADBC_PLUGINS),
+        format!(
+            "[[plugin]]\npath = {:?}\n",
+            lib("adbc")?.display().to_string()
+        ),
+    )?;
+    // The drivers the Python peers use: the same libraries on both sides.
+    let venv = std::env::var("PLUGBOARD_BENCH_VENV")
+        .context("PLUGBOARD_BENCH_VENV (bench/run sets it): the peers' environment")?;
+    std::fs::write(
         dir.join("secrets.toml"),
         format!(
             "[connections.sqlite]\ntype = \"sqlite\"\ndatabase = {:?}\nread_only = true\n\n\
@@ -141,13 +156,17 @@ fn project(dir: &Path) -> anyhow::Result<()> {
              [connections.mysql]\nurl = \"{}\"\n\n\
              [connections.duckdb]\ntype = \"duckdb\"\ndatabase = {:?}\nread_only = true\n\n\
              [connections.duckdb_fill]\ntype = \"duckdb\"\ndatabase = {:?}\n\n\
-             [connections.duckdb_memory]\ntype = \"duckdb\"\ndatabase = \":memory:\"\n",
+             [connections.duckdb_memory]\ntype = \"duckdb\"\ndatabase = \":memory:\"\n\n\
+             [connections.adbc_sqlite]\ntype = \"adbc\"\ndriver = \"sqlite\"\npython = {venv:?}\nuri = {:?}\n\n\
+             [connections.adbc_postgres]\ntype = \"adbc\"\ndriver = \"postgresql\"\npython = {venv:?}\nuri = \"{}\"\n",
             dir.join("trips.sqlite").display().to_string(),
             data::pg_url(),
             dir.display().to_string(),
             data::my_url(),
             dir.join(DUCKDB_FILE).display().to_string(),
             dir.join(DUCKDB_FILE).display().to_string(),
+            dir.join("trips.sqlite").display().to_string(),
+            data::pg_url(),
         ),
     )?;
     Ok(())
@@ -363,6 +382,30 @@ fn duckdb(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Res
     Ok(())
 }
 
+/// The ADBC bridge: 1M rows through the ADBC SQLite and PostgreSQL drivers, cold, into a
+/// DataFrame. peers.py reads the same drivers from Python (`fetch_arrow_table` → polars).
+fn adbc(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
+    let host = Host::builder()
+        .plugins_file(dir.join(ADBC_PLUGINS))
+        .secrets_file(dir.join("secrets.toml"))
+        .use_env(false)
+        .user_config_dir(None)
+        .cache_dir(Some(dir.join("cache")))
+        .build()?;
+    if let Some(e) = host.load_errors().first() {
+        bail!("{ADBC_PLUGINS}: {e}");
+    }
+    let cold = |conn: &plugboard::Connection| conn.query(SELECT).ttl(Duration::ZERO).fetch();
+    for (case, conn, tool) in [
+        ("sqlite", "adbc_sqlite", ADBC_SQLITE),
+        ("postgres", "adbc_postgres", ADBC_POSTGRES),
+    ] {
+        let c = host.connection(conn)?;
+        push(sample(case, tool, time(runs, || Ok(cold(&c)?))?));
+    }
+    Ok(())
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
@@ -551,6 +594,7 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     ));
 
     duckdb(dir, runs, &mut push)?;
+    adbc(dir, runs, &mut push)?;
 
     // Cache hits of the 1M-row SQLite result.
     let hour = Duration::from_secs(3600);

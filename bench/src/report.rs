@@ -8,7 +8,8 @@ use std::process::Command;
 use anyhow::Context;
 
 use crate::measure::{
-    CLI, CLI_ISOLATED, ISOLATED, LOAD, LOAD_ISOLATED, Sample, WorkerUse, fmt_secs, mb,
+    ADBC_POSTGRES, ADBC_SQLITE, CLI, CLI_ISOLATED, ISOLATED, LOAD, LOAD_ISOLATED, Sample,
+    WorkerUse, fmt_secs, mb,
 };
 
 /// The isolated twin of each case's reference (for the ratio column against the peers).
@@ -461,6 +462,29 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
                 1.0,
             );
         }
+    }
+    for (case, tool, peer, what) in [
+        (
+            "sqlite",
+            ADBC_SQLITE,
+            "ADBC (SQLite driver) → polars",
+            "SQLite",
+        ),
+        (
+            "postgres",
+            ADBC_POSTGRES,
+            "ADBC (PostgreSQL driver) → polars",
+            "PostgreSQL",
+        ),
+    ] {
+        ratio(
+            &format!(
+                "ADBC bridge: the {what} driver through plugboard ≤ 1.05× the driver from Python"
+            ),
+            m(case, tool),
+            m(case, peer),
+            1.05,
+        );
     }
     ratio(
         "Isolated SQLite 1M-row read ≤ 1.3× in process",
