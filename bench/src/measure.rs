@@ -332,15 +332,20 @@ impl Workers {
 
 /// A host with only the DuckDB plugin.
 fn duckdb_host(dir: &Path) -> anyhow::Result<Host> {
+    host_of(dir, DUCKDB_PLUGINS)
+}
+
+/// A host with the plugins of `plugins` (a file in `dir`) alone, in process.
+fn host_of(dir: &Path, plugins: &str) -> anyhow::Result<Host> {
     let host = Host::builder()
-        .plugins_file(dir.join(DUCKDB_PLUGINS))
+        .plugins_file(dir.join(plugins))
         .secrets_file(dir.join("secrets.toml"))
         .use_env(false)
         .user_config_dir(None)
         .cache_dir(Some(dir.join("cache")))
         .build()?;
     if let Some(e) = host.load_errors().first() {
-        bail!("{DUCKDB_PLUGINS}: {e}");
+        bail!("{plugins}: {e}");
     }
     Ok(host)
 }
@@ -385,16 +390,7 @@ fn duckdb(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Res
 /// The ADBC bridge: 1M rows through the ADBC SQLite and PostgreSQL drivers, cold, into a
 /// DataFrame. peers.py reads the same drivers from Python (`fetch_arrow_table` → polars).
 fn adbc(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
-    let host = Host::builder()
-        .plugins_file(dir.join(ADBC_PLUGINS))
-        .secrets_file(dir.join("secrets.toml"))
-        .use_env(false)
-        .user_config_dir(None)
-        .cache_dir(Some(dir.join("cache")))
-        .build()?;
-    if let Some(e) = host.load_errors().first() {
-        bail!("{ADBC_PLUGINS}: {e}");
-    }
+    let host = host_of(dir, ADBC_PLUGINS)?;
     let cold = |conn: &plugboard::Connection| conn.query(SELECT).ttl(Duration::ZERO).fetch();
     for (case, conn, tool) in [
         ("sqlite", "adbc_sqlite", ADBC_SQLITE),
