@@ -149,8 +149,12 @@ fn is_path(driver: &str) -> bool {
         })
 }
 
-/// Finds the library `driver` names; the manifest's entrypoint, if it gave one.
-fn locate(driver: &str, env: &PythonEnv) -> Result<(PathBuf, Option<Vec<u8>>), PluginError> {
+/// A driver library found: its path, the library when the search already loaded it, and
+/// the manifest's entrypoint, if it gave one.
+type Located = (PathBuf, Option<libloading::Library>, Option<Vec<u8>>);
+
+/// Finds the library `driver` names.
+fn locate(driver: &str, env: &PythonEnv) -> Result<Located, PluginError> {
     if is_path(driver) {
         let path = Path::new(driver);
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -163,18 +167,18 @@ fn locate(driver: &str, env: &PythonEnv) -> Result<(PathBuf, Option<Vec<u8>>), P
         let hit = DriverLibrary::search(&path, LOAD_FLAG_DEFAULT, None).map_err(|e| {
             PluginError::config(format!("`driver` {}: {}", path.display(), message(&e)))
         })?;
-        return Ok((hit.lib_path, hit.entrypoint));
+        return Ok((hit.lib_path, Some(hit.library), hit.entrypoint));
     }
     let extra: Vec<PathBuf> = env.manifest_dir().into_iter().collect();
     let searched = DriverLibrary::search(driver, LOAD_FLAG_DEFAULT, Some(extra.clone()));
     let first_error = match searched {
-        Ok(hit) => return Ok((hit.lib_path, hit.entrypoint)),
+        Ok(hit) => return Ok((hit.lib_path, Some(hit.library), hit.entrypoint)),
         Err(e) if e.status == Status::NotFound => None,
         Err(e) => Some(e),
     };
     let short = short_name(driver);
     if let Some(lib) = env.package_library(&short) {
-        return Ok((lib, None));
+        return Ok((lib, None, None));
     }
     if let Some(e) = first_error {
         return Err(PluginError::config(format!(
@@ -237,12 +241,16 @@ pub fn load(
     entrypoint: Option<&str>,
     env: &PythonEnv,
 ) -> Result<Loaded, PluginError> {
-    let (path, manifest_entrypoint) = locate(driver, env)?;
+    let (path, found, manifest_entrypoint) = locate(driver, env)?;
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     let shown = path.display().to_string();
-    let library = DriverLibrary::load_library(&path).map_err(|e| {
-        PluginError::config(format!("`driver` {shown}: cannot load it: {}", message(&e)))
-    })?;
+    // The search loads what it finds; a Python package's library is loaded here.
+    let library = match found {
+        Some(library) => library,
+        None => DriverLibrary::load_library(&path).map_err(|e| {
+            PluginError::config(format!("`driver` {shown}: cannot load it: {}", message(&e)))
+        })?,
+    };
     let entrypoint: String = match (entrypoint, manifest_entrypoint) {
         (Some(e), _) => {
             if !crate::sys::exports(&library, e.as_bytes()) {
