@@ -255,7 +255,8 @@ fn panics_become_errors_and_the_host_keeps_serving() {
 
 #[test]
 fn malformed_streams_from_a_raw_plugin_are_errors() {
-    let host = project().host();
+    let project = project();
+    let host = project.host();
     let raw = host.connection("raw").expect("raw");
     let ok = raw.query("ok").fetch().expect("a hand-built valid stream");
     assert_eq!(
@@ -269,6 +270,14 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         ("null_error", "no message"),
         ("not_struct", "stream of struct arrays"),
         (
+            "negative_offsets",
+            "batch.t: offset 1 is negative (-1000000000)",
+        ),
+        (
+            "decreasing_offsets",
+            "batch.b: offset 2 (1) is smaller than the one before (4)",
+        ),
+        (
             "interval",
             "column \"iv\" has Arrow type Interval(MonthDayNano), which this host cannot hold",
         ),
@@ -276,6 +285,12 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         let e = raw.query(query).fetch().unwrap_err();
         assert!(matches!(e, Error::Plugin { .. }), "{query}: {e:?}");
         assert!(e.to_string().contains(expect), "{query}: {e}");
+    }
+    // Where a user meets it: one line, exit 1, no signal (an abort before the offsets
+    // were checked: fuzz/artifacts/arrow_import/crash-4a33dee…).
+    for query in ["negative_offsets", "decreasing_offsets"] {
+        let e = plugboard_tests::cli!(project, ["query", "raw", query]).fails();
+        assert!(e.contains("malformed Arrow stream: batch."), "{query}: {e}");
     }
     let pets = host.connection("pets").expect("pets");
     assert_eq!(

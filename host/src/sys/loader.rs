@@ -603,6 +603,21 @@ unsafe fn validate(
             unset_bits(bits, offset, length) as i64
         };
     }
+    let large_offsets = match dtype.to_physical_type() {
+        PhysicalType::Binary | PhysicalType::Utf8 | PhysicalType::List | PhysicalType::Map => {
+            Some(false)
+        }
+        PhysicalType::LargeBinary | PhysicalType::LargeUtf8 | PhysicalType::LargeList => Some(true),
+        _ => None,
+    };
+    if let Some(large) = large_offsets {
+        // SAFETY: these layouts have 3 (or 2) buffers, checked above; buffer 1 holds the
+        // offsets.
+        let offsets = unsafe { *a.buffers.add(1) };
+        // SAFETY: a non-null offsets buffer holds `offset + length + 1` offsets, as the C
+        // interface requires (and as polars reads it after the import).
+        unsafe { check_offsets(offsets, large, a.offset as usize, a.length as usize, path)? };
+    }
     let children: Vec<&ArrowDataType> = match dtype {
         ArrowDataType::Struct(fields) => fields.iter().map(|f| &f.dtype).collect(),
         ArrowDataType::List(f)
@@ -651,6 +666,51 @@ unsafe fn validate(
         }
         // SAFETY: non-null dictionary of a live array.
         unsafe { validate(a.dictionary, values, &format!("{path}.dictionary"))? };
+    }
+    Ok(())
+}
+
+/// Checks the offsets `offset..=offset + length` of a variable-size array (text, binary,
+/// list, map): present, none negative, none smaller than the one before. polars trusts
+/// them: it takes the last one as the length of the data (or child) it reads, and slices
+/// every value by them, so a negative or decreasing offset would have it read anywhere.
+/// Reading them costs one comparison per value.
+///
+/// # Safety
+/// A non-null `buffer` must hold `offset + length + 1` offsets of 4 bytes (8 if `large`),
+/// at any alignment.
+unsafe fn check_offsets(
+    buffer: *const c_void,
+    large: bool,
+    offset: usize,
+    length: usize,
+    path: &str,
+) -> Result<(), PluginError> {
+    if buffer.is_null() {
+        return Err(malformed(format!("{path}: null offsets buffer")));
+    }
+    let at = |i: usize| -> i64 {
+        // SAFETY: `i <= offset + length`, within the buffer (caller's promise); read
+        // unaligned, as a producer may hand any address.
+        unsafe {
+            if large {
+                buffer.cast::<i64>().add(i).read_unaligned()
+            } else {
+                i64::from(buffer.cast::<i32>().add(i).read_unaligned())
+            }
+        }
+    };
+    let mut previous = 0i64;
+    for i in offset..=offset + length {
+        let o = at(i);
+        if o < previous {
+            return Err(malformed(if o < 0 {
+                format!("{path}: offset {i} is negative ({o})")
+            } else {
+                format!("{path}: offset {i} ({o}) is smaller than the one before ({previous})")
+            }));
+        }
+        previous = o;
     }
     Ok(())
 }
