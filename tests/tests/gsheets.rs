@@ -432,6 +432,7 @@ fn a_wrong_key_is_an_auth_error() {
         err.contains(EMAIL) && err.contains("Invalid JWT Signature"),
         "{err}"
     );
+    assert!(err.contains(&format!("spreadsheet {PRIVATE_ID}")), "{err}");
     assert_eq!(s.refused_assertions(), 1, "an auth error is not retried");
     assert!(
         s.requests().iter().all(|(r, _)| !r.contains("/v4/")),

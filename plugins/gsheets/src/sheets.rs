@@ -94,12 +94,19 @@ impl Api {
         id: &str,
         send: impl Fn(&str) -> Result<Reply, PluginError>,
     ) -> Result<Json, PluginError> {
-        let mut token = self.account.token(http)?;
-        let mut reply = send(&token)?;
+        // A refused assertion names the account; say which spreadsheet it was for too.
+        let token = |http: &Http| {
+            self.account.token(http).map_err(|e| PluginError {
+                message: format!("spreadsheet {id}: {}", e.message()).into(),
+                ..e
+            })
+        };
+        let mut bearer = token(http)?;
+        let mut reply = send(&bearer)?;
         if reply.status == 401 {
-            self.account.forget(&token);
-            token = self.account.token(http)?;
-            reply = send(&token)?;
+            self.account.forget(&bearer);
+            bearer = token(http)?;
+            reply = send(&bearer)?;
         }
         if !reply.ok() {
             return Err(self.error(id, &reply));
@@ -135,8 +142,13 @@ impl Api {
             404 => PluginError::query(format!(
                 "spreadsheet {id} was not found by service account {email} ({said})"
             )),
-            429 | 500.. => PluginError::connect(format!(
-                "the Sheets API is unavailable for spreadsheet {id} (service account {email}): {said}"
+            429 => PluginError::connect(format!(
+                "the Sheets API's quota is used up for spreadsheet {id} (service account \
+                 {email}): {said}"
+            ))
+            .retryable(),
+            500.. => PluginError::connect(format!(
+                "the Sheets API failed for spreadsheet {id} (service account {email}): {said}"
             ))
             .retryable(),
             _ => PluginError::query(format!(
