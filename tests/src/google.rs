@@ -205,6 +205,15 @@ impl StandIn {
         self.state().token_requests
     }
 
+    /// Forgets every access token issued so far, as a revoked token is: the API answers
+    /// 401 to them.
+    pub fn revoke_tokens(&self) {
+        self.state()
+            .tokens
+            .values_mut()
+            .for_each(|(_, until)| *until = Instant::now());
+    }
+
     /// How many assertions it refused.
     pub fn refused_assertions(&self) -> usize {
         self.state().refused_assertions

@@ -364,6 +364,9 @@ fn a_service_account_reads_typed_values_by_title_and_gid() {
         "item\napple\n"
     );
 
+    // The section's `worksheet` is the default: a title, or a gid.
+    assert_eq!(csv(&["", "--set", "worksheet=777"]), notes);
+    assert_eq!(csv(&["", "--set", "worksheet=Notes"]), notes);
     let missing = cli!(p, ["read", "gsheets", "Nope"]).fails();
     assert!(
         missing.contains("no worksheet \"Nope\"") && missing.contains("\"Notes\" (gid 777)"),
@@ -391,7 +394,14 @@ fn an_expired_token_is_renewed() {
         .expect("a read after the token expired");
     assert_eq!(s.token_requests(), 2, "the expired token was renewed once");
     assert_eq!(s.refused_assertions(), 0);
-    // No request reached the API with an expired token: renewal came first.
+    // A token the API refuses (revoked) is dropped, and the call made once more with a new one.
+    s.revoke_tokens();
+    conn.read("Notes")
+        .refresh(true)
+        .fetch()
+        .expect("a read after the token was revoked");
+    assert_eq!(s.token_requests(), 3, "one new token for the refused one");
+    // Every API request carried a token.
     assert!(
         s.requests()
             .iter()
