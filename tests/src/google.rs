@@ -139,6 +139,8 @@ struct State {
     tokens: HashMap<String, (String, Instant)>,
     token_requests: usize,
     refused_assertions: usize,
+    /// Every assertion received (credentials for an hour: none may be printed).
+    assertions: Vec<String>,
     books: HashMap<String, Book>,
     /// `METHOD /path?query` of every request, and whether it carried a bearer token.
     requests: Vec<(String, bool)>,
@@ -212,6 +214,11 @@ impl StandIn {
             .tokens
             .values_mut()
             .for_each(|(_, until)| *until = Instant::now());
+    }
+
+    /// Every JWT assertion the token endpoint received.
+    pub fn assertions(&self) -> Vec<String> {
+        self.state().assertions.clone()
     }
 
     /// How many assertions it refused.
@@ -870,6 +877,7 @@ fn token(st: &mut State, body: &str) -> Answer {
         return refuse(st, "unsupported_grant_type", "Invalid grant_type: ");
     }
     let assertion = form.get("assertion").cloned().unwrap_or_default();
+    st.assertions.push(assertion.clone());
     let parts: Vec<&str> = assertion.split('.').collect();
     let [header, claims, signature] = parts[..] else {
         return refuse(

@@ -630,6 +630,12 @@ fn no_secret_reaches_any_output() {
         !all.contains("0123456789abcdef"),
         "the private key id leaked"
     );
+    let assertions = s.assertions();
+    assert!(!assertions.is_empty());
+    for a in assertions {
+        let signature = a.rsplit('.').next().unwrap_or(&a);
+        assert!(!all.contains(signature), "a signed assertion leaked");
+    }
     let tokens = s.tokens();
     assert!(!tokens.is_empty());
     for t in tokens {
