@@ -10,6 +10,8 @@ use std::process::{Command, Output};
 
 use plugboard::{Host, HostBuilder};
 
+pub mod google;
+
 /// The folder holding the test executables and the plugin libraries.
 pub fn deps_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

@@ -13,7 +13,11 @@ fn repo(path: &str) -> std::path::PathBuf {
 #[test]
 fn plugins_toml_names_the_connectors() {
     let f = PluginsFile::read(&repo("plugins.toml")).expect("plugins.toml parses");
-    for lib in ["libplugboard_sqlite.so", "libplugboard_postgres.so"] {
+    for lib in [
+        "libplugboard_sqlite.so",
+        "libplugboard_postgres.so",
+        "libplugboard_gsheets.so",
+    ] {
         assert!(
             f.plugins
                 .iter()
