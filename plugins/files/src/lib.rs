@@ -593,6 +593,16 @@ mod tests {
             ),
             (
                 "x",
+                json!({"root": "az://lake", "account_name": "a", "endpoint_url": "127.0.0.1:10000"}),
+                "endpoint_url = \"127.0.0.1:10000\": not an http(s) URL",
+            ),
+            (
+                "x",
+                json!({"root": "gs://lake", "google_base_url": "localhost"}),
+                "google_base_url = \"localhost\": not an http(s) URL",
+            ),
+            (
+                "x",
                 json!({"protocol": "ftp"}),
                 "protocol = \"ftp\": not supported; use file, http, https, s3, gcs",
             ),

@@ -796,6 +796,21 @@ fn split_url(url: &Url) -> Result<(String, String), PluginError> {
 /// own words.
 fn check_credentials(options: &[Setting]) -> Result<(), PluginError> {
     let given = |key: &str| options.iter().find(|s| s.key == key);
+    // object_store joins paths onto these; a URL that cannot take a path (`host:port`
+    // without a scheme parses as one) would be a panic there, at the first read.
+    for key in ["google_base_url", "azure_storage_endpoint"] {
+        if let Some(setting) = given(key) {
+            let ok = Url::parse(&setting.value).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base() && u.has_host()
+            });
+            if !ok {
+                return Err(PluginError::config(format!(
+                    "{} = {:?}: not an http(s) URL (http://HOST:PORT/…)",
+                    setting.written, setting.value
+                )));
+            }
+        }
+    }
     if let (Some(path), Some(key)) = (
         given("google_service_account"),
         given("google_service_account_key"),
