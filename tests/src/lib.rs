@@ -689,8 +689,9 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
     (result, log)
 }
 
-/// Real servers on 127.0.0.1 for the files connector: Python's `http.server`, and moto's S3
-/// server from PyPI in a virtual environment of the tests' own (created on first use).
+/// Real servers on 127.0.0.1 for the files connector: Python's `http.server`, moto's S3
+/// server from PyPI in a virtual environment of the tests' own, and Azurite from npm in a
+/// folder of the tests' own (each installed on first use, once per target folder).
 pub mod servers {
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::path::{Path, PathBuf};
@@ -698,8 +699,12 @@ pub mod servers {
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
-    /// moto, pinned: the version the tests were written against.
-    const MOTO: &str = "moto[server]==5.2.5";
+    /// What the tests' Python environment holds, pinned: moto, and Azure's SDK for setting
+    /// up Azurite.
+    const PYTHON_PACKAGES: &[&str] = &["moto[server]==5.2.5", "azure-storage-blob==12.31.1"];
+
+    /// Azurite, pinned.
+    const AZURITE: &str = "azurite@3.37.0";
 
     /// A server process, killed when dropped.
     pub struct Server {
@@ -760,14 +765,18 @@ pub mod servers {
         start(cmd, port, "python3 -m http.server")
     }
 
-    /// The tests' Python environment with moto, made once per target folder.
+    /// The tests' Python environment with moto and azure-storage-blob, made once per
+    /// target folder.
     fn venv() -> &'static Path {
         static VENV: OnceLock<PathBuf> = OnceLock::new();
         VENV.get_or_init(|| {
             let dir = std::env::var_os("PLUGBOARD_TEST_VENV")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| super::deps_dir().join("../../test-venv"));
-            let marker = dir.join(format!(".installed-{}", MOTO.replace(['[', ']', '='], "_")));
+            let marker = dir.join(format!(
+                ".installed-{}",
+                PYTHON_PACKAGES.join("-").replace(['[', ']', '='], "_")
+            ));
             if !marker.exists() {
                 let run = |cmd: &mut Command| {
                     let out = cmd.output().expect("run python3");
@@ -778,12 +787,9 @@ pub mod servers {
                     );
                 };
                 run(Command::new("python3").args(["-m", "venv"]).arg(&dir));
-                run(Command::new(dir.join("bin/pip")).args([
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    MOTO,
-                ]));
+                run(Command::new(dir.join("bin/pip"))
+                    .args(["install", "--quiet", "--disable-pip-version-check"])
+                    .args(PYTHON_PACKAGES));
                 std::fs::write(&marker, "").expect("write the venv marker");
             }
             dir
@@ -816,6 +822,150 @@ pub mod servers {
         let text = String::from_utf8_lossy(&out.stdout);
         let (id, secret) = text.trim().split_once(' ').expect("key id and secret");
         (server, id.to_owned(), secret.to_owned())
+    }
+
+    /// An S3 server (moto) without IAM checks, with a bucket and `uploads` in it, to stand
+    /// in for Google Cloud Storage's XML API, which object_store's GCS store speaks and which
+    /// is S3's (paths, listing, headers). moto takes the Google bearer token and does not
+    /// check it. (gcp-storage-emulator, from PyPI, serves GCS's JSON API: its object
+    /// downloads carry no ETag or Last-Modified, which object_store requires, HEAD is not
+    /// served, and it has no XML listing, so object_store's GCS store cannot read from it.)
+    pub fn gcs_xml(bucket: &str, uploads: &[(&str, &Path)]) -> Server {
+        let venv = venv();
+        let port = free_port();
+        let mut cmd = Command::new(venv.join("bin/moto_server"));
+        cmd.args(["-H", "127.0.0.1", "-p"]).arg(port.to_string());
+        let server = start(cmd, port, "moto_server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/s3_setup.py");
+        let out = Command::new(venv.join("bin/python"))
+            .arg(script)
+            .arg(server.url())
+            .arg(bucket)
+            .args(uploads.iter().map(|(k, p)| format!("{k}={}", p.display())))
+            .output()
+            .expect("run s3_setup.py");
+        assert!(
+            out.status.success(),
+            "s3_setup.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server
+    }
+
+    /// Azurite's blob server, installed with npm once per target folder.
+    fn azurite_bin() -> &'static Path {
+        static BIN: OnceLock<PathBuf> = OnceLock::new();
+        BIN.get_or_init(|| {
+            let dir = std::env::var_os("PLUGBOARD_TEST_AZURITE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| super::deps_dir().join("../../test-azurite"));
+            let marker = dir.join(format!(".installed-{}", AZURITE.replace('@', "-")));
+            if !marker.exists() {
+                let out = Command::new("npm")
+                    .args([
+                        "install",
+                        "--no-audit",
+                        "--no-fund",
+                        "--loglevel=error",
+                        "--prefix",
+                    ])
+                    .arg(&dir)
+                    .arg(AZURITE)
+                    .output()
+                    .expect("run npm");
+                assert!(
+                    out.status.success(),
+                    "npm install {AZURITE} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                std::fs::write(&marker, "").expect("write the azurite marker");
+            }
+            dir.join("node_modules/.bin/azurite-blob")
+        })
+    }
+
+    /// An Azurite blob server and what it lets in.
+    pub struct Azure {
+        pub server: Server,
+        /// The account's blob endpoint: `http://127.0.0.1:PORT/ACCOUNT`.
+        pub endpoint: String,
+        pub account: String,
+        /// The account's key, random per server.
+        pub key: String,
+        /// A SAS token for the container (read and list).
+        pub sas: String,
+        /// Azurite's working folder (it keeps its data in memory).
+        _dir: tempfile::TempDir,
+    }
+
+    /// A random text that is valid base64 (hex digits are base64 digits): an account key.
+    fn random_key() -> String {
+        use std::hash::{BuildHasher, Hasher};
+        (0..4)
+            .map(|i| {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(i);
+                format!("{:016x}", h.finish())
+            })
+            .collect()
+    }
+
+    /// Azurite (Shared Key and SAS checks on) with an account of its own, a random key,
+    /// a container, and `uploads` (blob, local file) in it.
+    pub fn azure(container: &str, uploads: &[(&str, &Path)]) -> Azure {
+        let bin = azurite_bin();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let account = "plugboard".to_owned();
+        let key = random_key();
+        let mut cmd = Command::new(bin);
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort"])
+            .arg(port.to_string())
+            .current_dir(dir.path())
+            // Azurite sends telemetry unless told not to: no traffic leaves this machine.
+            .args(["--disableTelemetry", "--inMemoryPersistence", "--silent"])
+            .arg("--skipApiVersionCheck")
+            .env("AZURITE_ACCOUNTS", format!("{account}:{key}"));
+        let server = start(cmd, port, "azurite-blob");
+        let endpoint = format!("{}/{account}", server.url());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/azure_setup.py");
+        let out = Command::new(venv().join("bin/python"))
+            .arg(script)
+            .args([&endpoint, &account, &key, container])
+            .args(uploads.iter().map(|(k, p)| format!("{k}={}", p.display())))
+            .output()
+            .expect("run azure_setup.py");
+        assert!(
+            out.status.success(),
+            "azure_setup.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sas = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Azure {
+            server,
+            endpoint,
+            account,
+            key,
+            sas,
+            _dir: dir,
+        }
+    }
+
+    /// An RSA key in PKCS#8 PEM, made with the `openssl` CLI: a service account's
+    /// `private_key`.
+    pub fn rsa_key() -> String {
+        let out = Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl genpkey failed");
+        String::from_utf8(out.stdout).expect("PEM is text")
     }
 }
 

@@ -1,6 +1,8 @@
 //! The files connector through the real `.so`: every format against a reference frame,
 //! globs and folders, read options, root confinement, damaged files, and the same reads
-//! from a real HTTP server and a real S3 server (moto, with IAM checks) on 127.0.0.1.
+//! from a real HTTP server, a real S3 server (moto, with IAM checks), Google Cloud Storage's
+//! XML API (moto again: see `servers::gcs_xml`) and Azure Blob Storage (Azurite, with Shared
+//! Key and SAS checks), all on 127.0.0.1.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -611,6 +613,386 @@ fn files_over_http() {
     assert!(err.contains("part-2.parquet"), "{err}");
 }
 
+/// What the cloud tests put in their bucket, made in `dir`: the reference in four Parquet
+/// parts under `trips/2024/` with a `_SUCCESS` marker, a gzipped CSV at `trips/flat.csv.gz`,
+/// and `private/secret.csv` outside the roots they read under.
+fn cloud_uploads(dir: &Path) -> Vec<(String, PathBuf)> {
+    parts(&reference(), dir, 4);
+    every_format(dir);
+    let part = |i: usize| dir.join(format!("part-{i}.parquet"));
+    (0..4)
+        .map(|i| (format!("trips/2024/part-{i}.parquet"), part(i)))
+        .chain([
+            ("trips/2024/_SUCCESS".to_owned(), dir.join("trips.csv")),
+            ("trips/flat.csv.gz".to_owned(), dir.join("trips.csv.gz")),
+            ("private/secret.csv".to_owned(), dir.join("trips.csv")),
+        ])
+        .collect()
+}
+
+/// The reads every cloud store must serve alike, on `lake` (rooted at `<scheme>://lake/trips`)
+/// and `buckets` (no root: `bucket/key` paths): globs, folders with and without a slash,
+/// compression, URLs of the store's other schemes, root confinement, missing files.
+fn same_as_s3(host: &Host, scheme: &str, other_schemes: &[&str]) {
+    let want = reference();
+    let lake = host.connection("lake").expect("connect lake");
+    for target in [
+        "2024/*.parquet".to_owned(),
+        "2024".to_owned(),
+        "2024/".to_owned(),
+        format!("{scheme}://lake/trips/2024/*.parquet"),
+    ] {
+        let got = lake
+            .read(&target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{scheme}: {target}: {e}"));
+        assert_frame(&got, &want, &target);
+    }
+    assert_frame(
+        &lake.read("flat.csv.gz").fetch().expect("csv.gz"),
+        &want,
+        "csv.gz",
+    );
+    for other in other_schemes {
+        let target = format!("{other}://lake/trips/2024/part-1.parquet");
+        let got = lake
+            .read(&target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert_frame(&got, &want.slice(250, 250), &target);
+    }
+    let buckets = host.connection("buckets").expect("connect buckets");
+    assert_frame(
+        &buckets
+            .read("lake/trips/2024/part-3.parquet")
+            .fetch()
+            .expect("bucket/key"),
+        &want.slice(750, 250),
+        "bucket/key",
+    );
+    assert_frame(
+        &buckets
+            .read(format!("{scheme}://lake/private/secret.csv"))
+            .fetch()
+            .expect("url"),
+        &want,
+        "URL",
+    );
+    for target in [
+        "../private/secret.csv".to_owned(),
+        format!("{scheme}://lake/private/secret.csv"),
+        format!("{scheme}://other/x.csv"),
+        "/private/secret.csv".to_owned(),
+        "2024/../../private/secret.csv".to_owned(),
+    ] {
+        let err = lake.read(&target).fetch().expect_err(&target).to_string();
+        assert!(err.contains("refused"), "{scheme}: {target}: {err}");
+    }
+    let err = lake
+        .read("2024/missing.parquet")
+        .fetch()
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "{scheme}://lake/trips/2024/missing.parquet: file not found"
+        )),
+        "{err}"
+    );
+    let err = lake
+        .read("2025/*.parquet")
+        .fetch()
+        .expect_err("no match")
+        .to_string();
+    assert!(err.contains("no files match"), "{err}");
+}
+
+/// Asserts that none of `secrets` appears in what `run` printed, on either stream.
+#[track_caller]
+fn assert_hidden(run: &plugboard_tests::Run, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(
+            !run.stdout().contains(secret) && !run.stderr().contains(secret),
+            "a secret leaked:\n{}\n{}",
+            run.stdout(),
+            run.stderr()
+        );
+    }
+}
+
+#[test]
+fn files_on_gcs_with_a_service_account_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uploads = cloud_uploads(dir.path());
+    let uploads: Vec<(&str, &Path)> = uploads
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_path()))
+        .collect();
+    let server = servers::gcs_xml("lake", &uploads);
+    let base = server.url();
+    // A real RSA key: object_store signs a token with it for every request. The server does
+    // not check Google's tokens (see `servers::gcs_xml`), so a wrong key is not refused
+    // here, only an unsigned request (the bucket is private); the Azure test below shows
+    // wrong keys and forged tokens refused.
+    let private_key = servers::rsa_key();
+    let key_id = "S3cr3t-gcs-key-id-1f2e";
+    let key_file = serde_json::json!({
+        "type": "service_account",
+        "project_id": "plugboard-test",
+        "private_key_id": key_id,
+        "private_key": private_key,
+        "client_email": "reader@plugboard-test.iam.gserviceaccount.com",
+        "client_id": "1234567890",
+        "token_uri": "http://127.0.0.1:9/token",
+    });
+    let key_path = dir.path().join("sa.json");
+    std::fs::write(&key_path, key_file.to_string()).expect("write the key file");
+    let key_path = key_path.display().to_string();
+    let p = project(&format!(
+        r#"
+# The key file's fields inline, as Streamlit's GCS tutorial writes them (its `type =
+# "service_account"` is left out here: the section's type says which connector; the
+# tutorial's own section is read in files_streamlit.rs).
+[connections.lake]
+type = "files"
+root = "gs://lake/trips"
+google_base_url = "{base}"
+project_id = "plugboard-test"
+private_key_id = "{key_id}"
+private_key = {private_key:?}
+client_email = "reader@plugboard-test.iam.gserviceaccount.com"
+client_id = "1234567890"
+auth_uri = "http://127.0.0.1:9/auth"
+token_uri = "http://127.0.0.1:9/token"
+
+# The key file's path, in gcsfs's name; bucket/key paths.
+[connections.buckets]
+type = "files"
+protocol = "gcs"
+token = {key_path:?}
+endpoint_url = "{base}"
+
+# object_store's names: the key file as application default credentials, and as a path.
+[connections.adc]
+type = "files"
+root = "gcs://lake/trips"
+google_application_credentials = {key_path:?}
+google_base_url = "{base}"
+
+[connections.path]
+type = "files"
+root = "gs://lake/trips/2024"
+google_service_account_path = {key_path:?}
+google_base_url = "{base}"
+
+# Anonymous requests, as for a public bucket: this one is private.
+[connections.anon]
+type = "files"
+root = "gs://lake/trips"
+token = "anon"
+endpoint_url = "{base}"
+"#
+    ));
+    let host = p.host();
+    same_as_s3(&host, "gs", &["gcs"]);
+    let want = reference();
+    for (name, target) in [("adc", "2024/"), ("path", "*.parquet")] {
+        let conn = host.connection(name).expect(name);
+        let got = conn
+            .read(target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_frame(&got, &want, name);
+    }
+    let anon = host.connection("anon").expect("anon");
+    for target in ["2024/part-0.parquet", "2024/*.parquet"] {
+        let err = anon.read(target).fetch().expect_err(target).to_string();
+        assert!(
+            err.contains("auth error") && err.contains("access denied") && !err.contains('\n'),
+            "{target}: {err}"
+        );
+    }
+
+    // The private key, its id and the key file's JSON are secrets: never printed.
+    let pem_line = private_key.lines().nth(1).expect("a PEM body line");
+    let secrets = [key_id, pem_line];
+    let listed = cli!(p, ["connections", "list"]);
+    assert_hidden(&listed, &secrets);
+    assert!(listed.ok().contains("lake"));
+    let run = cli!(
+        p,
+        [
+            "-vv",
+            "read",
+            "lake",
+            "2024/part-0.parquet",
+            "--format",
+            "csv",
+            "--limit",
+            "3"
+        ]
+    );
+    assert_hidden(&run, &secrets);
+    assert_eq!(run.ok().lines().count(), 4);
+    let run = cli!(p, ["-vv", "read", "lake", "../private/secret.csv"]);
+    assert_hidden(&run, &secrets);
+    assert!(run.fails().contains("refused"));
+
+    // A key that is not one is refused when the store is set up, naming where it came from.
+    let bad = project(&format!(
+        "[connections.bad]\ntype = \"files\"\nroot = \"gs://lake/x\"\n\
+         google_base_url = \"{base}\"\nprivate_key_id = \"{key_id}\"\n\
+         private_key = \"-----BEGIN PRIVATE KEY-----\\nS3cr3tNotAKey\\n-----END PRIVATE KEY-----\\n\"\n\
+         client_email = \"x@y.iam.gserviceaccount.com\"\n"
+    ));
+    let run = cli!(bad, ["-vv", "read", "bad", "a.csv"]);
+    assert_hidden(&run, &[key_id, "S3cr3tNotAKey"]);
+    let err = run.fails();
+    assert!(
+        err.contains("connection \"bad\"") && err.contains("the service-account fields"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_on_azure_with_keys_sas_tokens_and_connection_strings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uploads = cloud_uploads(dir.path());
+    let uploads: Vec<(&str, &Path)> = uploads
+        .iter()
+        .map(|(k, p)| (k.as_str(), p.as_path()))
+        .collect();
+    let az = servers::azure("lake", &uploads);
+    let (endpoint, account, key, sas) = (
+        az.endpoint.clone(),
+        az.account.clone(),
+        az.key.clone(),
+        az.sas.clone(),
+    );
+    // A key of the right shape that is not the account's, and the SAS token with its
+    // signature changed.
+    let wrong_key = "0123456789abcdef".repeat(4);
+    let (sas_head, _) = sas.split_once("sig=").expect("a SAS token has a sig");
+    let forged = format!("{sas_head}sig=Zm9yZ2VkLXNpZ25hdHVyZQ%3D%3D");
+    let connection_string = format!(
+        "DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};BlobEndpoint={endpoint};"
+    );
+    let p = project(&format!(
+        r#"
+# adlfs's names, an az:// root.
+[connections.lake]
+type = "files"
+root = "az://lake/trips"
+account_name = "{account}"
+account_key = "{key}"
+azure_storage_endpoint = "{endpoint}"
+
+# A connection string (Azurite's shape), and bucket/key paths.
+[connections.buckets]
+type = "files"
+protocol = "azure"
+connection_string = "{connection_string}"
+
+# A SAS token for the container, an abfs:// root, object_store's names.
+[connections.sas]
+type = "files"
+root = "abfs://lake/trips"
+azure_storage_account_name = "{account}"
+azure_storage_sas_key = "{sas}"
+azure_storage_endpoint = "{endpoint}"
+
+# The wrong key, a forged SAS token.
+[connections.intruder]
+type = "files"
+root = "az://lake/trips"
+account_name = "{account}"
+account_key = "{wrong_key}"
+endpoint_url = "{endpoint}"
+
+[connections.forged]
+type = "files"
+root = "abfss://lake/trips"
+account_name = "{account}"
+sas_token = "{forged}"
+endpoint_url = "{endpoint}"
+"#
+    ));
+    let host = p.host();
+    same_as_s3(&host, "az", &["abfs", "abfss"]);
+    let want = reference();
+    let conn = host.connection("sas").expect("sas");
+    for target in ["2024/*.parquet", "2024"] {
+        let got = conn
+            .read(target)
+            .fetch()
+            .unwrap_or_else(|e| panic!("sas {target}: {e}"));
+        assert_frame(&got, &want, target);
+    }
+
+    // Azurite checks Shared Key and SAS signatures: the wrong key and the forged token are
+    // refused, as auth errors, on a listing and on a read.
+    let sig = sas
+        .split("sig=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("a SAS token has a sig");
+    let secrets = [
+        key.as_str(),
+        wrong_key.as_str(),
+        sig,
+        "Zm9yZ2VkLXNpZ25hdHVyZQ",
+    ];
+    for name in ["intruder", "forged"] {
+        let conn = host.connection(name).expect(name);
+        for target in ["2024/part-0.parquet", "2024/*.parquet"] {
+            let err = conn.read(target).fetch().expect_err(name);
+            let text = err.to_string();
+            assert!(
+                text.contains("access denied") && !text.contains('\n'),
+                "{name} {target}: {text}"
+            );
+            for secret in &secrets {
+                assert!(!text.contains(secret), "{name}: {text}");
+            }
+        }
+        let run = cli!(p, ["-vv", "read", name, "2024/part-0.parquet"]);
+        assert_hidden(&run, &secrets);
+        let err = run.fails();
+        assert!(
+            err.contains(&format!("connection \"{name}\"")) && err.contains("access denied"),
+            "{err}"
+        );
+    }
+
+    // Keys, SAS tokens and connection strings are secrets: never printed.
+    let listed = cli!(p, ["connections", "list"]);
+    assert_hidden(&listed, &secrets);
+    assert!(listed.ok().contains("buckets"));
+    for name in ["lake", "sas"] {
+        let run = cli!(
+            p,
+            [
+                "-vv",
+                "read",
+                name,
+                "2024/part-0.parquet",
+                "--format",
+                "csv",
+                "--limit",
+                "3"
+            ]
+        );
+        assert_hidden(&run, &secrets);
+        assert_eq!(run.ok().lines().count(), 4, "{name}");
+    }
+    // A connection whose server is gone fails in one line with its URL, and no SAS token.
+    drop(az);
+    let run = cli!(p, ["-vv", "read", "sas", "2024/part-0.parquet"]);
+    assert_hidden(&run, &secrets);
+    let err = run.fails();
+    assert!(err.contains("connection \"sas\""), "{err}");
+}
+
 #[test]
 fn files_on_s3_with_credentials_from_the_secrets_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -759,14 +1141,14 @@ fn files_on_s3_with_credentials_from_the_secrets_file() {
 fn bad_connection_sections_are_config_errors() {
     let p = project(
         "[connections.nowhere]\ntype = \"files\"\nroot = \"does/not/exist\"\n\n\
-         [connections.gcs]\ntype = \"files\"\nprotocol = \"gs\"\n\n\
+         [connections.ftp]\ntype = \"files\"\nprotocol = \"ftp\"\n\n\
          [connections.local_keys]\ntype = \"files\"\naws_region = \"eu-west-1\"\n\n\
          [connections.mixed]\ntype = \"files\"\nprotocol = \"s3\"\nroot = \"https://example.invalid/\"\n\n\
          [connections.typo]\ntype = \"files\"\nroot = \".\"\naws_secret_acess_key = \"x\"\n",
     );
     for (name, expect) in [
         ("nowhere", "root = \"does/not/exist\""),
-        ("gcs", "protocol = \"gs\""),
+        ("ftp", "protocol = \"ftp\": not supported"),
         ("local_keys", "aws_region applies to remote stores"),
         ("mixed", "but root is a http(s) URL"),
         ("typo", "aws_secret_acess_key"),

@@ -2,22 +2,24 @@
 //!
 //! plugboard's answer to Streamlit's `FilesConnection`: CSV, TSV, Parquet, JSON (an array of
 //! records), NDJSON and Arrow IPC (Feather v2) files, plain or `.gz`/`.zst`-compressed, read
-//! with polars' readers from a local folder, an HTTP(S) server or S3 (through `object_store`).
+//! with polars' readers from a local folder, an HTTP(S) server, S3, Google Cloud Storage or
+//! Azure Blob Storage (through `object_store`).
 //!
 //! ```toml
 //! [connections.lake]
 //! type = "files"
-//! root = "s3://trips/2024"          # or a local folder, or https://host/folder/
+//! root = "s3://trips/2024"          # or gs://…, az://…, a local folder, https://host/folder/
 //! aws_access_key_id = "…"           # object_store's own option names; secrets are redacted
 //! aws_secret_access_key = "…"
 //! aws_region = "eu-west-1"
 //! ```
 //!
 //! Sections written for st-files-connection work as they stand: `type =
-//! "st_files_connection.FilesConnection"`, s3fs's and the AWS CLI's option names (`key`,
-//! `secret`, `endpoint_url`, `AWS_ACCESS_KEY_ID`, …; see `names.rs`), and the protocol taken
-//! from the connection's name (`[connections.s3]`) when neither `protocol` nor a root URL
-//! gives it.
+//! "st_files_connection.FilesConnection"`, s3fs's, gcsfs's, adlfs's and the AWS CLI's option
+//! names (`key`, `secret`, `endpoint_url`, `AWS_ACCESS_KEY_ID`, `token`, `account_name`,
+//! `account_key`, `connection_string`, …; see `names.rs`), a Google service-account key's
+//! fields inline, and the protocol taken from the connection's name (`[connections.s3]`,
+//! `[connections.gcs]`) when neither `protocol` nor a root URL gives it.
 //!
 //! `plugboard read lake 'march/*.parquet'` then reads every matching file as one table. The
 //! target is a file, a folder (every file under it, hidden and `_`-prefixed ones skipped) or
@@ -45,7 +47,8 @@ pub struct Files {
     format: Option<Format>,
 }
 
-/// object_store's S3 options this connector passes through: (name, type, secret, what).
+/// object_store's S3, GCS and Azure options this connector passes through: (name, type,
+/// secret, what).
 const OWN_KEYS: &[(&str, KeyType, bool, &str)] = &[
     (
         "aws_access_key_id",
@@ -114,6 +117,104 @@ const OWN_KEYS: &[(&str, KeyType, bool, &str)] = &[
         true,
         "SSE-C key",
     ),
+    (
+        "google_service_account",
+        KeyType::String,
+        false,
+        "GCS: a service-account key file's path",
+    ),
+    (
+        "google_service_account_key",
+        KeyType::String,
+        true,
+        "GCS: a service-account key file's JSON",
+    ),
+    (
+        "google_application_credentials",
+        KeyType::String,
+        false,
+        "GCS: an application-default credentials file's path (else Google's default \
+         places)",
+    ),
+    (
+        "google_base_url",
+        KeyType::String,
+        false,
+        "GCS: the server's base URL (an emulator's; default https://storage.googleapis.com)",
+    ),
+    (
+        "google_skip_signature",
+        KeyType::Boolean,
+        false,
+        "GCS: anonymous requests (public buckets, emulators)",
+    ),
+    (
+        "azure_storage_account_name",
+        KeyType::String,
+        false,
+        "Azure: the storage account",
+    ),
+    (
+        "azure_storage_account_key",
+        KeyType::String,
+        true,
+        "Azure: the account's shared key",
+    ),
+    (
+        "azure_storage_sas_key",
+        KeyType::String,
+        true,
+        "Azure: a SAS token (sv=…&sig=…)",
+    ),
+    (
+        "azure_storage_token",
+        KeyType::String,
+        true,
+        "Azure: a bearer token",
+    ),
+    (
+        "azure_storage_client_id",
+        KeyType::String,
+        false,
+        "Azure: a service principal's client id",
+    ),
+    (
+        "azure_storage_client_secret",
+        KeyType::String,
+        true,
+        "Azure: a service principal's secret",
+    ),
+    (
+        "azure_storage_tenant_id",
+        KeyType::String,
+        false,
+        "Azure: a service principal's tenant",
+    ),
+    (
+        "azure_storage_endpoint",
+        KeyType::String,
+        false,
+        "Azure: the blob endpoint (Azurite's http://HOST:PORT/devstoreaccount1; default \
+         https://ACCOUNT.blob.core.windows.net)",
+    ),
+    (
+        "azure_storage_use_emulator",
+        KeyType::Boolean,
+        false,
+        "Azure: Azurite at http://127.0.0.1:10000 with its well-known account",
+    ),
+    (
+        "azure_use_azure_cli",
+        KeyType::Boolean,
+        false,
+        "Azure: the az CLI's login",
+    ),
+    (
+        "azure_skip_signature",
+        KeyType::Boolean,
+        false,
+        "Azure: anonymous requests (public containers)",
+    ),
 ];
 
 /// object_store's HTTP client options, for http(s) and s3.
@@ -157,15 +258,20 @@ impl Connector for Files {
 
     fn manifest() -> Manifest {
         let mut manifest = Manifest::new("files", env!("CARGO_PKG_VERSION"))
-            .description("CSV, TSV, Parquet, JSON, NDJSON and Arrow IPC files: local, HTTP(S), S3")
+            .description(
+                "CSV, TSV, Parquet, JSON, NDJSON and Arrow IPC files: local, HTTP(S), S3, GCS, \
+                 Azure",
+            )
             // `type = "st_files_connection.FilesConnection"` names its last part.
             .kinds(["files", "FilesConnection"])
             .key(ConfigKey::string("protocol").describe(
-                "file (default), http, https or s3; else the root's scheme, else the \
-                 connection's name (s3, …)",
+                "file (default), http, https, s3, gcs or azure; else the root's scheme, else \
+                 the connection's name (s3, gcs, …), else the cloud whose credentials the \
+                 section holds",
             ))
             .key(ConfigKey::string("root").describe(
-                "folder or URL (s3://bucket/prefix, https://host/dir/) that paths are read under",
+                "folder or URL (s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, \
+                 https://host/dir/) that paths are read under",
             ))
             .key(ConfigKey::string("format").describe(
                 "format for files whose extension does not tell: csv, tsv, parquet, json, ndjson, ipc",
@@ -179,29 +285,41 @@ impl Connector for Files {
             let key = ConfigKey::new(*name, *kind).describe(*what);
             manifest = manifest.key(if *secret { key.secret() } else { key });
         }
+        // One declaration per name: `token` is s3fs's, gcsfs's and adlfs's.
+        let mut declared: Vec<&str> = Vec::new();
         for alias in names::ALIASES {
-            let key = ConfigKey::new(alias.name, alias.kind)
-                .describe(format!("{}'s name for {}", alias.from, alias.own));
-            manifest = manifest.key(if alias.secret { key.secret() } else { key });
+            if declared.contains(&alias.name) {
+                continue;
+            }
+            declared.push(alias.name);
+            let meanings: Vec<String> = names::ALIASES
+                .iter()
+                .filter(|a| a.name == alias.name)
+                .map(|a| format!("{}'s name for {}", a.from, a.own))
+                .collect();
+            let secret = names::ALIASES
+                .iter()
+                .any(|a| a.name == alias.name && a.secret);
+            let key = ConfigKey::new(alias.name, alias.kind).describe(meanings.join("; "));
+            manifest = manifest.key(if secret { key.secret() } else { key });
         }
         manifest = manifest.key(ConfigKey::new("client_kwargs", KeyType::Table).describe(
             "boto3's client arguments, as s3fs takes them: region_name, endpoint_url, \
              aws_access_key_id, aws_secret_access_key, aws_session_token",
         ));
-        // Declared so that a GCS or Azure section reaches `connect`, to be refused there in
-        // one line that says what it is, rather than for its first unknown key.
-        for (keys, what) in [
-            (
-                names::GCS_KEYS,
-                "Google service-account field (GCS: not served yet)",
-            ),
-            (names::AZURE_KEYS, "Azure credential (not served yet)"),
-        ] {
-            for (name, secret) in keys {
-                let key = ConfigKey::string(*name).describe(what);
-                manifest = manifest.key(if *secret { key.secret() } else { key });
+        for (name, secret) in names::GCS_KEYS {
+            if declared.contains(name) {
+                continue;
             }
+            let key = ConfigKey::string(*name)
+                .describe("GCS: a field of a service-account key file, as the file has it");
+            manifest = manifest.key(if *secret { key.secret() } else { key });
         }
+        manifest = manifest.key(
+            ConfigKey::string("connection_string")
+                .secret()
+                .describe("Azure: a storage connection string (AccountName=…;AccountKey=…;…)"),
+        );
         manifest
     }
 
@@ -323,7 +441,7 @@ impl Files {
             .transpose()?;
         let bearer_token = text("bearer_token")?;
         let protocol = names::protocol(name, protocol.as_deref(), root.as_deref(), &config)?;
-        let options = names::settings(config, |key| {
+        let options = names::settings(protocol, config, |key| {
             OWN_KEYS
                 .iter()
                 .chain(CLIENT_KEYS)
@@ -421,6 +539,77 @@ mod tests {
             err.starts_with("AWS_DEFAULT_REGION applies to remote stores"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn gcs_and_azure_sections_connect_and_name_their_place() {
+        let files = open(
+            "gcs",
+            json!({"root": "st-bucket/data", "endpoint_url": "http://127.0.0.1:9", "token": "anon"}),
+        )
+        .expect("gcs by name");
+        assert_eq!(
+            files.location.target().to_json(),
+            r#"{"google_base_url":"http://127.0.0.1:9","prefix":"data","protocol":"gcs","store":"gs://st-bucket"}"#
+        );
+        let files = open(
+            "blobs",
+            json!({
+                "root": "abfs://container/prefix",
+                "connection_string": "AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:9/acct",
+            }),
+        )
+        .expect("azure");
+        let target = files.location.target().to_json();
+        assert_eq!(
+            target,
+            r#"{"azure_storage_account_name":"acct","azure_storage_endpoint":"http://127.0.0.1:9/acct","prefix":"prefix","protocol":"azure","store":"az://container"}"#
+        );
+        for (name, section, says) in [
+            (
+                "x",
+                json!({"root": "s3://b/p", "google_base_url": "http://h"}),
+                "google_base_url applies to protocol = \"gcs\" only",
+            ),
+            (
+                "x",
+                json!({"root": "gs://b/p", "account_name": "a"}),
+                "account_name applies to protocol = \"azure\" only",
+            ),
+            (
+                "x",
+                json!({"root": "gs://b", "token": "/k.json", "google_service_account_key": "{}"}),
+                "token and google_service_account_key both give a service-account key",
+            ),
+            (
+                "x",
+                json!({"root": "az://c", "azure_storage_use_emulator": true, "endpoint_url": "http://h"}),
+                "azure_storage_use_emulator and endpoint_url are both given",
+            ),
+            (
+                "x",
+                json!({"root": "az://my_container", "azure_storage_use_emulator": true}),
+                "is not an Azure container name",
+            ),
+            (
+                "x",
+                json!({"root": "az://lake", "account_name": "a", "endpoint_url": "127.0.0.1:10000"}),
+                "endpoint_url = \"127.0.0.1:10000\": not an http(s) URL",
+            ),
+            (
+                "x",
+                json!({"root": "gs://lake", "google_base_url": "localhost"}),
+                "google_base_url = \"localhost\": not an http(s) URL",
+            ),
+            (
+                "x",
+                json!({"protocol": "ftp"}),
+                "protocol = \"ftp\": not supported; use file, http, https, s3, gcs",
+            ),
+        ] {
+            let err = refused(name, section);
+            assert!(err.contains(says), "{says}: {err}");
+        }
     }
 
     #[test]

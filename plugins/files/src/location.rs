@@ -1,5 +1,6 @@
-//! Where files are: a local folder, an HTTP(S) server or an S3 bucket, and the rules that
-//! keep a path inside the connection's `root`.
+//! Where files are: a local folder, an HTTP(S) server, an S3 or Google Cloud Storage bucket
+//! or an Azure Blob Storage container, and the rules that keep a path inside the
+//! connection's `root`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path as Key;
 use object_store::{ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
@@ -20,14 +23,22 @@ pub enum Protocol {
     File,
     Http,
     S3,
+    Gcs,
+    Azure,
 }
 
 impl Protocol {
+    /// The names `protocol` takes, for messages.
+    pub const NAMES: &str = "file, http, https, s3, gcs (gs) or azure (az, abfs, abfss)";
+
+    /// A protocol by its fsspec name or URL scheme.
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name.to_ascii_lowercase().as_str() {
             "file" | "local" => Self::File,
             "http" | "https" => Self::Http,
             "s3" | "s3a" => Self::S3,
+            "gs" | "gcs" => Self::Gcs,
+            "az" | "abfs" | "abfss" | "azure" | "adl" => Self::Azure,
             _ => return None,
         })
     }
@@ -37,7 +48,33 @@ impl Protocol {
             Self::File => "file",
             Self::Http => "http(s)",
             Self::S3 => "s3",
+            Self::Gcs => "gcs",
+            Self::Azure => "azure",
         }
+    }
+
+    /// The scheme of this protocol's store names (`s3://bucket`, `gs://bucket`,
+    /// `az://container`), for a cloud store.
+    fn scheme(self) -> Option<&'static str> {
+        match self {
+            Self::S3 => Some("s3"),
+            Self::Gcs => Some("gs"),
+            Self::Azure => Some("az"),
+            Self::File | Self::Http => None,
+        }
+    }
+
+    /// The protocol whose object_store options start as `key` does (`aws_`, `google_`,
+    /// `azure_`).
+    fn of_key(key: &str) -> Option<Self> {
+        [
+            ("aws_", Self::S3),
+            ("google_", Self::Gcs),
+            ("azure_", Self::Azure),
+        ]
+        .into_iter()
+        .find(|(prefix, _)| key.starts_with(prefix))
+        .map(|(_, p)| p)
     }
 }
 
@@ -66,7 +103,8 @@ enum SourceKind {
 enum Root {
     /// Canonical: symlinks resolved, so that a file's canonical path can be checked against it.
     Local(PathBuf),
-    /// The store (`s3://bucket`, `https://host:port`) and the key prefix under it.
+    /// The store (`s3://bucket`, `gs://bucket`, `az://container`, `https://host:port`) and
+    /// the key prefix under it.
     Remote { store: String, prefix: String },
 }
 
@@ -74,7 +112,8 @@ enum Root {
 pub struct Location {
     protocol: Protocol,
     root: Option<Root>,
-    /// object_store settings (`aws_region`, `allow_http`, ...), checked when a store is built.
+    /// object_store settings (`aws_region`, `google_base_url`, `allow_http`, ...), checked
+    /// when a store is built.
     options: Vec<Setting>,
     bearer_token: Option<String>,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
@@ -95,7 +134,8 @@ impl Location {
         let implied = match &root_url {
             Some(url) => Some(Protocol::parse(url.scheme()).ok_or_else(|| {
                 PluginError::config(format!(
-                    "root = {:?}: the {} scheme is not supported; use file, http, https or s3",
+                    "root = {:?}: the {} scheme is not supported; use file, http, https, s3, gs \
+                     or az (abfs, abfss)",
                     url.as_str(),
                     url.scheme()
                 ))
@@ -121,14 +161,18 @@ impl Location {
                 setting.written
             )));
         }
-        if protocol != Protocol::S3
-            && let Some(setting) = options.iter().find(|s| s.key.starts_with("aws_"))
-        {
-            return Err(PluginError::config(format!(
-                "{} applies to protocol = \"s3\" only",
-                setting.written
-            )));
+        for setting in &options {
+            if let Some(wants) = Protocol::of_key(&setting.key)
+                && wants != protocol
+            {
+                return Err(PluginError::config(format!(
+                    "{} applies to protocol = \"{}\" only",
+                    setting.written,
+                    wants.name()
+                )));
+            }
         }
+        check_credentials(&options)?;
         let root = match (root, root_url) {
             (None, _) => None,
             (Some(_), Some(url)) if url.scheme() == "file" => {
@@ -143,8 +187,8 @@ impl Location {
             (Some(_), None) if protocol == Protocol::File => {
                 Some(local_root(Path::new(root.unwrap_or_default()))?)
             }
-            (Some(r), None) if protocol == Protocol::S3 => {
-                let (store, prefix) = split_url(&s3_url(r)?)?;
+            (Some(r), None) if protocol.scheme().is_some() => {
+                let (store, prefix) = split_url(&bare_url(protocol, r)?)?;
                 Some(Root::Remote { store, prefix })
             }
             (Some(r), None) => {
@@ -301,10 +345,11 @@ impl Location {
                 Some(Root::Remote { store, prefix }) => {
                     (store.clone(), join(prefix, &confine(target)?))
                 }
-                _ if self.protocol == Protocol::S3 => {
+                _ if self.protocol.scheme().is_some() => {
                     let path = confine(target)?;
                     let (bucket, key) = path.split_once('/').unwrap_or((&path, ""));
-                    (format!("s3://{bucket}"), key.to_string())
+                    let scheme = self.protocol.scheme().unwrap_or_default();
+                    (format!("{scheme}://{bucket}"), key.to_string())
                 }
                 _ => {
                     return Err(PluginError::query(format!(
@@ -373,7 +418,7 @@ impl Location {
         if self.protocol == Protocol::Http {
             return Err(PluginError::unsupported(format!(
                 "{target}: an HTTP server cannot be listed; name each file (globs and folders \
-                 need s3 or local files)"
+                 need s3, gcs, azure or local files)"
             )));
         }
         let prefix = (!prefix.is_empty()).then(|| Key::from(prefix));
@@ -387,14 +432,14 @@ impl Location {
         Ok(keys)
     }
 
-    /// Whether an S3 key that names no object is a folder of objects.
+    /// Whether a bucket's key that names no object is a folder of objects.
     fn is_folder(
         &self,
         store: &Arc<dyn ObjectStore>,
         target: &str,
         key: &str,
     ) -> Result<bool, PluginError> {
-        if self.protocol != Protocol::S3 {
+        if self.protocol.scheme().is_none() {
             return Ok(false);
         }
         match self.block_on(store.head(&Key::from(key))) {
@@ -461,14 +506,17 @@ impl Location {
 
     /// What this location reads, for the host's cache keys: the protocol; the root (a
     /// canonical folder, or a store and key prefix); for local files without a root, the
-    /// working directory relative paths resolve against; and the S3 settings that choose
-    /// which server and bucket answer (endpoint, region, addressing style). Never a key,
-    /// token or proxy URL; timeouts and TLS checks do not change what is read.
+    /// working directory relative paths resolve against; and the settings that choose
+    /// which server and bucket answer (S3's endpoint, region and addressing style, GCS's
+    /// base URL, Azure's account, endpoint and emulator). Never a key, token or proxy URL;
+    /// timeouts and TLS checks do not change what is read.
     pub fn target(&self) -> Target {
         let protocol = match self.protocol {
             Protocol::File => "file",
             Protocol::Http => "http",
             Protocol::S3 => "s3",
+            Protocol::Gcs => "gcs",
+            Protocol::Azure => "azure",
         };
         let mut target = Target::new().with("protocol", protocol);
         match &self.root {
@@ -486,7 +534,13 @@ impl Location {
         for Setting { key, value, .. } in &self.options {
             if matches!(
                 key.as_str(),
-                "aws_endpoint" | "aws_region" | "aws_virtual_hosted_style_request"
+                "aws_endpoint"
+                    | "aws_region"
+                    | "aws_virtual_hosted_style_request"
+                    | "google_base_url"
+                    | "azure_storage_account_name"
+                    | "azure_storage_endpoint"
+                    | "azure_storage_use_emulator"
             ) {
                 target.set(key.clone(), value.clone());
             }
@@ -520,16 +574,18 @@ impl Location {
         // An http:// URL written in the section (the root, the endpoint) or read is consent
         // to plain HTTP; object_store would otherwise refuse it.
         let plain_http = name.starts_with("http://")
-            || self
-                .options
-                .iter()
-                .any(|s| s.key == "aws_endpoint" && s.value.starts_with("http://"));
+            || self.options.iter().any(|s| {
+                matches!(
+                    s.key.as_str(),
+                    "aws_endpoint" | "google_base_url" | "azure_storage_endpoint"
+                ) && s.value.starts_with("http://")
+            });
         let mut client = ClientOptions::new().with_allow_http(plain_http);
-        let mut s3 = Vec::new();
+        let mut own = Vec::new();
         for setting in &self.options {
             match setting.key.parse::<ClientConfigKey>() {
                 Ok(k) => client = client.with_config(k, &setting.value),
-                Err(_) => s3.push(setting),
+                Err(_) => own.push(setting),
             }
         }
         if let Some(token) = &self.bearer_token {
@@ -548,15 +604,57 @@ impl Location {
         };
         let built: object_store::Result<Arc<dyn ObjectStore>> = match name.split_once("://") {
             Some(("s3", bucket)) => {
-                check_bucket(bucket)?;
+                check_bucket(Protocol::S3, bucket)?;
                 let mut builder = AmazonS3Builder::new()
                     .with_bucket_name(bucket)
                     .with_client_options(client)
                     .with_retry(retry);
-                for setting in s3 {
+                for setting in own {
                     let k = setting.key.parse::<AmazonS3ConfigKey>().map_err(|_| {
                         PluginError::config(format!(
                             "{}: not an object_store S3 option",
+                            setting.written
+                        ))
+                    })?;
+                    builder = builder.with_config(k, &setting.value);
+                }
+                builder.build().map(|s| Arc::new(s) as _)
+            }
+            Some(("gs", bucket)) => {
+                check_bucket(Protocol::Gcs, bucket)?;
+                let mut builder = GoogleCloudStorageBuilder::new()
+                    .with_bucket_name(bucket)
+                    .with_client_options(client)
+                    .with_retry(retry);
+                for setting in own {
+                    let k = setting.key.parse::<GoogleConfigKey>().map_err(|_| {
+                        PluginError::config(format!(
+                            "{}: not an object_store GCS option",
+                            setting.written
+                        ))
+                    })?;
+                    builder = builder.with_config(k, &setting.value);
+                }
+                builder.build().map(|s| Arc::new(s) as _)
+            }
+            Some((scheme, container)) if Protocol::parse(scheme) == Some(Protocol::Azure) => {
+                let mut builder = MicrosoftAzureBuilder::new();
+                // `abfss://container@account.dfs.core.windows.net` names the account too.
+                builder = match container.split_once('@') {
+                    Some((container, _)) => {
+                        check_bucket(Protocol::Azure, container)?;
+                        builder.with_url(name)
+                    }
+                    None => {
+                        check_bucket(Protocol::Azure, container)?;
+                        builder.with_container_name(container)
+                    }
+                };
+                builder = builder.with_client_options(client).with_retry(retry);
+                for setting in own {
+                    let k = setting.key.parse::<AzureConfigKey>().map_err(|_| {
+                        PluginError::config(format!(
+                            "{}: not an object_store Azure option",
                             setting.written
                         ))
                     })?;
@@ -571,11 +669,42 @@ impl Location {
                 .build()
                 .map(|s| Arc::new(s) as _),
         };
-        let store = built.map_err(|e| PluginError::config(format!("cannot set up {name}: {e}")))?;
+        let store = built.map_err(|e| {
+            // Name the credentials it was given: most set-up failures are theirs.
+            let given: Vec<&str> = self
+                .options
+                .iter()
+                .filter(|s| CREDENTIALS.contains(&s.key.as_str()))
+                .map(|s| s.written.as_str())
+                .collect();
+            let with = if given.is_empty() {
+                String::new()
+            } else {
+                format!(" with {}", given.join(", "))
+            };
+            PluginError::config(format!(
+                "cannot set up {name}{with}: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
         stores.insert(name.to_string(), store.clone());
         Ok(store)
     }
 }
+
+/// The settings that are credentials, named when a store cannot be set up with them.
+const CREDENTIALS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "google_service_account",
+    "google_service_account_key",
+    "google_application_credentials",
+    "azure_storage_account_key",
+    "azure_storage_sas_key",
+    "azure_storage_token",
+    "azure_storage_client_secret",
+];
 
 fn local_root(root: &Path) -> Result<Root, PluginError> {
     let canonical = root.canonicalize().map_err(|e| {
@@ -590,14 +719,33 @@ fn local_root(root: &Path) -> Result<Root, PluginError> {
     Ok(Root::Local(canonical))
 }
 
-/// An S3 bucket name by S3's rules (3 to 63 lowercase letters, digits, dots and hyphens,
-/// starting and ending with a letter or digit): anything else is refused here, before
-/// object_store would build a request URL from it (an invalid one is a panic there).
-fn check_bucket(bucket: &str) -> Result<(), PluginError> {
-    let ok = (3..=63).contains(&bucket.len())
+/// A bucket (container) name by its store's rules: S3's 3 to 63 lowercase letters, digits,
+/// dots and hyphens; GCS's also underscores, and up to 222 with dots; Azure's 3 to 63
+/// lowercase letters, digits and hyphens. Each starts and ends with a letter or digit.
+/// Anything else is refused here, before object_store would build a request URL from it
+/// (an invalid one is a panic there for S3).
+fn check_bucket(protocol: Protocol, bucket: &str) -> Result<(), PluginError> {
+    let (len, extra, what): (std::ops::RangeInclusive<usize>, &[u8], &str) = match protocol {
+        Protocol::Gcs => (
+            3..=222,
+            b".-_",
+            "a GCS bucket name (3 to 63 lowercase letters, digits, dots, hyphens and underscores)",
+        ),
+        Protocol::Azure => (
+            3..=63,
+            b"-",
+            "an Azure container name (3 to 63 lowercase letters, digits and hyphens)",
+        ),
+        _ => (
+            3..=63,
+            b".-",
+            "an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)",
+        ),
+    };
+    let ok = len.contains(&bucket.len())
         && bucket
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
         && bucket
             .bytes()
             .next()
@@ -607,30 +755,85 @@ fn check_bucket(bucket: &str) -> Result<(), PluginError> {
         Ok(())
     } else {
         Err(PluginError::query(format!(
-            "{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); read bucket/key, or set the connection's root"
+            "{bucket:?} is not {what}; read bucket/key, or set the connection's root"
         )))
     }
 }
 
-/// `bucket/prefix` (an S3 root given without its scheme) as a URL.
-fn s3_url(root: &str) -> Result<Url, PluginError> {
-    Url::parse(&format!("s3://{}", root.trim_start_matches('/')))
+/// `bucket/prefix` (a cloud root given without its scheme) as a URL.
+fn bare_url(protocol: Protocol, root: &str) -> Result<Url, PluginError> {
+    let scheme = protocol.scheme().unwrap_or("s3");
+    Url::parse(&format!("{scheme}://{}", root.trim_start_matches('/')))
         .map_err(|e| PluginError::config(format!("root = {root:?}: not a bucket/prefix: {e}")))
 }
 
-/// A URL as its store (`s3://bucket`, `http://host:port`) and the key under it.
+/// A URL as its store and the key under it. A cloud store is named by its protocol's scheme
+/// (`s3://bucket` for s3a:// too, `gs://bucket` for gcs://, `az://container` for abfs://),
+/// so that one bucket is one store and a root compares equal however it was written;
+/// `abfss://container@account.dfs.core.windows.net` keeps its account. A server is
+/// `http://host:port`.
 fn split_url(url: &Url) -> Result<(String, String), PluginError> {
     let host = url
         .host_str()
         .ok_or_else(|| PluginError::query(format!("{url}: the URL names no host or bucket")))?;
-    let store = match url.port() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
+    let scheme = Protocol::parse(url.scheme())
+        .and_then(Protocol::scheme)
+        .unwrap_or(url.scheme());
+    let store = match (url.port(), url.username()) {
+        (_, user) if !user.is_empty() && scheme == "az" => {
+            format!("{}://{user}@{host}", url.scheme())
+        }
+        (Some(port), _) => format!("{scheme}://{host}:{port}"),
+        (None, _) => format!("{scheme}://{host}"),
     };
     let key = Key::from_url_path(url.path())
         .map_err(|e| PluginError::query(format!("{url}: {e}")))?
         .to_string();
     Ok((store, key))
+}
+
+/// Credentials given twice over: object_store would take one silently, or refuse in its
+/// own words.
+fn check_credentials(options: &[Setting]) -> Result<(), PluginError> {
+    let given = |key: &str| options.iter().find(|s| s.key == key);
+    // object_store joins paths onto these; a URL that cannot take a path (`host:port`
+    // without a scheme parses as one) would be a panic there, at the first read.
+    for key in ["google_base_url", "azure_storage_endpoint"] {
+        if let Some(setting) = given(key) {
+            let ok = Url::parse(&setting.value).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base() && u.has_host()
+            });
+            if !ok {
+                return Err(PluginError::config(format!(
+                    "{} = {:?}: not an http(s) URL (http://HOST:PORT/…)",
+                    setting.written, setting.value
+                )));
+            }
+        }
+    }
+    if let (Some(path), Some(key)) = (
+        given("google_service_account"),
+        given("google_service_account_key"),
+    ) {
+        return Err(PluginError::config(format!(
+            "{} and {} both give a service-account key: keep one",
+            path.written, key.written
+        )));
+    }
+    if let (Some(emulator), Some(endpoint)) = (
+        given("azure_storage_use_emulator"),
+        given("azure_storage_endpoint"),
+    ) && emulator.value == "true"
+    {
+        return Err(PluginError::config(format!(
+            "{} and {} are both given: the emulator setting reads Azurite at \
+             http://127.0.0.1:10000 (or $AZURITE_BLOB_STORAGE_URL) and ignores the endpoint; \
+             for Azurite elsewhere, drop it and give the endpoint \
+             (http://HOST:PORT/devstoreaccount1) with the account name and key",
+            emulator.written, endpoint.written
+        )));
+    }
+    Ok(())
 }
 
 /// A relative path, normalized, that cannot leave the folder it is joined to.
@@ -695,16 +898,46 @@ fn walk(folder: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn remote_error(name: &str, error: object_store::Error) -> PluginError {
+    let text = one_line(&error.to_string());
+    // object_store's Azure listing reports a refusal as a generic error carrying the
+    // status; a refusal is a refusal, whichever call met it.
+    let refused = text.contains("status code: 401") || text.contains("status code: 403");
     match error {
         object_store::Error::NotFound { .. } => {
             PluginError::query(format!("{name}: file not found"))
         }
         object_store::Error::Unauthenticated { .. }
         | object_store::Error::PermissionDenied { .. } => {
-            PluginError::auth(format!("{name}: access denied: {error}"))
+            PluginError::auth(format!("{name}: access denied: {text}"))
         }
-        other => PluginError::connect(format!("{name}: {other}")),
+        _ if refused => PluginError::auth(format!("{name}: access denied: {text}")),
+        _ => PluginError::connect(format!("{name}: {text}")),
     }
+}
+
+/// An object_store message on one line, with every URL's query string cut: an Azure SAS
+/// token travels there (`…?sv=…&sig=…`), and so would a signed URL's signature.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, url) = rest.split_at(at);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | '<'))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        match url.split_once('?') {
+            Some((path, _)) => {
+                out.push_str(path);
+                out.push_str("?…");
+            }
+            None => out.push_str(url),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -775,7 +1008,17 @@ mod tests {
 
     #[test]
     fn urls_split_into_store_and_key() {
-        assert!(check_bucket("my-bucket.v2").is_ok());
+        assert!(check_bucket(Protocol::S3, "my-bucket.v2").is_ok());
+        assert!(check_bucket(Protocol::Gcs, "my_bucket.v2").is_ok());
+        assert!(check_bucket(Protocol::Azure, "my-container").is_ok());
+        for (protocol, bad) in [
+            (Protocol::Gcs, "Bucket"),
+            (Protocol::Azure, "my.container"),
+            (Protocol::Azure, "my_container"),
+        ] {
+            let e = check_bucket(protocol, bad).expect_err(bad);
+            assert!(e.message().contains("is not a"), "{e}");
+        }
         for bad in [
             "SELECT 1",
             "ab",
@@ -784,7 +1027,7 @@ mod tests {
             "x".repeat(64).as_str(),
             "a b c",
         ] {
-            let e = check_bucket(bad).expect_err(bad);
+            let e = check_bucket(Protocol::S3, bad).expect_err(bad);
             assert!(e.message().contains("not an S3 bucket name"), "{e}");
         }
         let url = Url::parse("s3://bucket/a/b%20c.csv").expect("url");
@@ -792,10 +1035,40 @@ mod tests {
             split_url(&url).ok(),
             Some(("s3://bucket".into(), "a/b c.csv".into()))
         );
+        for (url, store, key) in [
+            ("s3a://bucket/k", "s3://bucket", "k"),
+            ("gcs://bucket/a/b.csv", "gs://bucket", "a/b.csv"),
+            ("gs://bucket", "gs://bucket", ""),
+            ("abfs://container/x", "az://container", "x"),
+            (
+                "abfss://container@acct.dfs.core.windows.net/x",
+                "abfss://container@acct.dfs.core.windows.net",
+                "x",
+            ),
+        ] {
+            let url = Url::parse(url).expect("url");
+            assert_eq!(
+                split_url(&url).ok(),
+                Some((store.into(), key.into())),
+                "{url}"
+            );
+        }
         let url = Url::parse("http://127.0.0.1:8080/data/x.csv").expect("url");
         assert_eq!(
             split_url(&url).ok(),
             Some(("http://127.0.0.1:8080".into(), "data/x.csv".into()))
+        );
+    }
+
+    #[test]
+    fn error_text_is_one_line_without_query_strings() {
+        let text = "Error performing GET http://127.0.0.1:1/acct/c/x.csv?sv=2022&sig=S3CRET in 1s\n\
+                    - error sending request (http://127.0.0.1:1/acct/c?restype=container&sig=S3CRET)";
+        let got = one_line(text);
+        assert!(!got.contains("S3CRET") && !got.contains('\n'), "{got}");
+        assert!(
+            got.contains("http://127.0.0.1:1/acct/c/x.csv?… in 1s"),
+            "{got}"
         );
     }
 
