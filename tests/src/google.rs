@@ -949,3 +949,180 @@ fn token(st: &mut State, body: &str) -> Answer {
         json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
     )
 }
+
+/// Google Cloud Storage's check of a service account's self-signed JWT (what object_store
+/// sends as the bearer token), in front of an XML-API server that checks none
+/// ([`crate::servers::gcs_xml`]): each request must carry `Authorization: Bearer <JWT>`
+/// signed RS256 by `key`, with the account's key id, `iss` and `sub` the account's email,
+/// a cloud-platform or storage scope, and `iat`/`exp` current and at most an hour apart;
+/// anything else is answered 401 as GCS does, and only checked requests reach `upstream`.
+/// Counts the requests it refused.
+pub struct GcsGate {
+    pub port: u16,
+    refused: Arc<Mutex<usize>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl GcsGate {
+    pub fn start(upstream: u16, key: &'static Key, key_id: &str, email: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("local addr").port();
+        let refused = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (key_id, email) = (key_id.to_owned(), email.to_owned());
+        let (count, halt) = (refused.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if halt.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let (count, key_id, email) = (count.clone(), key_id.clone(), email.clone());
+                std::thread::spawn(move || {
+                    let _ = gate(client, upstream, key, &key_id, &email, &count);
+                });
+            }
+        });
+        Self {
+            port,
+            refused,
+            stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many requests were refused so far.
+    pub fn refused(&self) -> usize {
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for GcsGate {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Why GCS would refuse a bearer token, or `None` if it would take it.
+fn gcs_refuses(bearer: Option<&str>, key: &Key, key_id: &str, email: &str) -> Option<&'static str> {
+    let Some(token) = bearer else {
+        return Some("no bearer token");
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header, claims, signature] = parts[..] else {
+        return Some("not a JWT");
+    };
+    let decode_json =
+        |p: &str| -> Option<Json> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok() };
+    let (Some(header), Some(claims), Ok(signature)) = (
+        decode_json(header),
+        decode_json(claims),
+        URL_SAFE_NO_PAD.decode(signature),
+    ) else {
+        return Some("malformed JWT");
+    };
+    if header["alg"] != "RS256" || header["kid"] != key_id {
+        return Some("unknown key");
+    }
+    let signed = &token[..token.rfind('.').unwrap_or(0)];
+    let public = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        &key.public,
+    );
+    if public.verify(signed.as_bytes(), &signature).is_err() {
+        return Some("invalid signature");
+    }
+    if claims["iss"] != email || claims["sub"] != email {
+        return Some("wrong account");
+    }
+    let scoped = claims["scope"].as_str().is_some_and(|s| {
+        s.split(' ').any(|x| {
+            x == "https://www.googleapis.com/auth/cloud-platform"
+                || x.starts_with("https://www.googleapis.com/auth/devstorage.")
+        })
+    });
+    if !scoped {
+        return Some("no storage scope");
+    }
+    let now = now();
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap_or(0),
+        claims["exp"].as_u64().unwrap_or(0),
+    );
+    if exp <= now || iat > now + 60 || exp.saturating_sub(iat) > 3600 {
+        return Some("expired");
+    }
+    None
+}
+
+/// One client connection: each request is checked, then sent on (one upstream connection
+/// per request, closed after its answer, so the answer is relayed whole).
+fn gate(
+    client: TcpStream,
+    upstream: u16,
+    key: &Key,
+    key_id: &str,
+    email: &str,
+    refused: &Mutex<usize>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut out = client;
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == "\r\n";
+            head.push(line);
+            if end {
+                break;
+            }
+        }
+        let header = |name: &str| {
+            head.iter().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+        };
+        let length: usize = header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        let bearer =
+            header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+        if let Some(why) = gcs_refuses(bearer.as_deref(), key, key_id, email) {
+            *refused.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            let text = format!(
+                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthenticationRequired</Code><Message>{why}</Message></Error>"
+            );
+            write!(
+                out,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )?;
+            continue;
+        }
+        let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+        for line in &head[..head.len() - 1] {
+            let name = line.split(':').next().unwrap_or("").trim();
+            if !name.eq_ignore_ascii_case("connection") {
+                up.write_all(line.as_bytes())?;
+            }
+        }
+        up.write_all(b"Connection: close\r\n\r\n")?;
+        up.write_all(&body)?;
+        std::io::copy(&mut up, &mut out)?;
+        // The answer was relayed up to the upstream's close, so its length is unknown to
+        // the client unless it carried one: close this connection too.
+        return Ok(());
+    }
+}

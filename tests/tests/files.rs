@@ -729,13 +729,21 @@ fn files_on_gcs_with_a_service_account_key() {
         .map(|(k, p)| (k.as_str(), p.as_path()))
         .collect();
     let server = servers::gcs_xml("lake", &uploads);
-    let base = server.url();
-    // A real RSA key: object_store signs a token with it for every request. The server does
-    // not check Google's tokens (see `servers::gcs_xml`), so a wrong key is not refused
-    // here, only an unsigned request (the bucket is private); the Azure test below shows
-    // wrong keys and forged tokens refused.
-    let private_key = servers::rsa_key();
+    // A real RSA key: object_store signs a JWT with it for every request (GCS takes a
+    // service account's self-signed JWT as its bearer token). The XML server checks no
+    // token (see `servers::gcs_xml`), so a gate in front of it checks each one as GCS
+    // does: signature against the key's public half, key id, account, scope and times.
     let key_id = "S3cr3t-gcs-key-id-1f2e";
+    let email = "reader@plugboard-test.iam.gserviceaccount.com";
+    let gate = plugboard_tests::google::GcsGate::start(
+        server.port,
+        plugboard_tests::google::key(0),
+        key_id,
+        email,
+    );
+    let base = gate.url();
+    let private_key = plugboard_tests::google::key(0).pem.clone();
+    let forged_key = plugboard_tests::google::key(1).pem.clone();
     let key_file = serde_json::json!({
         "type": "service_account",
         "project_id": "plugboard-test",
@@ -791,6 +799,15 @@ type = "files"
 root = "gs://lake/trips"
 token = "anon"
 endpoint_url = "{base}"
+
+# The account's email and key id with another key: its signatures do not verify.
+[connections.forged]
+type = "files"
+root = "gs://lake/trips"
+google_base_url = "{base}"
+private_key_id = "{key_id}"
+private_key = {forged_key:?}
+client_email = "{email}"
 "#
     ));
     let host = p.host();
@@ -804,13 +821,18 @@ endpoint_url = "{base}"
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_frame(&got, &want, name);
     }
-    let anon = host.connection("anon").expect("anon");
-    for target in ["2024/part-0.parquet", "2024/*.parquet"] {
-        let err = anon.read(target).fetch().expect_err(target).to_string();
-        assert!(
-            err.contains("auth error") && err.contains("access denied") && !err.contains('\n'),
-            "{target}: {err}"
-        );
+    assert_eq!(gate.refused(), 0, "every signed request was taken");
+    for name in ["anon", "forged"] {
+        let conn = host.connection(name).expect(name);
+        let before = gate.refused();
+        for target in ["2024/part-0.parquet", "2024/*.parquet"] {
+            let err = conn.read(target).fetch().expect_err(target).to_string();
+            assert!(
+                err.contains("auth error") && err.contains("access denied") && !err.contains('\n'),
+                "{name} {target}: {err}"
+            );
+        }
+        assert!(gate.refused() > before, "{name}: refused by the gate");
     }
 
     // The private key, its id and the key file's JSON are secrets: never printed.
