@@ -84,12 +84,21 @@ def readers(d):
         "parquet": {
             "polars.read_parquet": lambda: pl.read_parquet(os.path.join(d, "trips.parquet")),
         },
-        # The table plugboard-bench made from the Parquet file (trips.duckdb), and the file.
-        "duckdb": duckdb_readers(duckdb.connect(os.path.join(d, "trips.duckdb"), read_only=True),
-                                 SELECT),
+    } | duckdb_cases(d), sqlite_engine, pg_engine, my_engine
+
+
+def duckdb_cases(d):
+    """The table plugboard-bench made from the Parquet file (trips.duckdb), and the file;
+    none when plugboard-bench measured no DuckDB (its release build had no DuckDB plugin)."""
+    table = os.path.join(d, "trips.duckdb")
+    if not os.path.exists(table):
+        print("  duckdb: not measured (plugboard-bench made no trips.duckdb)", file=sys.stderr)
+        return {}
+    return {
+        "duckdb": duckdb_readers(duckdb.connect(table, read_only=True), SELECT),
         "duckdb_parquet": duckdb_readers(duckdb.connect(),
                                          f"SELECT * FROM '{os.path.join(d, 'trips.parquet')}'"),
-    }, sqlite_engine, pg_engine, my_engine
+    }
 
 
 def duckdb_readers(con, sql):
