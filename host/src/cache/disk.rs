@@ -38,7 +38,7 @@ use polars::prelude::{DataFrame, Schema};
 use super::key::Key;
 pub use super::state::OpenError;
 use super::state::{Opened, State};
-use super::tier::{self, Hit, Owner, Tier};
+use super::tier::{self, Hit, Keys, Owner, Tier};
 use super::{Outcome, Removed, Usage};
 
 /// The environment variable that moves the cache folder.
@@ -576,29 +576,36 @@ impl Tier for DiskCache {
         Outcome::DiskHit
     }
 
-    fn load(&self, key: &Key, max_age: Duration) -> Option<Hit> {
-        DiskCache::load(self, key, max_age)
+    fn load(&self, keys: &Keys, max_age: Duration) -> Option<Hit> {
+        DiskCache::load(self, &keys.local, max_age)
     }
 
     fn store(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         df: &DataFrame,
         ttl: Duration,
     ) -> Result<(), String> {
-        DiskCache::store(self, key, owner.connection, owner.identity, df, ttl)
+        DiskCache::store(self, &keys.local, owner.connection, owner.identity, df, ttl)
     }
 
     fn begin(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         ttl: Duration,
         schema: &Schema,
     ) -> Result<Box<dyn tier::Pending>, String> {
-        DiskCache::begin(self, key, owner.connection, owner.identity, ttl, schema)
-            .map(|p| Box::new(p) as Box<dyn tier::Pending>)
+        DiskCache::begin(
+            self,
+            &keys.local,
+            owner.connection,
+            owner.identity,
+            ttl,
+            schema,
+        )
+        .map(|p| Box::new(p) as Box<dyn tier::Pending>)
     }
 
     fn clear_identity(&self, identity: &str) -> Removed {

@@ -104,11 +104,15 @@ impl<'c> Read<'c> {
     /// the whole canonical request (see [`canonical_read`]).
     fn lookup(&self) -> Lookup<'c> {
         let shared = &self.conn.shared;
+        let ttl = self.ttl.or(shared.default_ttl);
+        let below = ttl.is_some_and(|t| !t.is_zero());
+        let (key, shared_key) = shared.key(b"read", &canonical_read(&self.request), below);
         Lookup {
-            key: shared.key(b"read", &canonical_read(&self.request)),
+            key,
+            shared: shared_key,
             connection: &shared.name,
             identity: &shared.identity,
-            ttl: self.ttl.or(shared.default_ttl),
+            ttl,
             refresh: self.refresh,
         }
     }
@@ -163,9 +167,27 @@ impl Read<'_> {
                 source: Source::Cached(Some(df)),
             });
         }
+        let claim = match shared.results.flight(&lookup) {
+            Ok(df) => {
+                tracing::debug!(
+                    "read {:?}: {}, {} rows × {} columns in {:.2?} (streamed, after waiting for another host)",
+                    &*shared.name,
+                    Outcome::RedisHit,
+                    df.height(),
+                    df.width(),
+                    started.elapsed()
+                );
+                return Ok(Stream {
+                    schema: df.schema().as_ref().clone(),
+                    outcome: Outcome::RedisHit,
+                    source: Source::Cached(Some(df)),
+                });
+            }
+            Err(claim) => claim,
+        };
         self.request.stream = true;
         let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
-        let store = shared.results.begin_store(&lookup, batches.schema());
+        let store = shared.results.begin_store(&lookup, batches.schema(), claim);
         Ok(Stream {
             schema: batches.schema().clone(),
             outcome: Outcome::Miss,
