@@ -645,3 +645,46 @@ fn memory_hit_cost_with_redis_configured() {
     println!("memory hit: {without:?} without Redis, {with:?} with Redis (strict)");
     assert!(with < Duration::from_millis(5), "{with:?}");
 }
+
+/// A result past Redis's 512 MB cap for one value (600 MB of random bytes: LZ4 cannot
+/// shrink it) is split into chunks of the default size, and another host reads it whole.
+#[test]
+fn a_600_mb_result_is_chunked() {
+    let server = Server::start(&[]);
+    let p = project();
+    let db = p.path("big.db");
+    p.write(
+        "secrets.toml",
+        &format!("[connections.big]\nurl = \"sqlite:///{}\"\n", db.display()),
+    );
+    let config = plugboard::RedisConfig::new(&server.url()).expect("url");
+    let host = |name: &str| {
+        p.builder()
+            .cache_dir(Some(p.path(&format!("cache-{name}"))))
+            .redis(Some(config.clone()))
+            .build()
+            .expect("host")
+    };
+    let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600000) \
+               SELECT i, randomblob(1000) AS b FROM n";
+    let hour = Duration::from_secs(3600);
+    let (a, o) = host("a")
+        .connection("big")
+        .expect("big")
+        .query(sql)
+        .ttl(hour)
+        .fetch_shared()
+        .expect("read");
+    assert_eq!(o, Outcome::Miss);
+    let chunks = keys(&server, "pbtest:c:*").len() + keys(&server, "plugboard:c:*").len();
+    assert!(chunks >= 9, "600 MB in chunks of 64 MiB: {chunks}");
+    let (b, o) = host("b")
+        .connection("big")
+        .expect("big")
+        .query(sql)
+        .ttl(hour)
+        .fetch_shared()
+        .expect("read");
+    assert_eq!(o, Outcome::RedisHit);
+    assert!(a.equals(&b), "the same 600 MB");
+}
