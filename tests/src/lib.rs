@@ -163,10 +163,10 @@ impl Run {
     }
 
     /// Where `-v` says the read's result came from: `memory hit`, `disk hit`,
-    /// `redis hit` or `miss` (asserting it says exactly one).
+    /// `redis hit`, `stale hit` or `miss` (asserting it says exactly one).
     pub fn outcome(&self) -> &'static str {
         let err = self.stderr();
-        let found: Vec<&str> = ["memory hit", "disk hit", "redis hit", "miss"]
+        let found: Vec<&str> = ["memory hit", "disk hit", "redis hit", "stale hit", "miss"]
             .into_iter()
             .filter(|o| err.contains(&format!(": {o}")))
             .collect();

@@ -688,3 +688,97 @@ fn a_600_mb_result_is_chunked() {
     assert_eq!(o, Outcome::RedisHit);
     assert!(a.equals(&b), "the same 600 MB");
 }
+
+/// `stale_if_error`: a read that fails serves the last good result, from any tier below
+/// memory (disk on the host that stored it, Redis on another), up to that long past its
+/// TTL, with a warning; past it, or without the setting, the error.
+#[test]
+fn stale_if_error_serves_the_last_good_result_for_a_while() {
+    let server = Server::start(&[]);
+    let p = Project::new(
+        &["plugboard_sqlite"],
+        "[connections.long]\nurl = \"sqlite:///s.db\"\nstale_if_error = \"1h\"\n\n\
+         [connections.short]\nurl = \"sqlite:///s.db\"\nstale_if_error = \"1s\"\n\n\
+         [connections.plain]\nurl = \"sqlite:///s.db\"\n",
+    );
+    // And one for the library (in process, a relative path would be the test's folder).
+    let secrets = std::fs::read_to_string(p.path("secrets.toml")).expect("secrets");
+    p.write(
+        "secrets.toml",
+        &format!(
+            "{secrets}\n[connections.lib]\nurl = \"sqlite:///{}\"\nstale_if_error = \"1h\"\n",
+            p.path("s.db").display()
+        ),
+    );
+    let db = rusqlite::Connection::open(p.path("s.db")).expect("open");
+    db.execute_batch("create table t (x int); insert into t values (1);")
+        .expect("create");
+    let lib = p
+        .builder()
+        .cache_dir(Some(p.path("cache-lib")))
+        .redis(Some(
+            plugboard::RedisConfig::new(&server.url()).expect("url"),
+        ))
+        .build()
+        .expect("host");
+    let lib_read = || {
+        lib.connection("lib")
+            .expect("lib")
+            .query("select x from t")
+            .ttl(Duration::from_secs(1))
+            .fetch_shared()
+    };
+    assert_eq!(lib_read().expect("read").1, Outcome::Miss);
+    let url = server.url();
+    let read = |host: &str, conn: &str| {
+        cli(
+            &p,
+            host,
+            &url,
+            &[
+                "query",
+                conn,
+                "select x from t",
+                "--ttl",
+                "1s",
+                "-v",
+                "--format",
+                "csv",
+            ],
+            &[],
+        )
+    };
+    for conn in ["long", "short", "plain"] {
+        assert_eq!(read("a", conn).outcome(), "miss");
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    // The source breaks behind plugboard's back: every read of it fails now.
+    db.execute_batch("drop table t").expect("drop");
+    for host in ["a", "b"] {
+        let run = read(host, "long");
+        assert_eq!(run.ok(), "x\n1\n", "{}", run.stderr());
+        assert_eq!(run.outcome(), "stale hit");
+        let err = run.stderr();
+        assert!(
+            err.contains("WARN") && err.contains("stale_if_error") && err.contains("no such table"),
+            "{err}"
+        );
+    }
+    assert_eq!(read("b", "short").outcome(), "stale hit");
+    let (df, outcome) = lib_read().expect("the last good result");
+    assert_eq!(
+        (plugboard_tests::int(&df, "x"), outcome),
+        (1, Outcome::StaleHit)
+    );
+    assert!(read("a", "plain").fails().contains("no such table"));
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        read("a", "short").fails().contains("no such table"),
+        "past its 1s"
+    );
+    assert!(
+        read("b", "short").fails().contains("no such table"),
+        "past its 1s"
+    );
+    assert_eq!(read("b", "long").outcome(), "stale hit");
+}

@@ -53,6 +53,8 @@ pub enum Outcome {
     DiskHit,
     /// Served from the Redis tier (written by this or another host).
     RedisHit,
+    /// The read failed, and `stale_if_error` served the last good result, past its TTL.
+    StaleHit,
     /// Read from the plugin (and stored, unless the TTL was zero).
     Miss,
 }
@@ -63,6 +65,7 @@ impl std::fmt::Display for Outcome {
             Outcome::MemoryHit => "memory hit",
             Outcome::DiskHit => "disk hit",
             Outcome::RedisHit => "redis hit",
+            Outcome::StaleHit => "stale hit",
             Outcome::Miss => "miss",
         })
     }
@@ -109,6 +112,8 @@ pub(crate) struct Lookup<'a> {
     /// The connection's identity: what invalidation goes by; recorded in entries.
     pub identity: &'a Arc<str>,
     pub ttl: Option<Duration>,
+    /// `stale_if_error`: how long past its TTL a result may serve a failed read.
+    pub stale: Option<Duration>,
     /// Read again even if cached, and replace the entry.
     pub refresh: bool,
 }
@@ -125,6 +130,7 @@ impl Lookup<'_> {
         Owner {
             connection: self.connection,
             identity: self.identity,
+            keep: self.stale.unwrap_or_default(),
         }
     }
 }
@@ -257,6 +263,27 @@ impl ResultCache {
             .find_map(|t| t.load(&lookup.keys(), ttl).map(|hit| (hit, t.outcome())))
     }
 
+    /// For a read that failed with `error`: the last good result of the lookup, from the
+    /// first tier below memory that still has it, when the connection allows
+    /// `stale_if_error` and the result expired less than that long ago. Warns.
+    pub(crate) fn stale(&self, lookup: &Lookup<'_>, error: &Error) -> Option<Arc<DataFrame>> {
+        let grace = lookup.stale?;
+        lookup.ttl.filter(|t| !t.is_zero())?;
+        let hit = self
+            .tiers
+            .iter()
+            .find_map(|t| t.load_stale(&lookup.keys(), grace))?;
+        let late = SystemTime::now()
+            .duration_since(hit.expires)
+            .unwrap_or_default();
+        tracing::warn!(
+            "the read of {:?} failed ({error}); serving the last good result, {} past its TTL (stale_if_error)",
+            &**lookup.connection,
+            crate::duration::show(late)
+        );
+        Some(Arc::new(hit.df))
+    }
+
     /// The fresh cached frame for the lookup, from any tier, without reading; `None`
     /// when there is none, the `ttl` is zero or the lookup refreshes.
     pub fn cached(&self, lookup: &Lookup<'_>) -> Option<(Arc<DataFrame>, Outcome)> {
@@ -365,8 +392,22 @@ impl ResultCache {
                     },
                     _ => None,
                 };
-                let _ = ran.set(Outcome::Miss);
-                let df = read()?;
+                let df = match read() {
+                    Ok(df) => {
+                        let _ = ran.set(Outcome::Miss);
+                        df
+                    }
+                    Err(e) => {
+                        let Some(df) = self.stale(lookup, &e) else {
+                            return Err(e);
+                        };
+                        let _ = ran.set(Outcome::StaleHit);
+                        // Kept in memory only until the next read: it has expired.
+                        let mut entry = self.entry(lookup, df.as_ref().clone(), started);
+                        entry.expires = Some(started);
+                        return Ok(entry);
+                    }
+                };
                 self.store_below(lookup, &df);
                 Ok(self.entry(lookup, df, started))
             })
@@ -462,6 +503,7 @@ mod tests {
             connection: conn,
             identity: conn,
             ttl,
+            stale: None,
             refresh: false,
         }
     }

@@ -592,6 +592,10 @@ impl RedisTier {
     }
 
     fn load_shared(&self, key: &Key, max_age: Duration) -> Option<Hit> {
+        self.load_within(key, max_age, Duration::ZERO)
+    }
+
+    fn load_within(&self, key: &Key, max_age: Duration, grace: Duration) -> Option<Hit> {
         let fetched = self.with_conn("cannot read an entry", |conn, _| {
             let manifest: Option<Vec<u8>> =
                 redis::cmd("GET").arg(self.manifest_key(key)).query(conn)?;
@@ -604,7 +608,8 @@ impl RedisTier {
             };
             let now = SystemTime::now();
             let age = now.duration_since(m.created).unwrap_or_default();
-            if m.key != *key || now >= m.expires || age >= max_age {
+            let expires = m.expires.checked_add(grace).unwrap_or(m.expires);
+            if m.key != *key || now >= expires || age >= max_age {
                 return Ok(Some(Err(if m.key != *key {
                     "the entry belongs to another key"
                 } else {
@@ -656,6 +661,7 @@ impl RedisTier {
         connection: &str,
         df: &DataFrame,
         ttl: Duration,
+        keep: Duration,
     ) -> Result<(), String> {
         let mut payload = Vec::new();
         IpcWriter::new(&mut payload)
@@ -682,6 +688,9 @@ impl RedisTier {
             connection: connection.to_owned(),
         };
         let px = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        // Redis expires the entry itself: kept `keep` past its TTL for stale_if_error
+        // (the manifest's own expiry still says when it stops being fresh).
+        let ttl = ttl.saturating_add(keep).min(LONGEST);
         let stored = self.with_conn("cannot store an entry", |conn, _| {
             for (n, c) in chunks.iter().enumerate() {
                 redis::cmd("SET")
@@ -843,6 +852,7 @@ struct Pending {
     key: Key,
     connection: String,
     ttl: Duration,
+    keep: Duration,
     frames: Option<DataFrame>,
 }
 
@@ -866,7 +876,7 @@ impl tier::Pending for Pending {
         };
         df.rechunk_mut();
         self.tier
-            .store_shared(&self.key, &self.connection, &df, self.ttl)
+            .store_shared(&self.key, &self.connection, &df, self.ttl, self.keep)
     }
 }
 
@@ -879,6 +889,10 @@ impl Tier for RedisTier {
         self.load_shared(keys.shared.as_ref()?, max_age)
     }
 
+    fn load_stale(&self, keys: &Keys, grace: Duration) -> Option<Hit> {
+        self.load_within(keys.shared.as_ref()?, Duration::MAX, grace)
+    }
+
     fn store(
         &self,
         keys: &Keys,
@@ -887,7 +901,7 @@ impl Tier for RedisTier {
         ttl: Duration,
     ) -> Result<(), String> {
         match &keys.shared {
-            Some(key) => self.store_shared(key, owner.connection, df, ttl),
+            Some(key) => self.store_shared(key, owner.connection, df, ttl, owner.keep),
             // Redis was unreachable when the key was built: already warned.
             None => Ok(()),
         }
@@ -908,6 +922,7 @@ impl Tier for RedisTier {
             key,
             connection: owner.connection.to_owned(),
             ttl,
+            keep: owner.keep,
             frames: None,
         }))
     }

@@ -32,6 +32,9 @@ pub(crate) struct Owner<'a> {
     pub connection: &'a str,
     /// The connection's identity (a keyed digest, never its config).
     pub identity: &'a str,
+    /// How long past its TTL the entry may still be served (`stale_if_error`): a tier
+    /// that expires entries itself keeps them this much longer.
+    pub keep: Duration,
 }
 
 /// A result being stored batch by batch (a streamed read); nothing is visible until
@@ -47,6 +50,9 @@ pub(crate) trait Tier: Send + Sync {
     fn outcome(&self) -> Outcome;
     /// The entry for `key`, if it is whole, unexpired and younger than `max_age`.
     fn load(&self, keys: &Keys, max_age: Duration) -> Option<Hit>;
+    /// The entry for `key`, if it is whole and expired less than `grace` ago (or not
+    /// at all): the last good result, for `stale_if_error`.
+    fn load_stale(&self, keys: &Keys, grace: Duration) -> Option<Hit>;
     /// Stores a whole result.
     fn store(
         &self,

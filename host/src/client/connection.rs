@@ -64,6 +64,8 @@ pub(crate) struct Resolved {
     pub table: toml::Table,
     pub ttl: Option<Duration>,
     pub connection_ttl: Option<Duration>,
+    /// How long past its TTL a result may be served when a read fails.
+    pub stale_if_error: Option<Duration>,
     pub retry: RetryPolicy,
     /// The connection's own, shorter `read_timeout` (isolated plugins only).
     pub read_timeout: Option<Duration>,
@@ -96,6 +98,7 @@ pub(crate) struct ConnShared {
     pub(super) connect_request: String,
     pub(super) redactor: Redactor,
     pub(super) default_ttl: Option<Duration>,
+    pub(super) stale_if_error: Option<Duration>,
     pub(super) connection_ttl: Option<Duration>,
     pub(super) retry: RetryPolicy,
     pub(super) read_timeout: Option<Duration>,
@@ -130,6 +133,7 @@ impl ConnShared {
             identity: identity.into(),
             redactor: r.redactor,
             default_ttl: r.ttl,
+            stale_if_error: r.stale_if_error,
             connection_ttl: r.connection_ttl,
             retry: r.retry,
             read_timeout: r.read_timeout,

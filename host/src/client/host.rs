@@ -24,10 +24,13 @@ use crate::util::{canonical_json, closest};
 /// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, doubling up to 5 s, jittered):
 ///   how `retryable` plugin errors are retried;
 /// * `read_timeout`: a shorter `read_timeout` than the plugin's (isolated plugins only);
+/// * `stale_if_error`: when a read with a TTL fails, serve the last good result from
+///   the disk or Redis tier, up to this long past its TTL, with a warning;
 /// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
 pub const RESERVED_KEYS: &[&str] = &[
     "type",
     "ttl",
+    "stale_if_error",
     "connection_ttl",
     "retry_attempts",
     "retry_backoff",
@@ -529,6 +532,7 @@ impl Host {
         };
         let ttl = duration("ttl")?;
         let connection_ttl = duration("connection_ttl")?.filter(|d| !d.is_zero());
+        let stale_if_error = duration("stale_if_error")?.filter(|d| !d.is_zero());
         let mut retry = RetryPolicy::default();
         if let Some(backoff) = duration("retry_backoff")? {
             // A longer wait between attempts is a hung host, not a retry.
@@ -591,6 +595,7 @@ impl Host {
             table,
             ttl,
             connection_ttl,
+            stale_if_error,
             retry,
             read_timeout,
             redactor,

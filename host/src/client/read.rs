@@ -112,6 +112,7 @@ impl<'c> Read<'c> {
             shared: shared_key,
             connection: &shared.name,
             identity: &shared.identity,
+            stale: shared.stale_if_error,
             ttl,
             refresh: self.refresh,
         }
@@ -186,7 +187,27 @@ impl Read<'_> {
             Err(claim) => claim,
         };
         self.request.stream = true;
-        let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
+        let batches = match shared.with_retry("read", |c| c.stream(&self.request)) {
+            Ok(b) => b,
+            Err(e) => match shared.results.stale(&lookup, &e) {
+                Some(df) => {
+                    tracing::debug!(
+                        "read {:?}: {}, {} rows × {} columns in {:.2?} (streamed)",
+                        &*shared.name,
+                        Outcome::StaleHit,
+                        df.height(),
+                        df.width(),
+                        started.elapsed()
+                    );
+                    return Ok(Stream {
+                        schema: df.schema().as_ref().clone(),
+                        outcome: Outcome::StaleHit,
+                        source: Source::Cached(Some(df)),
+                    });
+                }
+                None => return Err(e),
+            },
+        };
         let store = shared.results.begin_store(&lookup, batches.schema(), claim);
         Ok(Stream {
             schema: batches.schema().clone(),
