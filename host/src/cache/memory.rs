@@ -43,6 +43,18 @@ impl moka::Expiry<Key, Entry> for PerEntryTtl {
             .expires
             .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
     }
+
+    /// A replaced entry (a refresh) expires by its own TTL: moka's default would keep
+    /// the expiry of the entry it replaced.
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        value: &Entry,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, at)
+    }
 }
 
 /// What the memory tier holds.

@@ -570,6 +570,28 @@ mod tests {
     }
 
     #[test]
+    fn a_refreshed_entry_expires_by_its_own_ttl() {
+        let cache = ResultCache::new(DEFAULT_MAX_BYTES, None, None);
+        let conn: Arc<str> = "c".into();
+        let ttl = Some(Duration::from_millis(400));
+        cache
+            .get_or_read(&lookup(b"k", &conn, ttl), || Ok(frame(1)))
+            .expect("read");
+        std::thread::sleep(Duration::from_millis(250));
+        let mut refresh = lookup(b"k", &conn, ttl);
+        refresh.refresh = true;
+        cache
+            .get_or_read(&refresh, || Ok(frame(2)))
+            .expect("refresh");
+        std::thread::sleep(Duration::from_millis(250));
+        // 500 ms after the first read, 250 ms after the refresh: fresh.
+        let (df, o) = cache
+            .get_or_read(&lookup(b"k", &conn, ttl), || Ok(frame(3)))
+            .expect("read");
+        assert_eq!((o, df.height()), (Outcome::MemoryHit, 2));
+    }
+
+    #[test]
     fn invalidation_is_per_connection() {
         let cache = ResultCache::new(DEFAULT_MAX_BYTES, None, None);
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
