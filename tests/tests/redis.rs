@@ -782,3 +782,64 @@ fn stale_if_error_serves_the_last_good_result_for_a_while() {
     );
     assert_eq!(read("b", "long").outcome(), "stale hit");
 }
+
+/// Refresh-ahead (a long-running host, the library): a memory hit in the last part of its
+/// TTL is returned at once and read again in the background, once; the next read gets the
+/// new result. A real clock: TTL 2s, refresh in the last 1s.
+#[test]
+fn refresh_ahead_returns_at_once_and_refreshes_once() {
+    let server = Server::start(&[]);
+    let p = Project::new(
+        &["fixture_echo"],
+        "[connections.echo]\ntype = \"echo\"\nrefresh_ahead = \"1s\"\n",
+    );
+    let host = p
+        .builder()
+        .cache_dir(Some(p.path("cache-a")))
+        .redis(Some(
+            plugboard::RedisConfig::new(&server.url()).expect("url"),
+        ))
+        .build()
+        .expect("host");
+    let conn = host.connection("echo").expect("echo");
+    let read = || {
+        let t = Instant::now();
+        let (df, outcome) = conn
+            .query("value")
+            .param("v", Value::Int(1))
+            .param("sleep_ms", Value::Int(300))
+            .ttl(Duration::from_secs(2))
+            .fetch_shared()
+            .expect("read");
+        (plugboard_tests::int(&df, "reads"), outcome, t.elapsed())
+    };
+    let (first, outcome, _) = read();
+    assert_eq!(outcome, Outcome::Miss);
+    let (n, outcome, _) = read();
+    assert_eq!(
+        (n, outcome),
+        (first, Outcome::MemoryHit),
+        "2s left: no refresh"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let (n, outcome, took) = read();
+    assert_eq!(
+        (n, outcome),
+        (first, Outcome::MemoryHit),
+        "returned at once…"
+    );
+    assert!(
+        took < Duration::from_millis(250),
+        "without waiting for the read: {took:?}"
+    );
+    let (n, _, took) = read();
+    assert_eq!(n, first, "…while the one refresh runs");
+    assert!(took < Duration::from_millis(250), "{took:?}");
+    std::thread::sleep(Duration::from_millis(600));
+    let (n, outcome, _) = read();
+    assert_eq!(
+        (n, outcome),
+        (first + 1, Outcome::MemoryHit),
+        "the refreshed result, read once"
+    );
+}

@@ -96,6 +96,11 @@ impl Memory {
         None
     }
 
+    /// When the entry was read and when it expires, without touching it.
+    pub fn times(&self, key: &Key) -> Option<(SystemTime, Option<SystemTime>)> {
+        self.cache.get(key).map(|e| (e.created, e.expires))
+    }
+
     pub fn insert(&self, key: Key, entry: Entry) {
         self.cache.insert(key, entry);
     }

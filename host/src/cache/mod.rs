@@ -177,6 +177,8 @@ pub(crate) struct ResultCache {
     redis: Option<RedisTier>,
     /// Every tier below memory, in lookup order.
     tiers: Vec<Arc<dyn Tier>>,
+    /// Keys being refreshed ahead of their expiry: one refresh each at a time.
+    refreshing: std::sync::Mutex<std::collections::HashSet<Key>>,
     /// The key and the generations: the disk tier's, shared by processes, when there is
     /// one; this process's own otherwise.
     state: Arc<State>,
@@ -197,8 +199,39 @@ impl ResultCache {
             disk,
             redis,
             tiers,
+            refreshing: std::sync::Mutex::new(std::collections::HashSet::new()),
             state,
         }
+    }
+
+    /// Refresh-ahead: whether the memory entry of `lookup` has less than `window` left
+    /// of its TTL and no refresh of it is running; if so, this caller is the one to
+    /// refresh it (and calls [`ResultCache::refreshed`] when done).
+    pub(crate) fn claim_refresh(&self, lookup: &Lookup<'_>, window: Duration) -> bool {
+        let Some(ttl) = lookup.ttl.filter(|t| !t.is_zero()) else {
+            return false;
+        };
+        let Some((created, expires)) = self.memory.times(&lookup.key) else {
+            return false;
+        };
+        let end = created.checked_add(ttl).unwrap_or(created);
+        let end = expires.map_or(end, |e| e.min(end));
+        let left = end.duration_since(SystemTime::now()).unwrap_or_default();
+        if left >= window {
+            return false;
+        }
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lookup.key)
+    }
+
+    /// A refresh claimed by [`ResultCache::claim_refresh`] is over.
+    pub(crate) fn refreshed(&self, key: &Key) {
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     pub fn disk(&self) -> Option<&DiskCache> {

@@ -66,6 +66,8 @@ pub(crate) struct Resolved {
     pub connection_ttl: Option<Duration>,
     /// How long past its TTL a result may be served when a read fails.
     pub stale_if_error: Option<Duration>,
+    /// Refresh a memory hit in the background when less than this is left of its TTL.
+    pub refresh_ahead: Option<Duration>,
     pub retry: RetryPolicy,
     /// The connection's own, shorter `read_timeout` (isolated plugins only).
     pub read_timeout: Option<Duration>,
@@ -99,6 +101,7 @@ pub(crate) struct ConnShared {
     pub(super) redactor: Redactor,
     pub(super) default_ttl: Option<Duration>,
     pub(super) stale_if_error: Option<Duration>,
+    pub(super) refresh_ahead: Option<Duration>,
     pub(super) connection_ttl: Option<Duration>,
     pub(super) retry: RetryPolicy,
     pub(super) read_timeout: Option<Duration>,
@@ -134,6 +137,7 @@ impl ConnShared {
             redactor: r.redactor,
             default_ttl: r.ttl,
             stale_if_error: r.stale_if_error,
+            refresh_ahead: r.refresh_ahead,
             connection_ttl: r.connection_ttl,
             retry: r.retry,
             read_timeout: r.read_timeout,

@@ -26,11 +26,14 @@ use crate::util::{canonical_json, closest};
 /// * `read_timeout`: a shorter `read_timeout` than the plugin's (isolated plugins only);
 /// * `stale_if_error`: when a read with a TTL fails, serve the last good result from
 ///   the disk or Redis tier, up to this long past its TTL, with a warning;
+/// * `refresh_ahead`: a memory hit with less than this left of its TTL is returned at
+///   once and read again in the background, once;
 /// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
 pub const RESERVED_KEYS: &[&str] = &[
     "type",
     "ttl",
     "stale_if_error",
+    "refresh_ahead",
     "connection_ttl",
     "retry_attempts",
     "retry_backoff",
@@ -533,6 +536,7 @@ impl Host {
         let ttl = duration("ttl")?;
         let connection_ttl = duration("connection_ttl")?.filter(|d| !d.is_zero());
         let stale_if_error = duration("stale_if_error")?.filter(|d| !d.is_zero());
+        let refresh_ahead = duration("refresh_ahead")?.filter(|d| !d.is_zero());
         let mut retry = RetryPolicy::default();
         if let Some(backoff) = duration("retry_backoff")? {
             // A longer wait between attempts is a hung host, not a retry.
@@ -596,6 +600,7 @@ impl Host {
             ttl,
             connection_ttl,
             stale_if_error,
+            refresh_ahead,
             retry,
             read_timeout,
             redactor,

@@ -126,6 +126,17 @@ impl<'c> Read<'c> {
         let (df, outcome) = shared.results.get_or_read(&lookup, || {
             shared.with_retry("read", |c| c.read(&self.request))
         })?;
+        if outcome == Outcome::MemoryHit
+            && let Some(window) = shared.refresh_ahead
+            && shared.results.claim_refresh(&lookup, window)
+        {
+            refresh_in_background(
+                Arc::clone(shared),
+                self.request.clone(),
+                lookup.ttl,
+                lookup.key,
+            );
+        }
         tracing::debug!(
             "read {:?}: {outcome}{}, {} rows × {} columns in {:.2?}",
             &*shared.name,
@@ -135,6 +146,53 @@ impl<'c> Read<'c> {
             started.elapsed()
         );
         Ok((df, outcome))
+    }
+}
+
+/// Refresh-ahead: reads `request` again on a thread of its own and replaces the cached
+/// entry (keys built anew, so a write meanwhile is respected). A failure only warns: the
+/// entry stays until its TTL.
+/// `claimed` is the key [`crate::cache::ResultCache::claim_refresh`] was claimed under.
+fn refresh_in_background(
+    shared: Arc<ConnShared>,
+    request: ReadRequest,
+    ttl: Option<Duration>,
+    claimed: crate::cache::Key,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("plugboard-refresh".to_owned())
+        .spawn(move || {
+            let below = ttl.is_some_and(|t| !t.is_zero());
+            let (key, shared_key) = shared.key(b"read", &canonical_read(&request), below);
+            let lookup = Lookup {
+                key,
+                shared: shared_key,
+                connection: &shared.name,
+                identity: &shared.identity,
+                stale: None,
+                ttl,
+                refresh: true,
+            };
+            let started = Instant::now();
+            match shared
+                .results
+                .get_or_read(&lookup, || shared.with_retry("read", |c| c.read(&request)))
+            {
+                Ok((df, _)) => tracing::debug!(
+                    "read {:?}: refreshed ahead of its TTL, {} rows in {:.2?}",
+                    &*shared.name,
+                    df.height(),
+                    started.elapsed()
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot refresh a result of {:?} ahead of its TTL: {e}",
+                    &*shared.name
+                ),
+            }
+            shared.results.refreshed(&claimed);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a refresh: {e}");
     }
 }
 
