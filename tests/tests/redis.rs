@@ -843,3 +843,65 @@ fn refresh_ahead_returns_at_once_and_refreshes_once() {
         "the refreshed result, read once"
     );
 }
+
+/// The file setting: `[cache]` in `plugins.toml` configures the tier (the environment's
+/// URL wins); a URL with a password there, or a bad value, is a one-line error naming the
+/// file and key.
+#[test]
+fn plugins_toml_configures_the_tier_and_refuses_a_password() {
+    let server = Server::start(&[]);
+    let p = project();
+    let plugins = std::fs::read_to_string(p.path("plugins.toml")).expect("plugins.toml");
+    p.write(
+        "plugins.toml",
+        &format!(
+            "[cache]\nredis = \"{}\"\nredis_prefix = \"fromfile\"\nredis_timeout = \"200ms\"\n\n{plugins}",
+            server.url()
+        ),
+    );
+    let run = |host: &str| {
+        let dir = p.path(&format!("cache-{host}"));
+        p.cli(
+            env!("CARGO_BIN_EXE_plugboard-under-test"),
+            &[
+                "query", "echo", "value", "-p", "v=1", "--ttl", "1h", "-v", "--format", "csv",
+            ],
+            &[("PLUGBOARD_CACHE_DIR", &dir.to_string_lossy())],
+        )
+    };
+    assert_eq!(run("a").outcome(), "miss");
+    assert_eq!(run("b").outcome(), "redis hit");
+    assert_eq!(keys(&server, "fromfile:e:*").len(), 1);
+    let stats = p
+        .cli(
+            env!("CARGO_BIN_EXE_plugboard-under-test"),
+            &["cache", "stats"],
+            &[],
+        )
+        .ok();
+    assert!(stats.contains("prefix \"fromfile\""), "{stats}");
+
+    for (bad, what) in [
+        (
+            format!("redis = \"redis://:hunter2@127.0.0.1:{}/\"", server.port),
+            "holds a password",
+        ),
+        (
+            "redis = \"http://x\"".to_owned(),
+            "not a redis:// or rediss:// URL",
+        ),
+        (
+            format!("redis = \"{}\"\nredis_timeout = \"soon\"", server.url()),
+            "redis_timeout",
+        ),
+        ("colour = \"blue\"".to_owned(), "colour"),
+    ] {
+        p.write("plugins.toml", &format!("[cache]\n{bad}\n\n{plugins}"));
+        let err = run("c").fails();
+        assert!(
+            err.contains("plugins.toml") && err.contains(what),
+            "{bad}: {err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

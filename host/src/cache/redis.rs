@@ -72,7 +72,7 @@ const CHUNK_SLACK: Duration = Duration::from_secs(60);
 const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
 
 /// How a host reaches its Redis.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     url: String,
     pub prefix: String,
@@ -125,13 +125,47 @@ impl RedisConfig {
         })
     }
 
+    /// Whether the URL carries a password.
+    pub fn has_password(&self) -> bool {
+        redis::Client::open(self.url.as_str())
+            .ok()
+            .and_then(|c| {
+                c.get_connection_info()
+                    .redis_settings()
+                    .password()
+                    .map(|_| ())
+            })
+            .is_some()
+    }
+
+    /// Sets the largest value an entry is split into (1 byte to 512 MB).
+    pub fn set_chunk_bytes(&mut self, n: u64) -> Result<(), String> {
+        if n == 0 || n > MAX_CHUNK {
+            return Err(format!("{n} bytes is not between 1 byte and 512MB"));
+        }
+        self.chunk_bytes = n;
+        Ok(())
+    }
+
     /// The configuration the environment gives, if `PLUGBOARD_CACHE_REDIS` is set.
     pub fn from_env() -> Result<Option<Self>, String> {
+        Self::over_file(None)
+    }
+
+    /// The environment over a file's settings (`[cache]` in `plugins.toml`):
+    /// `PLUGBOARD_CACHE_REDIS` replaces the file's URL, and each `PLUGBOARD_CACHE_REDIS_*`
+    /// its setting.
+    pub fn over_file(file: Option<Self>) -> Result<Option<Self>, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let Some(url) = var(REDIS_ENV) else {
-            return Ok(None);
+        let mut config = match (var(REDIS_ENV), file) {
+            (Some(url), Some(file)) => Self {
+                url: Self::new(&url)?.url,
+                ..file
+            },
+            (Some(url), None) => Self::new(&url)?,
+            (None, Some(file)) => file,
+            (None, None) => return Ok(None),
         };
-        let mut config = Self::new(&url)?;
         if let Some(p) = var(REDIS_PREFIX_ENV) {
             config.prefix = p.trim().to_owned();
         }
@@ -149,12 +183,9 @@ impl RedisConfig {
         }
         if let Some(b) = var(REDIS_CHUNK_ENV) {
             let n = super::disk::parse_bytes(&b).map_err(|e| format!("{REDIS_CHUNK_ENV}: {e}"))?;
-            if n == 0 || n > MAX_CHUNK {
-                return Err(format!(
-                    "{REDIS_CHUNK_ENV}: {n} bytes is not between 1 byte and 512MB"
-                ));
-            }
-            config.chunk_bytes = n;
+            config
+                .set_chunk_bytes(n)
+                .map_err(|e| format!("{REDIS_CHUNK_ENV}: {e}"))?;
         }
         Ok(Some(config))
     }

@@ -19,9 +19,27 @@ pub(super) fn disk_cache() -> anyhow::Result<crate::DiskCache> {
     crate::DiskCache::open(dir, max).map_err(|e| anyhow::anyhow!("cache: {e}"))
 }
 
-/// The Redis tier as the environment configures it, if it does.
-pub(super) fn redis_cache() -> anyhow::Result<Option<crate::cache::RedisTier>> {
-    crate::cache::RedisConfig::from_env()
+/// The Redis tier as the environment and `plugins.toml`'s `[cache]` table configure it,
+/// if they do (`plugins`: `--plugins`, else `$PLUGBOARD_PLUGINS`, else `./plugins.toml`).
+pub(super) fn redis_cache(
+    plugins: Option<&std::path::Path>,
+) -> anyhow::Result<Option<crate::cache::RedisTier>> {
+    let path = plugins.map(PathBuf::from).or_else(|| {
+        std::env::var_os(crate::PLUGINS_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let file = match path {
+        Some(p) => Some(crate::config::PluginsFile::read(&p)?),
+        None => {
+            let default = PathBuf::from("plugins.toml");
+            default
+                .is_file()
+                .then(|| crate::config::PluginsFile::read(&default))
+                .transpose()?
+        }
+    };
+    crate::cache::RedisConfig::over_file(file.and_then(|f| f.redis))
         .and_then(|c| c.map(crate::cache::RedisTier::new).transpose())
         .map_err(anyhow::Error::msg)
 }

@@ -331,7 +331,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => list_connections(&build_host()?),
         Command::Cache { action } => {
             let disk = disk_cache()?;
-            let redis = redis_cache()?;
+            let redis = redis_cache(cli.plugins.as_deref())?;
             match action {
                 None | Some(CacheAction::Stats) => cache_stats(&disk, redis.as_ref()),
                 // Which connection a name means depends on this project's secrets.

@@ -294,8 +294,10 @@ impl HostBuilder {
         };
         let redis = match &self.redis {
             Some(config) => config.clone(),
-            None if self.use_env => RedisConfig::from_env().map_err(Error::Argument)?,
-            None => None,
+            None if self.use_env => {
+                RedisConfig::over_file(plugins_file.redis.clone()).map_err(Error::Argument)?
+            }
+            None => plugins_file.redis.clone(),
         };
         let redis = redis
             .map(RedisTier::new)
