@@ -905,3 +905,15 @@ fn plugins_toml_configures_the_tier_and_refuses_a_password() {
         assert!(!err.contains("hunter2"), "{err}");
     }
 }
+
+/// `rediss://` goes through rustls: against a server that speaks no TLS the handshake
+/// fails, and the read goes on without Redis (no panic, no error). (A TLS server with a
+/// trusted certificate is not tested here.)
+#[test]
+fn a_tls_url_to_a_plain_server_costs_only_speed() {
+    let server = Server::start(&[]);
+    reads_survive(
+        &format!("rediss://127.0.0.1:{}/", server.port),
+        "TLS to a plain server",
+    );
+}
