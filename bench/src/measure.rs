@@ -622,6 +622,7 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
         "plugboard disk hit (a new host's first read)",
         disk_hits(dir, runs)?,
     ));
+    redis_cases(dir, runs, &mut push)?;
 
     // Plugin load, each in a fresh process (a loaded library is not loaded again); the
     // isolated host's load is its workers' start: spawn, load and check, hello.
@@ -785,6 +786,105 @@ fn disk_hits(dir: &Path, runs: usize) -> anyhow::Result<Vec<f64>> {
             Ok(secs)
         })
         .collect()
+}
+
+/// A private `redis-server` on a free loopback port, killed on drop.
+struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    fn start(dir: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("start redis-server")?;
+        let server = Self(child, port);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Redis tier: a hit of the 1M-row SQLite result that another host stored, each in a
+/// fresh host with empty memory and disk tiers (only the read is timed); and what a
+/// memory hit costs with Redis configured (strict invalidation: one `MGET` per read).
+fn redis_cases(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
+    let server = RedisServer::start(dir)?;
+    let config = plugboard::RedisConfig::new(&format!("redis://127.0.0.1:{}/", server.1))
+        .map_err(anyhow::Error::msg)?;
+    let hour = Duration::from_secs(3600);
+    let with_redis = |cache: Option<PathBuf>| -> anyhow::Result<Host> {
+        Ok(Host::builder()
+            .plugins_file(dir.join(plugins_file(false)))
+            .secrets_file(dir.join("secrets.toml"))
+            .use_env(false)
+            .user_config_dir(None)
+            .cache_dir(cache)
+            .redis(Some(config.clone()))
+            .build()?)
+    };
+    // Another host stores it.
+    let writer = with_redis(None)?;
+    let conn = writer.connection("sqlite")?;
+    conn.query(SELECT).ttl(hour).refresh(true).fetch_shared()?;
+    push(sample(
+        "cache",
+        "plugboard memory hit, Redis configured (strict)",
+        time(runs * 100, || {
+            let (df, outcome) = conn.query(SELECT).ttl(hour).fetch_shared()?;
+            anyhow::ensure!(outcome == Outcome::MemoryHit, "expected a memory hit");
+            Ok(df)
+        })?,
+    ));
+    let hits = (0..runs)
+        .map(|_| {
+            let empty = tempfile_dir(dir)?;
+            let fresh = with_redis(Some(empty.clone()))?;
+            let conn = fresh.connection("sqlite")?;
+            let t = Instant::now();
+            let (_df, outcome) = conn.query(SELECT).ttl(hour).fetch_shared()?;
+            let secs = t.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(&empty);
+            anyhow::ensure!(
+                outcome == Outcome::RedisHit,
+                "expected a redis hit, got {outcome:?}"
+            );
+            Ok(secs)
+        })
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    push(sample(
+        "cache",
+        "plugboard redis hit (a new host's first read, loopback)",
+        hits,
+    ));
+    Ok(())
+}
+
+/// A new, empty folder under `dir`.
+fn tempfile_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let d = dir.join(format!("redis-host-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
 }
 
 /// Resident memory now and its peak since the last reset, in bytes.

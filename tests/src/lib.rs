@@ -162,11 +162,11 @@ impl Run {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
     }
 
-    /// Where `-v` says the read's result came from: `memory hit`, `disk hit` or `miss`
-    /// (asserting it says exactly one).
+    /// Where `-v` says the read's result came from: `memory hit`, `disk hit`,
+    /// `redis hit`, `stale hit` or `miss` (asserting it says exactly one).
     pub fn outcome(&self) -> &'static str {
         let err = self.stderr();
-        let found: Vec<&str> = ["memory hit", "disk hit", "miss"]
+        let found: Vec<&str> = ["memory hit", "disk hit", "redis hit", "stale hit", "miss"]
             .into_iter()
             .filter(|o| err.contains(&format!(": {o}")))
             .collect();
@@ -1531,5 +1531,108 @@ pub mod my {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port on 127.0.0.1")
+    }
+}
+
+/// A private `redis-server` on a free 127.0.0.1 port, in a temporary folder, killed on drop.
+/// (Never the machine's own server.)
+pub mod redis_server {
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    pub struct Server {
+        pub port: u16,
+        child: Option<Child>,
+        dir: tempfile::TempDir,
+        args: Vec<String>,
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    }
+
+    impl Server {
+        /// Starts a server; `args` are extra `redis-server` options (`--requirepass x`).
+        pub fn start(args: &[&str]) -> Self {
+            let mut s = Self {
+                port: free_port(),
+                child: None,
+                dir: tempfile::tempdir().expect("tempdir"),
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+            };
+            s.restart();
+            s
+        }
+
+        pub fn dir(&self) -> PathBuf {
+            self.dir.path().to_path_buf()
+        }
+
+        /// `redis://127.0.0.1:PORT/`
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+
+        /// (Re)starts the server on the same port, empty.
+        pub fn restart(&mut self) {
+            self.kill();
+            let child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(self.dir.path())
+                .args(&self.args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            self.child = Some(child);
+            let started = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "redis-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// Kills the server (as a crash would).
+        pub fn kill(&mut self) {
+            if let Some(mut c) = self.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+
+        /// Sends SIGSTOP / SIGCONT: a server that accepts connections and never answers.
+        pub fn pause(&self, stop: bool) {
+            if let Some(c) = &self.child {
+                let _ = Command::new("kill")
+                    .arg(if stop { "-STOP" } else { "-CONT" })
+                    .arg(c.id().to_string())
+                    .status();
+            }
+        }
+
+        /// A client connection (with `password`, if the server wants one).
+        pub fn client(&self, password: Option<&str>) -> redis::Connection {
+            let url = match password {
+                Some(p) => format!("redis://:{p}@127.0.0.1:{}/", self.port),
+                None => self.url(),
+            };
+            redis::Client::open(url)
+                .and_then(|c| c.get_connection())
+                .expect("connect to the test redis")
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.pause(false);
+            self.kill();
+        }
     }
 }

@@ -38,7 +38,7 @@ use polars::prelude::{DataFrame, Schema};
 use super::key::Key;
 pub use super::state::OpenError;
 use super::state::{Opened, State};
-use super::tier::{self, Hit, Owner, Tier};
+use super::tier::{self, Hit, Keys, Owner, Tier};
 use super::{Outcome, Removed, Usage};
 
 /// The environment variable that moves the cache folder.
@@ -313,6 +313,16 @@ impl DiskCache {
     /// The entry for `key`, if it is whole, unexpired, and younger than `max_age`.
     /// Anything else is a miss; a damaged file is removed.
     pub(crate) fn load(&self, key: &Key, max_age: Duration) -> Option<Hit> {
+        self.load_within(key, max_age, Duration::ZERO)
+    }
+
+    /// Like [`DiskCache::load`], accepting an entry up to `grace` past its expiry (and
+    /// any age): the last good result, for `stale_if_error`.
+    pub(crate) fn load_stale(&self, key: &Key, grace: Duration) -> Option<Hit> {
+        self.load_within(key, Duration::MAX, grace)
+    }
+
+    fn load_within(&self, key: &Key, max_age: Duration, grace: Duration) -> Option<Hit> {
         let path = self.path(key);
         let mut file = match File::open(&path) {
             Ok(f) => f,
@@ -331,7 +341,8 @@ impl DiskCache {
         }
         let now = SystemTime::now();
         let age = now.duration_since(header.created).unwrap_or_default();
-        if now >= header.expires || age >= max_age {
+        let expires = header.expires.checked_add(grace).unwrap_or(header.expires);
+        if now >= expires || age >= max_age {
             tracing::trace!("disk cache: {} is older than the TTL", path.display());
             return None;
         }
@@ -576,29 +587,40 @@ impl Tier for DiskCache {
         Outcome::DiskHit
     }
 
-    fn load(&self, key: &Key, max_age: Duration) -> Option<Hit> {
-        DiskCache::load(self, key, max_age)
+    fn load(&self, keys: &Keys, max_age: Duration) -> Option<Hit> {
+        DiskCache::load(self, &keys.local, max_age)
+    }
+
+    fn load_stale(&self, keys: &Keys, grace: Duration) -> Option<Hit> {
+        DiskCache::load_stale(self, &keys.local, grace)
     }
 
     fn store(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         df: &DataFrame,
         ttl: Duration,
     ) -> Result<(), String> {
-        DiskCache::store(self, key, owner.connection, owner.identity, df, ttl)
+        DiskCache::store(self, &keys.local, owner.connection, owner.identity, df, ttl)
     }
 
     fn begin(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         ttl: Duration,
         schema: &Schema,
     ) -> Result<Box<dyn tier::Pending>, String> {
-        DiskCache::begin(self, key, owner.connection, owner.identity, ttl, schema)
-            .map(|p| Box::new(p) as Box<dyn tier::Pending>)
+        DiskCache::begin(
+            self,
+            &keys.local,
+            owner.connection,
+            owner.identity,
+            ttl,
+            schema,
+        )
+        .map(|p| Box::new(p) as Box<dyn tier::Pending>)
     }
 
     fn clear_identity(&self, identity: &str) -> Removed {

@@ -43,6 +43,18 @@ impl moka::Expiry<Key, Entry> for PerEntryTtl {
             .expires
             .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
     }
+
+    /// A replaced entry (a refresh) expires by its own TTL: moka's default would keep
+    /// the expiry of the entry it replaced.
+    fn expire_after_update(
+        &self,
+        key: &Key,
+        value: &Entry,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, value, at)
+    }
 }
 
 /// What the memory tier holds.
@@ -82,6 +94,11 @@ impl Memory {
         }
         self.cache.invalidate(key);
         None
+    }
+
+    /// When the entry was read and when it expires, without touching it.
+    pub fn times(&self, key: &Key) -> Option<(SystemTime, Option<SystemTime>)> {
+        self.cache.get(key).map(|e| (e.created, e.expires))
     }
 
     pub fn insert(&self, key: Key, entry: Entry) {

@@ -10,6 +10,14 @@ use polars::prelude::{DataFrame, Schema};
 use super::key::Key;
 use super::{Outcome, Removed};
 
+/// The keys of one read: this host's (memory's and disk's), and the one every host
+/// shares (Redis's), when Redis answered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Keys {
+    pub local: Key,
+    pub shared: Option<Key>,
+}
+
 /// A cached result found in a tier.
 pub(crate) struct Hit {
     pub df: DataFrame,
@@ -24,6 +32,9 @@ pub(crate) struct Owner<'a> {
     pub connection: &'a str,
     /// The connection's identity (a keyed digest, never its config).
     pub identity: &'a str,
+    /// How long past its TTL the entry may still be served (`stale_if_error`): a tier
+    /// that expires entries itself keeps them this much longer.
+    pub keep: Duration,
 }
 
 /// A result being stored batch by batch (a streamed read); nothing is visible until
@@ -38,11 +49,14 @@ pub(crate) trait Tier: Send + Sync {
     /// What a hit from this tier is called in logs and [`Outcome`].
     fn outcome(&self) -> Outcome;
     /// The entry for `key`, if it is whole, unexpired and younger than `max_age`.
-    fn load(&self, key: &Key, max_age: Duration) -> Option<Hit>;
+    fn load(&self, keys: &Keys, max_age: Duration) -> Option<Hit>;
+    /// The entry for `key`, if it is whole and expired less than `grace` ago (or not
+    /// at all): the last good result, for `stale_if_error`.
+    fn load_stale(&self, keys: &Keys, grace: Duration) -> Option<Hit>;
     /// Stores a whole result.
     fn store(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         df: &DataFrame,
         ttl: Duration,
@@ -50,7 +64,7 @@ pub(crate) trait Tier: Send + Sync {
     /// Starts storing a result that arrives batch by batch.
     fn begin(
         &self,
-        key: &Key,
+        keys: &Keys,
         owner: Owner<'_>,
         ttl: Duration,
         schema: &Schema,

@@ -19,7 +19,67 @@ pub(super) fn disk_cache() -> anyhow::Result<crate::DiskCache> {
     crate::DiskCache::open(dir, max).map_err(|e| anyhow::anyhow!("cache: {e}"))
 }
 
-pub(super) fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
+/// The Redis tier as the environment and `plugins.toml`'s `[cache]` table configure it,
+/// if they do (`plugins`: `--plugins`, else `$PLUGBOARD_PLUGINS`, else `./plugins.toml`).
+pub(super) fn redis_cache(
+    plugins: Option<&std::path::Path>,
+) -> anyhow::Result<Option<crate::cache::RedisTier>> {
+    let path = plugins.map(PathBuf::from).or_else(|| {
+        std::env::var_os(crate::PLUGINS_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let file = match path {
+        Some(p) => Some(crate::config::PluginsFile::read(&p)?),
+        None => {
+            let default = PathBuf::from("plugins.toml");
+            default
+                .is_file()
+                .then(|| crate::config::PluginsFile::read(&default))
+                .transpose()?
+        }
+    };
+    crate::cache::RedisConfig::over_file(file.and_then(|f| f.redis))
+        .and_then(|c| c.map(crate::cache::RedisTier::new).transpose())
+        .map_err(anyhow::Error::msg)
+}
+
+fn print_redis_stats(redis: &crate::cache::RedisTier) {
+    use crate::disk::show_bytes;
+    let stats = redis.stats();
+    if !stats.reachable {
+        println!(
+            "redis {} (prefix {:?}): not reachable",
+            stats.server, stats.prefix
+        );
+        return;
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["connection (redis)", "entries", "size"]);
+    for (name, usage) in &stats.connections {
+        table.add_row([
+            name.clone(),
+            usage.entries.to_string(),
+            show_bytes(usage.bytes),
+        ]);
+    }
+    table.add_row([
+        "total".to_owned(),
+        stats.total.entries.to_string(),
+        show_bytes(stats.total.bytes),
+    ]);
+    println!("{table}");
+    println!("in redis {} (prefix {:?})", stats.server, stats.prefix);
+}
+
+pub(super) fn cache_stats(
+    disk: &crate::DiskCache,
+    redis: Option<&crate::cache::RedisTier>,
+) -> anyhow::Result<()> {
+    if let Some(r) = redis {
+        print_redis_stats(r);
+    }
     use crate::disk::show_bytes;
     let stats = disk.stats();
     let mut table = comfy_table::Table::new();
@@ -60,6 +120,7 @@ pub(super) fn cache_stats(disk: &crate::DiskCache) -> anyhow::Result<()> {
 
 pub(super) fn cache_clear(
     disk: &crate::DiskCache,
+    redis: Option<&crate::cache::RedisTier>,
     connection: Option<(&crate::Host, &str)>,
 ) -> anyhow::Result<()> {
     let cached: Vec<String> = match connection {
@@ -67,8 +128,21 @@ pub(super) fn cache_clear(
         None => Vec::new(),
     };
     let removed = match connection {
+        // Through the host: it replaces the connection's generation in Redis too.
         Some((host, name)) => host.clear_cache(Some(name))?.disk,
-        None => disk.clear(),
+        None => {
+            if let Some(r) = redis {
+                let removed = r.clear_all();
+                println!(
+                    "removed {} cached result{} ({}) from redis {}",
+                    removed.entries,
+                    if removed.entries == 1 { "" } else { "s" },
+                    crate::disk::show_bytes(removed.bytes),
+                    r.stats().server
+                );
+            }
+            disk.clear()
+        }
     };
     let connection = connection.map(|(_, name)| name);
     let what = match connection {

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use self::commands::{
     cache_clear, cache_stats, check_plugin, disk_cache, exec, list_connections, list_plugins,
-    pin_plugins, read,
+    pin_plugins, read, redis_cache,
 };
 use crate::export::Format;
 use crate::{Host, HostBuilder};
@@ -331,13 +331,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => list_connections(&build_host()?),
         Command::Cache { action } => {
             let disk = disk_cache()?;
+            let redis = redis_cache(cli.plugins.as_deref())?;
             match action {
-                None | Some(CacheAction::Stats) => cache_stats(&disk),
+                None | Some(CacheAction::Stats) => cache_stats(&disk, redis.as_ref()),
                 // Which connection a name means depends on this project's secrets.
                 Some(CacheAction::Clear {
                     connection: Some(name),
-                }) => cache_clear(&disk, Some((&build_host()?, name))),
-                Some(CacheAction::Clear { connection: None }) => cache_clear(&disk, None),
+                }) => cache_clear(&disk, redis.as_ref(), Some((&build_host()?, name))),
+                Some(CacheAction::Clear { connection: None }) => {
+                    cache_clear(&disk, redis.as_ref(), None)
+                }
             }
         }
     }

@@ -64,6 +64,10 @@ pub(crate) struct Resolved {
     pub table: toml::Table,
     pub ttl: Option<Duration>,
     pub connection_ttl: Option<Duration>,
+    /// How long past its TTL a result may be served when a read fails.
+    pub stale_if_error: Option<Duration>,
+    /// Refresh a memory hit in the background when less than this is left of its TTL.
+    pub refresh_ahead: Option<Duration>,
     pub retry: RetryPolicy,
     /// The connection's own, shorter `read_timeout` (isolated plugins only).
     pub read_timeout: Option<Duration>,
@@ -84,6 +88,9 @@ pub(crate) struct ConnShared {
     pub(super) identity: Arc<str>,
     /// Where this connection's generation is kept.
     pub(super) scope: Slot,
+    /// The identity every host computes alike (see `identity` in `host.rs`): the scope
+    /// of its generation in Redis. Never leaves memory but under an HMAC.
+    pub(super) portable: Vec<u8>,
     /// What the plugin last reported it connected to (since plugin-api 1.3): the
     /// database a read really reaches, which its config alone may not say (`PGDATABASE`,
     /// `~/.pgpass`, …). Part of every key, with its own generation, so a write through
@@ -93,6 +100,8 @@ pub(crate) struct ConnShared {
     pub(super) connect_request: String,
     pub(super) redactor: Redactor,
     pub(super) default_ttl: Option<Duration>,
+    pub(super) stale_if_error: Option<Duration>,
+    pub(super) refresh_ahead: Option<Duration>,
     pub(super) connection_ttl: Option<Duration>,
     pub(super) retry: RetryPolicy,
     pub(super) read_timeout: Option<Duration>,
@@ -103,7 +112,12 @@ pub(crate) struct ConnShared {
 
 impl ConnShared {
     /// Connects eagerly, so configuration errors surface where the connection is named.
-    pub(crate) fn open(r: Resolved, identity: String, results: Arc<ResultCache>) -> Result<Self> {
+    pub(crate) fn open(
+        r: Resolved,
+        identity: String,
+        portable: Vec<u8>,
+        results: Arc<ResultCache>,
+    ) -> Result<Self> {
         let request = plugboard_api::ConnectRequest {
             name: r.name.clone(),
             config: serde_json::to_value(&r.table)
@@ -117,10 +131,13 @@ impl ConnShared {
             name: r.name.into(),
             plugin: r.plugin,
             scope: results.state().slot(identity.as_bytes()),
+            portable,
             target: RwLock::new(None),
             identity: identity.into(),
             redactor: r.redactor,
             default_ttl: r.ttl,
+            stale_if_error: r.stale_if_error,
+            refresh_ahead: r.refresh_ahead,
             connection_ttl: r.connection_ttl,
             retry: r.retry,
             read_timeout: r.read_timeout,
@@ -175,18 +192,43 @@ impl ConnShared {
             .clone()
     }
 
-    /// The cache key of a request of `method`.
-    pub(super) fn key(&self, method: &[u8], request: &[u8]) -> crate::cache::Key {
+    /// The cache keys of a request of `method`: this host's, and Redis's when `below`
+    /// (the read has a TTL) and Redis answers.
+    pub(super) fn key(
+        &self,
+        method: &[u8],
+        request: &[u8],
+        below: bool,
+    ) -> (crate::cache::Key, Option<crate::cache::Key>) {
         let target = self.target();
+        let scopes = self.shared_scopes();
         let target = target.as_ref().map(|(t, slot)| (&**t, *slot));
-        self.results
-            .key(&self.identity, self.scope, target, method, request)
+        self.results.key(
+            &self.identity,
+            self.scope,
+            target,
+            method,
+            request,
+            below.then_some(scopes.as_slice()),
+        )
     }
 
     /// Makes every cached result of this connection, and of every connection that reached
-    /// the same database, unreachable in every process.
+    /// the same database, unreachable in every process and host.
     pub(super) fn invalidate(&self) {
-        self.results.invalidate(&self.identity, &self.slots());
+        self.results
+            .invalidate(&self.identity, &self.slots(), &self.shared_scopes());
+    }
+
+    /// What this connection's generations in Redis are kept under: its portable
+    /// identity, and the target it reached.
+    pub(super) fn shared_scopes(&self) -> Vec<Vec<u8>> {
+        let mut scopes = vec![self.portable.clone()];
+        scopes.extend(
+            self.target()
+                .map(|(t, _)| [b"target:".as_slice(), t.as_bytes()].concat()),
+        );
+        scopes
     }
 
     /// The generations this connection's keys are built with.
@@ -304,7 +346,7 @@ impl Connection {
         shared.drop_handle();
         shared
             .results
-            .clear_connection(&shared.identity, &shared.slots());
+            .clear_connection(&shared.identity, &shared.slots(), &shared.shared_scopes());
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connection::{ConnShared, Connection, Resolved, RetryPolicy};
-use crate::cache::{Cleared, DEFAULT_MAX_BYTES, DiskCache, ResultCache, Stats};
+use crate::cache::{
+    Cleared, DEFAULT_MAX_BYTES, DiskCache, RedisConfig, RedisTier, ResultCache, Stats,
+};
 use crate::config::PluginsFile;
 use crate::config::plugins::{Isolation, PLUGIN_PATH_ISOLATION_ENV, PluginDir, Settings};
 use crate::config::secrets::{self, EnvOverrides, Redactor, Secrets};
@@ -22,10 +24,16 @@ use crate::util::{canonical_json, closest};
 /// * `retry_attempts` (default 3) and `retry_backoff` (default `50ms`, doubling up to 5 s, jittered):
 ///   how `retryable` plugin errors are retried;
 /// * `read_timeout`: a shorter `read_timeout` than the plugin's (isolated plugins only);
+/// * `stale_if_error`: when a read with a TTL fails, serve the last good result from
+///   the disk or Redis tier, up to this long past its TTL, with a warning;
+/// * `refresh_ahead`: a memory hit with less than this left of its TTL is returned at
+///   once and read again in the background, once;
 /// * `max_entries`: accepted for Streamlit compatibility; the cache is bounded by bytes.
 pub const RESERVED_KEYS: &[&str] = &[
     "type",
     "ttl",
+    "stale_if_error",
+    "refresh_ahead",
     "connection_ttl",
     "retry_attempts",
     "retry_backoff",
@@ -106,6 +114,8 @@ pub struct HostBuilder {
     /// `None`: from the environment; `Some(None)`: no disk tier.
     cache_dir: Option<Option<PathBuf>>,
     disk_max_bytes: Option<u64>,
+    /// `None`: from the environment (`PLUGBOARD_CACHE_REDIS`); `Some(None)`: no Redis tier.
+    redis: Option<Option<RedisConfig>>,
     worker_program: Option<PathBuf>,
 }
 
@@ -120,6 +130,7 @@ impl Default for HostBuilder {
             cache_max_bytes: DEFAULT_MAX_BYTES,
             cache_dir: None,
             disk_max_bytes: None,
+            redis: None,
             worker_program: None,
         }
     }
@@ -165,6 +176,14 @@ impl HostBuilder {
     #[must_use]
     pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
         self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// The Redis tier; `None` turns it off. Default: `$PLUGBOARD_CACHE_REDIS` (with
+    /// `PLUGBOARD_CACHE_REDIS_PREFIX`, `_TIMEOUT`, `_RETRY`, `_CHUNK_BYTES`), else none.
+    #[must_use]
+    pub fn redis(mut self, config: Option<RedisConfig>) -> Self {
+        self.redis = Some(config);
         self
     }
 
@@ -273,12 +292,23 @@ impl HostBuilder {
                 }
             }
         };
+        let redis = match &self.redis {
+            Some(config) => config.clone(),
+            None if self.use_env => {
+                RedisConfig::over_file(plugins_file.redis.clone()).map_err(Error::Argument)?
+            }
+            None => plugins_file.redis.clone(),
+        };
+        let redis = redis
+            .map(RedisTier::new)
+            .transpose()
+            .map_err(Error::Argument)?;
         Ok(Host {
             inner: Arc::new(HostInner {
                 registry: Registry::load(plugins_file, self.worker_program.as_deref()),
                 secrets,
                 env,
-                results: Arc::new(ResultCache::new(self.cache_max_bytes, disk)),
+                results: Arc::new(ResultCache::new(self.cache_max_bytes, disk, redis)),
                 connections: moka::sync::Cache::builder().build(),
             }),
         })
@@ -411,13 +441,18 @@ impl Host {
     pub fn connection_with(&self, name: &str, options: ConnectOptions) -> Result<Connection> {
         let name = named(name)?;
         let resolved = self.resolve(&name, &options)?;
-        let identity = identity(&resolved, self.inner.results.state());
+        let (identity, portable) = identity(&resolved, self.inner.results.state());
         let shared = self
             .inner
             .connections
             .try_get_with(identity.clone(), || {
-                ConnShared::open(resolved, identity.clone(), Arc::clone(&self.inner.results))
-                    .map(Arc::new)
+                ConnShared::open(
+                    resolved,
+                    identity.clone(),
+                    portable,
+                    Arc::clone(&self.inner.results),
+                )
+                .map(Arc::new)
             })
             .map_err(Error::from_shared)?;
         Ok(Connection::new(shared))
@@ -437,9 +472,13 @@ impl Host {
         };
         let name = &*named(name)?;
         let resolved = self.resolve(name, &ConnectOptions::default())?;
-        let identity: Arc<str> = identity(&resolved, self.inner.results.state()).into();
+        let (identity, portable) = identity(&resolved, self.inner.results.state());
+        let identity: Arc<str> = identity.into();
         let scope = self.inner.results.state().slot(identity.as_bytes());
-        Ok(self.inner.results.clear_connection(&identity, &[scope]))
+        Ok(self
+            .inner
+            .results
+            .clear_connection(&identity, &[scope], &[portable]))
     }
 
     /// The disk tier, if it is on.
@@ -498,6 +537,8 @@ impl Host {
         };
         let ttl = duration("ttl")?;
         let connection_ttl = duration("connection_ttl")?.filter(|d| !d.is_zero());
+        let stale_if_error = duration("stale_if_error")?.filter(|d| !d.is_zero());
+        let refresh_ahead = duration("refresh_ahead")?.filter(|d| !d.is_zero());
         let mut retry = RetryPolicy::default();
         if let Some(backoff) = duration("retry_backoff")? {
             // A longer wait between attempts is a hung host, not a retry.
@@ -560,6 +601,8 @@ impl Host {
             table,
             ttl,
             connection_ttl,
+            stale_if_error,
+            refresh_ahead,
             retry,
             read_timeout,
             redactor,
@@ -620,7 +663,11 @@ fn show_paths(paths: &[PathBuf]) -> String {
 /// final config and of the working directory (plugins resolve relative paths, such as
 /// `sqlite:///pets.db`, against it). Secrets enter only through the digest, which is an
 /// HMAC under the cache's secret key: an identity on disk allows no offline guessing.
-fn identity(r: &Resolved, state: &crate::cache::state::State) -> String {
+///
+/// Also returns the identity every host computes alike (the disk key differs per
+/// machine), for the Redis tier's keys: name, plugin and version, and the SHA-256 of the
+/// same config. It stays in memory; the Redis tier uses it only under its HMAC.
+fn identity(r: &Resolved, state: &crate::cache::state::State) -> (String, Vec<u8>) {
     // A TOML table always converts; if it ever did not, `Null` would give every such
     // table one identity, so use its TOML text instead.
     let canonical =
@@ -628,11 +675,20 @@ fn identity(r: &Resolved, state: &crate::cache::state::State) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     let digest =
         hex::encode(state.keyed([canonical.as_bytes(), cwd.as_os_str().as_encoded_bytes()]));
-    format!(
+    let portable = crate::cache::key::key([
+        b"connection".as_slice(),
+        r.name.as_bytes(),
+        r.plugin.manifest.name.as_bytes(),
+        r.plugin.manifest.version.as_bytes(),
+        canonical.as_bytes(),
+        cwd.as_os_str().as_encoded_bytes(),
+    ]);
+    let identity = format!(
         "{}|{}@{}|{}",
         r.name,
         r.plugin.manifest.name,
         r.plugin.manifest.version,
         &digest[..32]
-    )
+    );
+    (identity, portable.to_vec())
 }

@@ -104,11 +104,16 @@ impl<'c> Read<'c> {
     /// the whole canonical request (see [`canonical_read`]).
     fn lookup(&self) -> Lookup<'c> {
         let shared = &self.conn.shared;
+        let ttl = self.ttl.or(shared.default_ttl);
+        let below = ttl.is_some_and(|t| !t.is_zero());
+        let (key, shared_key) = shared.key(b"read", &canonical_read(&self.request), below);
         Lookup {
-            key: shared.key(b"read", &canonical_read(&self.request)),
+            key,
+            shared: shared_key,
             connection: &shared.name,
             identity: &shared.identity,
-            ttl: self.ttl.or(shared.default_ttl),
+            stale: shared.stale_if_error,
+            ttl,
             refresh: self.refresh,
         }
     }
@@ -121,6 +126,17 @@ impl<'c> Read<'c> {
         let (df, outcome) = shared.results.get_or_read(&lookup, || {
             shared.with_retry("read", |c| c.read(&self.request))
         })?;
+        if outcome == Outcome::MemoryHit
+            && let Some(window) = shared.refresh_ahead
+            && shared.results.claim_refresh(&lookup, window)
+        {
+            refresh_in_background(
+                Arc::clone(shared),
+                self.request.clone(),
+                lookup.ttl,
+                lookup.key,
+            );
+        }
         tracing::debug!(
             "read {:?}: {outcome}{}, {} rows × {} columns in {:.2?}",
             &*shared.name,
@@ -130,6 +146,53 @@ impl<'c> Read<'c> {
             started.elapsed()
         );
         Ok((df, outcome))
+    }
+}
+
+/// Refresh-ahead: reads `request` again on a thread of its own and replaces the cached
+/// entry (keys built anew, so a write meanwhile is respected). A failure only warns: the
+/// entry stays until its TTL.
+/// `claimed` is the key [`crate::cache::ResultCache::claim_refresh`] was claimed under.
+fn refresh_in_background(
+    shared: Arc<ConnShared>,
+    request: ReadRequest,
+    ttl: Option<Duration>,
+    claimed: crate::cache::Key,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("plugboard-refresh".to_owned())
+        .spawn(move || {
+            let below = ttl.is_some_and(|t| !t.is_zero());
+            let (key, shared_key) = shared.key(b"read", &canonical_read(&request), below);
+            let lookup = Lookup {
+                key,
+                shared: shared_key,
+                connection: &shared.name,
+                identity: &shared.identity,
+                stale: None,
+                ttl,
+                refresh: true,
+            };
+            let started = Instant::now();
+            match shared
+                .results
+                .get_or_read(&lookup, || shared.with_retry("read", |c| c.read(&request)))
+            {
+                Ok((df, _)) => tracing::debug!(
+                    "read {:?}: refreshed ahead of its TTL, {} rows in {:.2?}",
+                    &*shared.name,
+                    df.height(),
+                    started.elapsed()
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot refresh a result of {:?} ahead of its TTL: {e}",
+                    &*shared.name
+                ),
+            }
+            shared.results.refreshed(&claimed);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start a refresh: {e}");
     }
 }
 
@@ -163,9 +226,47 @@ impl Read<'_> {
                 source: Source::Cached(Some(df)),
             });
         }
+        let claim = match shared.results.flight(&lookup) {
+            Ok(df) => {
+                tracing::debug!(
+                    "read {:?}: {}, {} rows × {} columns in {:.2?} (streamed, after waiting for another host)",
+                    &*shared.name,
+                    Outcome::RedisHit,
+                    df.height(),
+                    df.width(),
+                    started.elapsed()
+                );
+                return Ok(Stream {
+                    schema: df.schema().as_ref().clone(),
+                    outcome: Outcome::RedisHit,
+                    source: Source::Cached(Some(df)),
+                });
+            }
+            Err(claim) => claim,
+        };
         self.request.stream = true;
-        let batches = shared.with_retry("read", |c| c.stream(&self.request))?;
-        let store = shared.results.begin_store(&lookup, batches.schema());
+        let batches = match shared.with_retry("read", |c| c.stream(&self.request)) {
+            Ok(b) => b,
+            Err(e) => match shared.results.stale(&lookup, &e) {
+                Some(df) => {
+                    tracing::debug!(
+                        "read {:?}: {}, {} rows × {} columns in {:.2?} (streamed)",
+                        &*shared.name,
+                        Outcome::StaleHit,
+                        df.height(),
+                        df.width(),
+                        started.elapsed()
+                    );
+                    return Ok(Stream {
+                        schema: df.schema().as_ref().clone(),
+                        outcome: Outcome::StaleHit,
+                        source: Source::Cached(Some(df)),
+                    });
+                }
+                None => return Err(e),
+            },
+        };
+        let store = shared.results.begin_store(&lookup, batches.schema(), claim);
         Ok(Stream {
             schema: batches.schema().clone(),
             outcome: Outcome::Miss,

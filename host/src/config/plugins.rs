@@ -38,6 +38,10 @@ pub struct PluginsFile {
     pub path: Option<PathBuf>,
     pub plugins: Vec<PluginEntry>,
     pub dirs: Vec<PluginDir>,
+    /// The `[cache]` table's Redis tier (`redis = "redis://host:6379/0"` and
+    /// `redis_prefix`, `redis_timeout`, `redis_retry`, `redis_chunk_bytes`,
+    /// `redis_lock`). A URL with a password is refused: this file is not for secrets.
+    pub redis: Option<crate::cache::RedisConfig>,
 }
 
 /// One `[[plugin]]` entry.
@@ -117,6 +121,69 @@ struct RawFile {
     isolation: Option<String>,
     read_timeout: Option<toml::Value>,
     memory_limit: Option<toml::Value>,
+    cache: Option<RawCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    redis: Option<String>,
+    redis_prefix: Option<String>,
+    redis_timeout: Option<toml::Value>,
+    redis_retry: Option<toml::Value>,
+    redis_chunk_bytes: Option<toml::Value>,
+    redis_lock: Option<toml::Value>,
+}
+
+impl RawCache {
+    fn resolve(self) -> std::result::Result<Option<crate::cache::RedisConfig>, String> {
+        let Some(url) = self.redis else {
+            return Ok(None);
+        };
+        let mut c = crate::cache::RedisConfig::new(&url).map_err(|e| {
+            format!(
+                "[cache] redis: {}",
+                e.trim_start_matches(crate::cache::redis::REDIS_ENV)
+                    .trim_start_matches(": ")
+            )
+        })?;
+        if c.has_password() {
+            return Err(format!(
+                "[cache] redis: the URL holds a password, and this file is not for secrets; set {} to the whole URL instead",
+                crate::cache::redis::REDIS_ENV
+            ));
+        }
+        let duration = |key: &str, v: &toml::Value| {
+            crate::duration::from_toml(v).map_err(|e| format!("[cache] {key}: {e}"))
+        };
+        if let Some(p) = self.redis_prefix {
+            c.prefix = p;
+        }
+        if let Some(v) = &self.redis_timeout {
+            c.timeout = duration("redis_timeout", v)?.max(std::time::Duration::from_millis(1));
+        }
+        if let Some(v) = &self.redis_retry {
+            c.retry_after = duration("redis_retry", v)?;
+        }
+        if let Some(v) = &self.redis_lock {
+            c.lock_ttl = duration("redis_lock", v)?.max(std::time::Duration::from_millis(10));
+        }
+        if let Some(v) = &self.redis_chunk_bytes {
+            let n = match v {
+                toml::Value::Integer(n) => u64::try_from(*n).unwrap_or(0),
+                toml::Value::String(s) => crate::cache::disk::parse_bytes(s)
+                    .map_err(|e| format!("[cache] redis_chunk_bytes: {e}"))?,
+                other => {
+                    return Err(format!(
+                        "[cache] redis_chunk_bytes: expected a size such as \"64MiB\", got {other}"
+                    ));
+                }
+            };
+            c.set_chunk_bytes(n)
+                .map_err(|e| format!("[cache] redis_chunk_bytes: {e}"))?;
+        }
+        Ok(Some(c))
+    }
 }
 
 #[derive(Deserialize)]
@@ -224,6 +291,13 @@ impl PluginsFile {
     /// Parses `plugins.toml` text; `path` is used for messages and to resolve relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let raw: RawFile = parse_toml(text, path)?;
+        let redis = match raw.cache {
+            Some(c) => c.resolve().map_err(|message| Error::Config {
+                path: path.to_path_buf(),
+                message,
+            })?,
+            None => None,
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let config = |message: String| Error::Config {
@@ -307,6 +381,7 @@ impl PluginsFile {
             path: Some(path.to_path_buf()),
             plugins,
             dirs,
+            redis,
         })
     }
 }
