@@ -827,22 +827,24 @@ impl Drop for RedisServer {
 
 /// The Redis tier: a hit of the 1M-row SQLite result that another host stored, each in a
 /// fresh host with empty memory and disk tiers (only the read is timed); and what a
-/// memory hit costs with Redis configured (strict invalidation: one `MGET` per read).
+/// memory hit costs with Redis configured, in both invalidation modes (strict: one `MGET`
+/// per read; pub/sub: none while the tokens are held).
 fn redis_cases(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
     let server = RedisServer::start(dir)?;
     let config = plugboard::RedisConfig::new(&format!("redis://127.0.0.1:{}/", server.1))
         .map_err(anyhow::Error::msg)?;
     let hour = Duration::from_secs(3600);
-    let with_redis = |cache: Option<PathBuf>| -> anyhow::Result<Host> {
+    let host = |cache: Option<PathBuf>, redis: &plugboard::RedisConfig| -> anyhow::Result<Host> {
         Ok(Host::builder()
             .plugins_file(dir.join(plugins_file(false)))
             .secrets_file(dir.join("secrets.toml"))
             .use_env(false)
             .user_config_dir(None)
             .cache_dir(cache)
-            .redis(Some(config.clone()))
+            .redis(Some(redis.clone()))
             .build()?)
     };
+    let with_redis = |cache: Option<PathBuf>| host(cache, &config);
     // Another host stores it.
     let writer = with_redis(None)?;
     let conn = writer.connection("sqlite")?;
@@ -850,6 +852,24 @@ fn redis_cases(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow
     push(sample(
         "cache",
         "plugboard memory hit, Redis configured (strict)",
+        time(runs * 100, || {
+            let (df, outcome) = conn.query(SELECT).ttl(hour).fetch_shared()?;
+            anyhow::ensure!(outcome == Outcome::MemoryHit, "expected a memory hit");
+            Ok(df)
+        })?,
+    ));
+    // The same in pub/sub mode: the generations are held in memory, no round trip.
+    let mut pubsub = config.clone();
+    pubsub.invalidation = plugboard::Invalidation::PubSub;
+    let listener = host(None, &pubsub)?;
+    let conn = listener.connection("sqlite")?;
+    conn.query(SELECT).ttl(hour).fetch_shared()?;
+    // Until the subscription is up and the tokens are held.
+    std::thread::sleep(Duration::from_millis(300));
+    conn.query(SELECT).ttl(hour).fetch_shared()?;
+    push(sample(
+        "cache",
+        "plugboard memory hit, Redis configured (pubsub)",
         time(runs * 100, || {
             let (df, outcome) = conn.query(SELECT).ttl(hour).fetch_shared()?;
             anyhow::ensure!(outcome == Outcome::MemoryHit, "expected a memory hit");

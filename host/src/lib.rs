@@ -61,12 +61,12 @@ pub use polars::prelude::DataFrame;
 pub use crate::cache::disk::{CACHE_DIR_ENV, CACHE_MAX_ENV};
 /// The Redis tier's settings.
 pub use crate::cache::redis::{
-    REDIS_CHUNK_ENV, REDIS_ENV, REDIS_LOCK_ENV, REDIS_PREFIX_ENV, REDIS_RETRY_ENV,
-    REDIS_TIMEOUT_ENV,
+    REDIS_CA_ENV, REDIS_CHUNK_ENV, REDIS_ENV, REDIS_INVALIDATION_ENV, REDIS_LOCK_ENV,
+    REDIS_PREFIX_ENV, REDIS_RETRY_ENV, REDIS_STALENESS_ENV, REDIS_TIMEOUT_ENV,
 };
 pub use crate::cache::{
-    Cleared, DiskCache, DiskStats, MemoryStats, OpenError, Outcome, RedisConfig, RedisStats, Stats,
-    Usage,
+    Cleared, DiskCache, DiskStats, Invalidation, MemoryStats, OpenError, Outcome, RedisConfig,
+    RedisStats, Stats, Usage,
 };
 pub use crate::client::{
     ConnectOptions, Connection, ConnectionInfo, Execute, Host, HostBuilder, MAX_ATTEMPTS,

@@ -1537,8 +1537,11 @@ pub mod my {
 /// A private `redis-server` on a free 127.0.0.1 port, in a temporary folder, killed on drop.
 /// (Never the machine's own server.)
 pub mod redis_server {
-    use std::path::PathBuf;
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
     pub struct Server {
@@ -1568,6 +1571,44 @@ pub mod redis_server {
 
         pub fn dir(&self) -> PathBuf {
             self.dir.path().to_path_buf()
+        }
+
+        /// A server that speaks only TLS, on its port, with the certificate `cert`
+        /// (key `key`, chain `ca`); clients need no certificate of their own.
+        pub fn start_tls(cert: &Path, key: &Path, ca: &Path, args: &[&str]) -> Self {
+            let port = free_port();
+            let mut all: Vec<String> = vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                cert.display().to_string(),
+                "--tls-key-file".into(),
+                key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ];
+            all.extend(args.iter().map(|a| (*a).to_owned()));
+            let mut s = Self {
+                port,
+                child: None,
+                dir: tempfile::tempdir().expect("tempdir"),
+                args: all,
+            };
+            s.restart();
+            s
+        }
+
+        /// Sends SIGKILL now (the server may be in the middle of answering).
+        pub fn kill_now(&self) {
+            if let Some(c) = &self.child {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &c.id().to_string()])
+                    .status();
+            }
         }
 
         /// `redis://127.0.0.1:PORT/`
@@ -1633,6 +1674,70 @@ pub mod redis_server {
         fn drop(&mut self) {
             self.pause(false);
             self.kill();
+        }
+    }
+
+    /// A TCP relay in front of a server that runs `trip` once, when more than `after`
+    /// bytes have come back from the server: a failure at an exact point of a reply.
+    pub struct Relay {
+        pub port: u16,
+        /// Bytes relayed from the server so far.
+        pub relayed: Arc<AtomicU64>,
+    }
+
+    impl Relay {
+        pub fn start(to: u16, after: u64, trip: impl FnOnce() + Send + 'static) -> Self {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let relayed = Arc::new(AtomicU64::new(0));
+            let trip = Arc::new(std::sync::Mutex::new(Some(
+                Box::new(trip) as Box<dyn FnOnce() + Send>
+            )));
+            let count = Arc::clone(&relayed);
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { return };
+                    let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", to)) else {
+                        continue;
+                    };
+                    let (mut c_in, mut s_out) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    );
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_in, &mut s_out);
+                        let _ = s_out.shutdown(std::net::Shutdown::Write);
+                    });
+                    let (mut s_in, mut c_out) = (server, client);
+                    let count = Arc::clone(&count);
+                    let trip = Arc::clone(&trip);
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            let n = match s_in.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            let total = count.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+                            if total > after {
+                                let f = trip.lock().unwrap_or_else(|p| p.into_inner()).take();
+                                if let Some(f) = f {
+                                    f();
+                                }
+                            }
+                        }
+                        let _ = c_out.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            });
+            Self { port, relayed }
+        }
+
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/", self.port)
         }
     }
 }

@@ -171,51 +171,61 @@ fn a_write_on_one_host_is_seen_by_the_others_next_read() {
     assert_eq!(count("a"), ("1".to_owned(), "redis hit"));
 }
 
-/// Two hosts in one process (each its own memory and disk): a write through one means the
-/// other's next read, memory hit or not, does not serve what was read before it.
-#[test]
-fn a_write_on_one_host_invalidates_the_others_memory() {
-    let server = Server::start(&[]);
+/// A project whose `db` is a SQLite file named by its path (in process, a relative path
+/// would be the test's folder).
+fn db_project() -> Project {
     let p = project();
-    // In process, a relative SQLite path would be the test's folder: name the file.
     let db = p.path("w.db");
     p.write(
         "secrets.toml",
         &format!("[connections.db]\nurl = \"sqlite:///{}\"\n", db.display()),
     );
-    let config = plugboard::RedisConfig::new(&server.url()).expect("url");
-    let host = |name: &str| {
-        p.builder()
-            .cache_dir(Some(p.path(&format!("cache-{name}"))))
-            .redis(Some(config.clone()))
-            .build()
-            .expect("host")
-    };
-    let (a, b) = (host("a"), host("b"));
-    let hour = Duration::from_secs(3600);
-    a.connection("db")
-        .expect("a")
-        .execute("create table t (x int)")
+    p
+}
+
+/// A host of `p` in this process with its own disk folder, and Redis as `config` says.
+fn db_host(p: &Project, name: &str, config: &plugboard::RedisConfig) -> plugboard::Host {
+    p.builder()
+        .cache_dir(Some(p.path(&format!("cache-{name}"))))
+        .redis(Some(config.clone()))
+        .build()
+        .expect("host")
+}
+
+fn exec(h: &plugboard::Host, sql: &str) {
+    h.connection("db")
+        .expect("db")
+        .execute(sql)
         .run()
-        .expect("create");
-    let count = |h: &plugboard::Host| {
-        let (df, outcome) = h
-            .connection("db")
-            .expect("db")
-            .query("select count(*) as n from t")
-            .ttl(hour)
-            .fetch_shared()
-            .expect("read");
-        (plugboard_tests::int(&df, "n"), outcome)
-    };
+        .expect(sql);
+}
+
+/// `select count(*) from t` with a TTL of an hour: the count, and where it came from.
+fn count_t(h: &plugboard::Host) -> (i64, Outcome) {
+    let (df, outcome) = h
+        .connection("db")
+        .expect("db")
+        .query("select count(*) as n from t")
+        .ttl(Duration::from_secs(3600))
+        .fetch_shared()
+        .expect("read");
+    (plugboard_tests::int(&df, "n"), outcome)
+}
+
+/// Two hosts in one process (each its own memory and disk): a write through one means the
+/// other's next read, memory hit or not, does not serve what was read before it.
+#[test]
+fn a_write_on_one_host_invalidates_the_others_memory() {
+    let server = Server::start(&[]);
+    let p = db_project();
+    let config = plugboard::RedisConfig::new(&server.url()).expect("url");
+    let (a, b) = (db_host(&p, "a", &config), db_host(&p, "b", &config));
+    exec(&a, "create table t (x int)");
+    let count = count_t;
     assert_eq!(count(&a), (0, Outcome::Miss));
     assert_eq!(count(&b), (0, Outcome::RedisHit));
     assert_eq!(count(&b), (0, Outcome::MemoryHit));
-    a.connection("db")
-        .expect("a")
-        .execute("insert into t values (1)")
-        .run()
-        .expect("insert");
+    exec(&a, "insert into t values (1)");
     assert_eq!(
         count(&b),
         (1, Outcome::Miss),
@@ -916,4 +926,397 @@ fn a_tls_url_to_a_plain_server_costs_only_speed() {
         &format!("rediss://127.0.0.1:{}/", server.port),
         "TLS to a plain server",
     );
+}
+
+/// How many times the server ran `command` (INFO commandstats).
+fn calls(server: &Server, command: &str) -> u64 {
+    let mut c = server.client(None);
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut c)
+        .expect("INFO");
+    let tag = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&tag))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// Pub/sub mode: a memory hit asks Redis nothing; a write on one host is announced and
+/// the other's next read does not serve the pre-write result; a token changed without an
+/// announcement (a lost message) is seen within the staleness window, not later.
+#[test]
+fn pubsub_mode_hits_memory_without_redis_and_stays_within_its_window() {
+    let server = Server::start(&[]);
+    let p = db_project();
+    let mut config = plugboard::RedisConfig::new(&server.url()).expect("url");
+    config.invalidation = plugboard::Invalidation::PubSub;
+    config.staleness = Duration::from_millis(1500);
+    let (a, b) = (db_host(&p, "a", &config), db_host(&p, "b", &config));
+    exec(&a, "create table t (x int)");
+    let count = count_t;
+    assert_eq!(count(&a), (0, Outcome::Miss));
+    assert_eq!(count(&b), (0, Outcome::RedisHit));
+    assert_eq!(count(&b), (0, Outcome::MemoryHit));
+
+    // Memory hits within the window: no generation fetched (once b's subscription is
+    // up and it holds the tokens).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(count(&b), (0, Outcome::MemoryHit));
+    let before = calls(&server, "mget");
+    for _ in 0..200 {
+        assert_eq!(count(&b), (0, Outcome::MemoryHit));
+    }
+    assert_eq!(calls(&server, "mget"), before, "memory hits asked Redis");
+
+    // A write on a, announced: b's next read is fresh (after the announcement's
+    // delivery, which takes far less than the window).
+    exec(&a, "insert into t values (1)");
+    let started = Instant::now();
+    loop {
+        let (n, outcome) = count(&b);
+        if n == 1 {
+            assert!(matches!(outcome, Outcome::Miss | Outcome::RedisHit));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "the announced write was not seen within the window"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seen = started.elapsed();
+    assert!(seen < Duration::from_millis(1000), "{seen:?}");
+    // The writer itself never serves its pre-write result.
+    exec(&a, "insert into t values (2)");
+    assert_eq!(count(&a).0, 2, "the writing host is strict");
+
+    // A token replaced without an announcement: b may keep the old key for at most the
+    // window. The data changes behind plugboard's back (no invalidation at all), then
+    // every generation token is replaced directly.
+    let started = Instant::now();
+    while count(&b).0 != 2 {
+        assert!(started.elapsed() < Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let plain = p
+        .builder()
+        .cache_dir(None)
+        .redis(None)
+        .build()
+        .expect("host without redis");
+    let mut c = server.client(None);
+    // Past the window of what b holds now, so that it fetches the tokens afresh.
+    std::thread::sleep(Duration::from_millis(1600));
+    let fetched = Instant::now();
+    assert_eq!(count(&b), (2, Outcome::MemoryHit));
+    exec(&plain, "insert into t values (3)");
+    for name in keys(&server, "pbtest:g:*")
+        .into_iter()
+        .chain(keys(&server, "plugboard:g:*"))
+    {
+        let _: () = redis::cmd("SET")
+            .arg(&name)
+            .arg("replaced-without-an-announcement")
+            .query(&mut c)
+            .expect("SET");
+    }
+    let (n, outcome) = count(&b);
+    if fetched.elapsed() < Duration::from_millis(1000) {
+        assert_eq!(
+            (n, outcome),
+            (2, Outcome::MemoryHit),
+            "within the window, b keeps its tokens"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1600).saturating_sub(fetched.elapsed()));
+    assert_eq!(
+        count(&b),
+        (3, Outcome::Miss),
+        "past the window, b fetches the tokens again"
+    );
+}
+
+/// What pub/sub mode saves a memory hit, against strict mode, in the same run (debug
+/// build; `bench/run` measures the release build). Only printed: the counts of MGETs are
+/// what is checked.
+#[test]
+fn memory_hit_cost_in_both_invalidation_modes() {
+    let server = Server::start(&[]);
+    let p = project();
+    let median = |invalidation: plugboard::Invalidation| {
+        let mut config = plugboard::RedisConfig::new(&server.url()).expect("url");
+        config.invalidation = invalidation;
+        let host = p
+            .builder()
+            .cache_dir(None)
+            .redis(Some(config))
+            .build()
+            .expect("host");
+        let conn = host.connection("echo").expect("echo");
+        let read = || {
+            conn.query("value")
+                .param("v", Value::Int(1))
+                .ttl(Duration::from_secs(3600))
+                .fetch_shared()
+                .expect("read")
+                .1
+        };
+        read();
+        // Until a pub/sub host's subscription is up and it holds the tokens.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(read(), Outcome::MemoryHit);
+        let before = calls(&server, "mget");
+        let mut times: Vec<Duration> = (0..300)
+            .map(|_| {
+                let t = Instant::now();
+                assert_eq!(read(), Outcome::MemoryHit);
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        (times[times.len() / 2], calls(&server, "mget") - before)
+    };
+    let (strict, strict_mgets) = median(plugboard::Invalidation::Strict);
+    let (pubsub, pubsub_mgets) = median(plugboard::Invalidation::PubSub);
+    println!("memory hit with Redis: strict {strict:?}, pubsub {pubsub:?}");
+    assert_eq!(strict_mgets, 300, "strict: one MGET per memory hit");
+    assert!(
+        pubsub_mgets <= 2,
+        "pubsub: tokens held for the window (1s): {pubsub_mgets}"
+    );
+}
+
+/// `cache clear NAME` removes that connection's entries from Redis (every host's), and
+/// no other connection's.
+#[test]
+fn cache_clear_name_removes_its_entries_from_redis() {
+    let server = Server::start(&[]);
+    let p = project();
+    let url = server.url();
+    echo(&p, "a", &url, "1");
+    echo(&p, "b", &url, "2");
+    cli(
+        &p,
+        "a",
+        &url,
+        &[
+            "query",
+            "chinook",
+            "select count(*) from Artist",
+            "--ttl",
+            "1h",
+        ],
+        &[],
+    )
+    .ok();
+    assert_eq!(keys(&server, "pbtest:e:*").len(), 3);
+    let cleared = cli(&p, "b", &url, &["cache", "clear", "echo"], &[]).ok();
+    assert!(
+        cleared.contains("2 cached result") && cleared.contains("redis"),
+        "{cleared}"
+    );
+    assert_eq!(keys(&server, "pbtest:e:*").len(), 1, "chinook's stays");
+    let stats = cli(&p, "a", &url, &["cache", "stats"], &[]).ok();
+    let redis_part = stats.split("in redis").next().unwrap_or_default();
+    assert!(
+        redis_part.contains("chinook") && !redis_part.contains("echo"),
+        "{stats}"
+    );
+    let (_, run) = echo(&p, "a", &url, "1");
+    assert_eq!(run.outcome(), "miss");
+}
+
+/// `rediss://` against a real TLS server: with its CA configured, hosts share results over
+/// TLS (and the password stays out of every message); with a CA that did not sign it, the
+/// handshake fails and reads go on without Redis.
+#[test]
+fn tls_with_a_trusted_ca_shares_results_and_an_unknown_one_costs_only_speed() {
+    let certs = plugboard_tests::pg_tls::Certs::new();
+    let (cert, key) = certs.issue("redis", "127.0.0.1", "IP:127.0.0.1");
+    let server = Server::start_tls(
+        &cert,
+        &key,
+        &certs.path("ca.pem"),
+        &["--requirepass", "tls-hunter2"],
+    );
+    let p = project();
+    let url = format!("rediss://:tls-hunter2@127.0.0.1:{}/", server.port);
+    let ca = certs.path("ca.pem");
+    let ca = ca.to_string_lossy();
+    let read = |host: &str, ca: &str| {
+        let run = cli(
+            &p,
+            host,
+            &url,
+            &[
+                "query", "echo", "value", "-p", "v=5", "--ttl", "1h", "-v", "--format", "csv",
+            ],
+            &[("PLUGBOARD_CACHE_REDIS_CA", ca)],
+        );
+        let out = run.ok();
+        assert!(
+            out.lines().nth(1).is_some_and(|l| l.starts_with("5,")),
+            "{out}"
+        );
+        assert!(!run.stderr().contains("tls-hunter2"), "{}", run.stderr());
+        run
+    };
+    assert_eq!(read("a", &ca).outcome(), "miss");
+    let run = read("b", &ca);
+    assert_eq!(run.outcome(), "redis hit", "{}", run.stderr());
+    assert!(!run.stderr().contains("WARN"), "{}", run.stderr());
+
+    // A CA of its own that did not sign the server's certificate.
+    let other = plugboard_tests::pg_tls::Certs::new();
+    let run = read("c", &other.path("ca.pem").to_string_lossy());
+    assert_eq!(run.outcome(), "miss");
+    let err = run.stderr();
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("WARN") && l.contains("redis cache"))
+            .count(),
+        1,
+        "{err}"
+    );
+
+    // A CA file that is not one: a one-line error naming the setting and the file.
+    let bogus = p.write("not-a-ca.pem", "hello");
+    let run = cli(
+        &p,
+        "d",
+        &url,
+        &["query", "echo", "value", "--ttl", "1h"],
+        &[("PLUGBOARD_CACHE_REDIS_CA", &bogus.to_string_lossy())],
+    );
+    let err = run.fails();
+    assert!(
+        err.contains("PLUGBOARD_CACHE_REDIS_CA") && err.contains("not-a-ca.pem"),
+        "{err}"
+    );
+    assert!(!err.contains("tls-hunter2"), "{err}");
+}
+
+/// Redis killed (SIGKILL) in the middle of sending an entry's chunks: the read goes to the
+/// source and returns its rows, with one warning and no error.
+#[test]
+fn redis_killed_in_the_middle_of_a_read_costs_only_speed() {
+    let server = Server::start(&[]);
+    let p = project();
+    let url = server.url();
+    // About 20 MB of text that LZ4 cannot shrink much, in 256 KiB chunks.
+    let sql = "with recursive n(i) as (select 1 union all select i + 1 from n where i < 200000) \
+               select i, hex(randomblob(48)) as r from n";
+    let env = [("PLUGBOARD_CACHE_REDIS_CHUNK_BYTES", "256KiB")];
+    let read = |host: &str, url: &str| {
+        cli(
+            &p,
+            host,
+            url,
+            &[
+                "query",
+                "chinook",
+                sql,
+                "--ttl",
+                "1h",
+                "-v",
+                "--format",
+                "csv",
+                "-o",
+                &p.path(&format!("{host}.csv")).to_string_lossy(),
+            ],
+            &env,
+        )
+    };
+    let run = read("a", &url);
+    run.ok();
+    assert_eq!(run.outcome(), "miss");
+    assert!(keys(&server, "pbtest:c:*").len() > 20, "chunked");
+
+    let server = std::sync::Arc::new(server);
+    let victim = std::sync::Arc::clone(&server);
+    let relay = plugboard_tests::redis_server::Relay::start(server.port, 3 << 20, move || {
+        victim.kill_now()
+    });
+    let run = read("b", &relay.url());
+    run.ok();
+    assert_eq!(run.outcome(), "miss", "{}", run.stderr());
+    let relayed = relay.relayed.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        relayed > 3 << 20,
+        "the kill came mid-entry: {relayed} bytes"
+    );
+    let err = run.stderr();
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("WARN") && l.contains("redis cache"))
+            .count(),
+        1,
+        "{err}"
+    );
+    let rows = std::fs::read_to_string(p.path("b.csv")).expect("b.csv");
+    assert_eq!(rows.lines().count(), 200_001, "every row, from the source");
+    assert!(
+        rows.lines()
+            .nth(200_000)
+            .is_some_and(|l| l.starts_with("200000,"))
+    );
+}
+
+/// A claim is extended while its holder reads, however long: with a 300ms claim and a
+/// 2s read, a second host waits for the result instead of reading too.
+#[test]
+fn a_long_read_keeps_its_claim() {
+    let server = Server::start(&[]);
+    let p = project();
+    let url = server.url();
+    let bin = env!("CARGO_BIN_EXE_plugboard-under-test");
+    let spawn = |host: &str| {
+        p.command(
+            bin,
+            &[
+                "query",
+                "echo",
+                "value",
+                "-p",
+                "v=1",
+                "-p",
+                "sleep_ms=2000",
+                "--ttl",
+                "1h",
+                "-v",
+                "--format",
+                "csv",
+            ],
+            &[
+                ("PLUGBOARD_CACHE_DIR", &p.path(host).to_string_lossy()),
+                ("PLUGBOARD_CACHE_REDIS", &url),
+                ("PLUGBOARD_CACHE_REDIS_LOCK", "300ms"),
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn")
+    };
+    let holder = spawn("a");
+    let started = Instant::now();
+    while keys(&server, "plugboard:l:*").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "no claim");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let waiter = spawn("b");
+    let runs = [holder, waiter].map(|c| Run(c.wait_with_output().expect("wait")));
+    let pid = |r: &Run| {
+        r.ok()
+            .lines()
+            .nth(1)
+            .and_then(|l| l.rsplit(',').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(runs[0].outcome(), "miss");
+    assert_eq!(runs[1].outcome(), "redis hit", "{}", runs[1].stderr());
+    assert_eq!(pid(&runs[0]), pid(&runs[1]), "one plugin read");
+    assert!(keys(&server, "plugboard:l:*").is_empty(), "released");
 }

@@ -425,7 +425,7 @@ impl DiskCache {
             inner: out,
             tally: Arc::clone(&tally),
         };
-        let writer = crate::export::ipc_writer(hashing, schema)
+        let writer = crate::export::ipc_writer(hashing, schema, None)
             .map_err(|e| format!("cannot encode the result: {e}"))?;
         Ok(Pending {
             cache: self.clone(),

@@ -36,7 +36,7 @@ pub use self::disk::{DiskCache, DiskStats, OpenError};
 pub(crate) use self::key::{Key, canonical_read};
 pub use self::memory::MemoryStats;
 use self::memory::{Entry, Memory};
-pub use self::redis::{RedisConfig, RedisStats, RedisTier};
+pub use self::redis::{Invalidation, RedisConfig, RedisStats, RedisTier};
 use self::state::{Slot, State};
 use self::tier::{Keys, Owner, Tier};
 use crate::error::{Error, Result};
@@ -111,6 +111,8 @@ pub(crate) struct Lookup<'a> {
     pub connection: &'a Arc<str>,
     /// The connection's identity: what invalidation goes by; recorded in entries.
     pub identity: &'a Arc<str>,
+    /// Its identity as every host computes it: what Redis entries are owned by.
+    pub portable: &'a [u8],
     pub ttl: Option<Duration>,
     /// `stale_if_error`: how long past its TTL a result may serve a failed read.
     pub stale: Option<Duration>,
@@ -130,6 +132,7 @@ impl Lookup<'_> {
         Owner {
             connection: self.connection,
             identity: self.identity,
+            portable: self.portable,
             keep: self.stale.unwrap_or_default(),
         }
     }
@@ -480,11 +483,10 @@ impl ResultCache {
             .as_ref()
             .map(|d| Tier::clear_identity(d, identity))
             .unwrap_or_default();
-        let redis = self
-            .redis
-            .as_ref()
-            .map(|r| Tier::clear_identity(r, identity))
-            .unwrap_or_default();
+        let redis = match (&self.redis, shared_scopes.first()) {
+            (Some(r), Some(portable)) => r.clear_owner(portable),
+            _ => Removed::default(),
+        };
         Cleared {
             memory,
             disk,
@@ -535,6 +537,7 @@ mod tests {
             shared: None,
             connection: conn,
             identity: conn,
+            portable: b"",
             ttl,
             stale: None,
             refresh: false,

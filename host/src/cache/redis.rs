@@ -8,17 +8,22 @@
 //!   digest of its config, the target it reached, the generations below, the method and
 //!   the canonical request. (Whoever can read the Redis can read the cached results
 //!   anyway; the HMAC keeps passwords out of key names.)
-//! * **Invalidation across hosts** (strict mode, the only one so far): every connection
+//! * **Invalidation across hosts** (strict mode, the default): every connection
 //!   and target has a generation *token* in Redis (`<prefix>:g:<hmac>`, plus one for the
 //!   whole cache). A write, `reset()` or `cache clear` replaces the token with a new random
 //!   one before it returns; every read with a TTL fetches the tokens (one `MGET`) and
 //!   builds its keys, memory's and disk's included, with them. So no host serves a result
 //!   stored before the write to a read that starts after it. Tokens are random, not
 //!   counters, so a Redis that restarts empty or evicts a token cannot bring an old key
-//!   back: a missing token is created anew (`SET NX GET`).
+//!   back: a missing token is created anew (`SET NX GET`). In pub/sub mode
+//!   ([`Invalidation::PubSub`]) a host holds the tokens it fetched while it is subscribed
+//!   to the writes' announcements, for at most the staleness window: a memory hit costs
+//!   no round trip, and another host's write is seen within that window.
 //! * **Whole or nothing.** An entry is a manifest (`<prefix>:e:<key>`: its key, creation
 //!   and expiry, row count, payload length and xxh3-128 checksum, the chunk count and a
-//!   random chunk id; its own checksum) and the payload, Arrow IPC compressed with LZ4,
+//!   random chunk id, its owner (a keyed digest of the connection's portable identity,
+//!   what `cache clear NAME` removes by); its own checksum) and the payload, Arrow IPC
+//!   compressed with LZ4, encoded chunk by chunk as it is stored,
 //!   split into values of at most the chunk size (`<prefix>:c:<id>:<n>`, 512 MB is
 //!   Redis's cap). Chunks are written first, under an id no other write uses, and the
 //!   manifest last: a reader sees a whole old entry, a whole new one, or a miss. A
@@ -30,7 +35,7 @@
 //!   not be replaced is replayed when Redis answers again.
 //! * The URL's password is a secret: it never appears in a message this module emits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -61,15 +66,51 @@ pub const REDIS_CHUNK_ENV: &str = "PLUGBOARD_CACHE_REDIS_CHUNK_BYTES";
 /// How long a host's claim to read a missing key lasts (default 30s): what a crashed
 /// holder costs the hosts waiting on it.
 pub const REDIS_LOCK_ENV: &str = "PLUGBOARD_CACHE_REDIS_LOCK";
+/// How other hosts learn of a write: `strict` (default) or `pubsub`.
+pub const REDIS_INVALIDATION_ENV: &str = "PLUGBOARD_CACHE_REDIS_INVALIDATION";
+/// In `pubsub` mode, the longest a host keeps generation tokens without hearing from
+/// Redis (default 1s): the bound on how stale a result another host's write made can be.
+pub const REDIS_STALENESS_ENV: &str = "PLUGBOARD_CACHE_REDIS_STALENESS";
+/// A PEM file of the certificates that a `rediss://` server's must chain to, instead of
+/// the system's store.
+pub const REDIS_CA_ENV: &str = "PLUGBOARD_CACHE_REDIS_CA";
 
 const MAGIC: &[u8; 8] = b"PBREDIS\0";
 /// The entry format; a manifest of another version (another plugboard) is a miss.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const MAX_CHUNK: u64 = 512 * 1000 * 1000;
 /// Chunks outlive their manifest by this, so a manifest never names an expired chunk.
 const CHUNK_SLACK: Duration = Duration::from_secs(60);
 /// Redis expiries longer than this are cut to it (PX takes milliseconds as i64).
 const LONGEST: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// How the hosts sharing a Redis learn of each other's writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Invalidation {
+    /// Every read with a TTL fetches the generation tokens (one round trip, also for a
+    /// memory hit): no host serves a pre-write result to a read that starts after the
+    /// write returned.
+    #[default]
+    Strict,
+    /// Each host keeps the tokens in memory, subscribed to the writes' announcements
+    /// (`<prefix>:inv`), and drops them when one arrives, when the subscription breaks,
+    /// or after [`RedisConfig::staleness`]: a memory hit costs no round trip, and a read
+    /// on another host may serve a pre-write result for at most that long after the
+    /// write returned (usually only the announcement's delivery time). The writing host
+    /// itself is always strict.
+    PubSub,
+}
+
+impl Invalidation {
+    /// `strict` or `pubsub`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(Self::Strict),
+            "pubsub" | "pub/sub" => Ok(Self::PubSub),
+            other => Err(format!("expected \"strict\" or \"pubsub\", got {other:?}")),
+        }
+    }
+}
 
 /// How a host reaches its Redis.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,6 +121,12 @@ pub struct RedisConfig {
     pub retry_after: Duration,
     pub chunk_bytes: u64,
     pub lock_ttl: Duration,
+    pub invalidation: Invalidation,
+    /// In [`Invalidation::PubSub`] mode, how long a host keeps a generation token.
+    pub staleness: Duration,
+    /// The certificates (PEM) a `rediss://` server's must chain to; the system's store
+    /// when `None`.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for RedisConfig {
@@ -88,6 +135,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("url", &redacted(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("invalidation", &self.invalidation)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +170,9 @@ impl RedisConfig {
             retry_after: Duration::from_secs(10),
             chunk_bytes: 64 << 20,
             lock_ttl: Duration::from_secs(30),
+            invalidation: Invalidation::Strict,
+            staleness: Duration::from_secs(1),
+            ca: None,
         })
     }
 
@@ -181,6 +232,16 @@ impl RedisConfig {
         if let Some(t) = var(REDIS_LOCK_ENV) {
             config.lock_ttl = duration(REDIS_LOCK_ENV, &t)?.max(Duration::from_millis(10));
         }
+        if let Some(m) = var(REDIS_INVALIDATION_ENV) {
+            config.invalidation =
+                Invalidation::parse(&m).map_err(|e| format!("{REDIS_INVALIDATION_ENV}: {e}"))?;
+        }
+        if let Some(t) = var(REDIS_STALENESS_ENV) {
+            config.staleness = duration(REDIS_STALENESS_ENV, &t)?.max(Duration::from_millis(1));
+        }
+        if let Some(path) = var(REDIS_CA_ENV) {
+            config.ca = Some(path.trim().into());
+        }
         if let Some(b) = var(REDIS_CHUNK_ENV) {
             let n = super::disk::parse_bytes(&b).map_err(|e| format!("{REDIS_CHUNK_ENV}: {e}"))?;
             config
@@ -231,6 +292,36 @@ struct Inner {
     key: OnceLock<[u8; 32]>,
     /// Generation tokens a write could not replace: replaced when Redis answers again.
     unbumped: Mutex<Vec<String>>,
+    /// Pub/sub mode: the tokens this host holds.
+    held: Mutex<Held>,
+    /// Starts the pub/sub listener once.
+    listening: std::sync::Once,
+}
+
+/// The generation tokens a host in pub/sub mode keeps, and whether it may.
+#[derive(Default)]
+struct Held {
+    /// Subscribed: announcements reach this host, so held tokens can be trusted.
+    subscribed: bool,
+    /// Changes whenever a token may have changed (an announcement, a subscription made
+    /// or lost, a write of this host's): a fetch that began under another epoch holds
+    /// nothing, since what it read may be older than the change.
+    epoch: u64,
+    tokens: HashMap<String, (Vec<u8>, Instant)>,
+}
+
+impl Held {
+    fn forget(&mut self, names: Option<&[String]>) {
+        self.epoch += 1;
+        match names {
+            Some(names) => {
+                for n in names {
+                    self.tokens.remove(n);
+                }
+            }
+            None => self.tokens.clear(),
+        }
+    }
 }
 
 /// What a manifest says.
@@ -244,6 +335,9 @@ struct Manifest {
     checksum: u128,
     chunks: u32,
     id: [u8; 16],
+    /// Whose entry it is: a keyed digest of the connection's portable identity, what
+    /// `cache clear NAME` removes by.
+    owner: [u8; 16],
     connection: String,
 }
 
@@ -270,6 +364,7 @@ impl Manifest {
         b.extend_from_slice(&self.key);
         b.extend_from_slice(&self.chunks.to_le_bytes());
         b.extend_from_slice(&self.id);
+        b.extend_from_slice(&self.owner);
         b.extend_from_slice(&u16::try_from(name.len()).unwrap_or(0).to_le_bytes());
         b.extend_from_slice(name);
         let sum = xxhash_rust::xxh3::xxh3_64(&b);
@@ -304,6 +399,7 @@ impl Manifest {
         let key: Key = take(32)?.try_into().unwrap_or_default();
         let chunks = u32_(take(4)?);
         let id: [u8; 16] = take(16)?.try_into().unwrap_or_default();
+        let owner: [u8; 16] = take(16)?.try_into().unwrap_or_default();
         let name_len = u16::from_le_bytes(take(2)?.try_into().unwrap_or_default()) as usize;
         let connection = String::from_utf8_lossy(take(name_len)?).into_owned();
         if at != body.len() {
@@ -318,6 +414,7 @@ impl Manifest {
             checksum,
             chunks,
             id,
+            owner,
             connection,
         })
     }
@@ -344,12 +441,33 @@ fn unreachable(e: &redis::RedisError) -> bool {
 impl RedisTier {
     /// The tier for `config`. Connects lazily: a Redis that is down costs nothing here.
     pub fn new(config: RedisConfig) -> Result<Self, String> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|_| {
+        let invalid = || {
             format!(
                 "{REDIS_ENV}: {} is not a valid Redis URL",
                 redacted(&config.url)
             )
-        })?;
+        };
+        let client = match &config.ca {
+            None => redis::Client::open(config.url.as_str()).map_err(|_| invalid())?,
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("{REDIS_CA_ENV}: cannot read {}: {e}", path.display()))?;
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(format!(
+                        "{REDIS_CA_ENV}: {} holds no PEM certificate",
+                        path.display()
+                    ));
+                }
+                redis::Client::build_with_tls(
+                    config.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(|e| format!("{REDIS_CA_ENV}: {}: {e}", path.display()))?
+            }
+        };
         let password = client
             .get_connection_info()
             .redis_settings()
@@ -365,6 +483,8 @@ impl RedisTier {
                 warned: AtomicBool::new(false),
                 key: OnceLock::new(),
                 unbumped: Mutex::new(Vec::new()),
+                held: Mutex::new(Held::default()),
+                listening: std::sync::Once::new(),
             }),
         })
     }
@@ -460,22 +580,16 @@ impl RedisTier {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        if !unbumped.is_empty() {
-            let mut pipe = redis::pipe();
-            for k in &unbumped {
-                pipe.cmd("SET")
-                    .arg(k)
-                    .arg(random::<16>().as_slice())
-                    .ignore();
-            }
-            if let Err(e) = pipe.query::<()>(&mut conn) {
-                self.inner
-                    .unbumped
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(unbumped);
-                return Err(e);
-            }
+        if !unbumped.is_empty()
+            && let Err(e) =
+                Self::replace_tokens(&mut conn, &self.channel(), &unbumped, &self.all_key())
+        {
+            self.inner
+                .unbumped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(unbumped);
+            return Err(e);
         }
         Ok(conn)
     }
@@ -550,32 +664,108 @@ impl RedisTier {
         format!("{}:g:all", self.prefix())
     }
 
+    /// The names of the generation tokens of `scopes`, the whole cache's first.
+    fn token_names(&self, key: &[u8; 32], scopes: &[Vec<u8>]) -> Vec<String> {
+        let mut names = vec![self.all_key()];
+        names.extend(scopes.iter().map(|s| self.generation_key(key, s)));
+        names
+    }
+
+    fn entry_key(key: &[u8; 32], scopes: &[Vec<u8>], tokens: &[Vec<u8>], parts: &[&[u8]]) -> Key {
+        let mut all: Vec<&[u8]> = vec![b"entry-v1"];
+        all.extend(scopes.iter().map(Vec::as_slice));
+        all.extend(tokens.iter().map(Vec::as_slice));
+        all.extend_from_slice(parts);
+        Self::hmac(key, all)
+    }
+
     /// The key an entry has in Redis: the scopes (a connection's portable identity, the
     /// target it reached), their current generation tokens, and `parts` (method,
     /// request). `None` when Redis cannot be reached: the read then keeps to this host.
+    /// In pub/sub mode the tokens come from memory while they may be trusted.
     pub(crate) fn shared_key(&self, scopes: &[Vec<u8>], parts: &[&[u8]]) -> Option<Key> {
-        self.with_conn("cannot read generations", |conn, key| {
-            let mut names = vec![self.all_key()];
-            names.extend(scopes.iter().map(|s| self.generation_key(key, s)));
-            let mut tokens: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&names).query(conn)?;
-            for (name, token) in names.iter().zip(tokens.iter_mut()) {
-                if token.is_none() {
-                    let mine: [u8; 16] = random();
-                    let old: Option<Vec<u8>> = redis::cmd("SET")
-                        .arg(name)
-                        .arg(mine.as_slice())
-                        .arg("NX")
-                        .arg("GET")
-                        .query(conn)?;
-                    *token = Some(old.unwrap_or_else(|| mine.to_vec()));
+        let pubsub = self.inner.config.invalidation == Invalidation::PubSub;
+        if pubsub {
+            self.listen();
+            if let Some(key) = self.inner.key.get() {
+                let names = self.token_names(key, scopes);
+                if let Some(tokens) = self.held_tokens(&names) {
+                    return Some(Self::entry_key(key, scopes, &tokens, parts));
                 }
             }
-            let mut all: Vec<&[u8]> = vec![b"entry-v1"];
-            all.extend(scopes.iter().map(Vec::as_slice));
-            all.extend(tokens.iter().map(|t| t.as_deref().unwrap_or_default()));
-            all.extend_from_slice(parts);
-            Ok(Self::hmac(key, all))
-        })
+        }
+        let epoch = self.held().epoch;
+        let (key, names, tokens) = self.with_conn("cannot read generations", |conn, key| {
+            let names = self.token_names(key, scopes);
+            let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&names).query(conn)?;
+            let mut tokens = Vec::with_capacity(got.len());
+            for (name, token) in names.iter().zip(got) {
+                let token = match token {
+                    Some(t) => t,
+                    None => {
+                        let mine: [u8; 16] = random();
+                        let old: Option<Vec<u8>> = redis::cmd("SET")
+                            .arg(name)
+                            .arg(mine.as_slice())
+                            .arg("NX")
+                            .arg("GET")
+                            .query(conn)?;
+                        old.unwrap_or_else(|| mine.to_vec())
+                    }
+                };
+                tokens.push(token);
+            }
+            Ok((*key, names, tokens))
+        })?;
+        if pubsub {
+            let mut held = self.held();
+            if held.subscribed && held.epoch == epoch {
+                let now = Instant::now();
+                for (n, t) in names.into_iter().zip(&tokens) {
+                    held.tokens.insert(n, (t.clone(), now));
+                }
+            }
+        }
+        Some(Self::entry_key(&key, scopes, &tokens, parts))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.inner.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every token of `names` from memory, if all are held, young enough, and the
+    /// subscription is up.
+    fn held_tokens(&self, names: &[String]) -> Option<Vec<Vec<u8>>> {
+        let held = self.held();
+        if !held.subscribed {
+            return None;
+        }
+        let window = self.inner.config.staleness;
+        names
+            .iter()
+            .map(|n| {
+                let (token, since) = held.tokens.get(n)?;
+                (since.elapsed() < window).then(|| token.clone())
+            })
+            .collect()
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:inv", self.prefix())
+    }
+
+    /// Starts, once, the thread that keeps this host subscribed to the writes'
+    /// announcements. It holds the tier weakly and ends soon after the tier is dropped.
+    fn listen(&self) {
+        self.inner.listening.call_once(|| {
+            let weak = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("plugboard-redis-inv".into())
+                .spawn(move || listener(&weak));
+            if let Err(e) = spawned {
+                tracing::warn!("redis cache: cannot start the pub/sub listener: {e}; reads fetch the generations");
+            }
+        });
     }
 
     /// Replaces the generation tokens of `scopes` (a write, `reset()`, `cache clear NAME`):
@@ -589,29 +779,58 @@ impl RedisTier {
         self.bump_names(|this, _| vec![this.all_key()]);
     }
 
+    /// Replaces the tokens `names` gives and announces it (`<prefix>:inv`, for hosts in
+    /// pub/sub mode), then forgets the ones this host held: when it returns, no read that
+    /// starts on this host uses an old token, nor, in strict mode, on any host.
     fn bump_names(&self, names: impl Fn(&Self, &[u8; 32]) -> Vec<String>) {
         let done = self.with_conn("cannot invalidate", |conn, key| {
-            let mut pipe = redis::pipe();
-            for n in names(self, key) {
-                pipe.cmd("SET")
-                    .arg(n)
-                    .arg(random::<16>().as_slice())
-                    .ignore();
-            }
-            pipe.query::<()>(conn)
+            let names = names(self, key);
+            Self::replace_tokens(conn, &self.channel(), &names, &self.all_key())?;
+            Ok(names)
         });
-        if done.is_none() {
-            // Replayed on the next connection. Without the shared key (Redis never
-            // answered), no key was ever built with a token, so nothing is stale.
-            if let Some(key) = self.inner.key.get() {
-                let names = names(self, key);
-                self.inner
-                    .unbumped
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(names);
+        match done {
+            Some(names) => {
+                let all = names.iter().any(|n| *n == self.all_key());
+                self.held().forget((!all).then_some(names.as_slice()));
+            }
+            None => {
+                self.held().forget(None);
+                // Replayed on the next connection. Without the shared key (Redis never
+                // answered), no key was ever built with a token, so nothing is stale.
+                if let Some(key) = self.inner.key.get() {
+                    let names = names(self, key);
+                    self.inner
+                        .unbumped
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(names);
+                }
             }
         }
+    }
+
+    /// New random tokens for `names`, then one announcement naming them (`*` when the
+    /// whole cache's token is among them).
+    fn replace_tokens(
+        conn: &mut Connection,
+        channel: &str,
+        names: &[String],
+        all: &str,
+    ) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for n in names {
+            pipe.cmd("SET")
+                .arg(n)
+                .arg(random::<16>().as_slice())
+                .ignore();
+        }
+        let message = if names.iter().any(|n| n == all) {
+            "*".to_owned()
+        } else {
+            names.join("\n")
+        };
+        pipe.cmd("PUBLISH").arg(channel).arg(message).ignore();
+        pipe.query::<()>(conn)
     }
 
     fn manifest_key(&self, key: &Key) -> String {
@@ -686,70 +905,68 @@ impl RedisTier {
         }
     }
 
+    /// Stores a whole result: encoded into chunks as it goes, the manifest last.
     fn store_shared(
         &self,
         key: &Key,
-        connection: &str,
+        owner: Owner<'_>,
         df: &DataFrame,
         ttl: Duration,
-        keep: Duration,
     ) -> Result<(), String> {
-        let mut payload = Vec::new();
-        IpcWriter::new(&mut payload)
+        let entry = Entry::new(self, key, owner, ttl);
+        let mut df = df.clone();
+        let stored = IpcWriter::new(Sink(Arc::clone(&entry.chunks)))
             .with_compression(Some(IpcCompression::LZ4))
-            .finish(&mut df.clone())
-            .map_err(|e| format!("cannot encode the result: {e}"))?;
-        let chunk = usize::try_from(self.inner.config.chunk_bytes).unwrap_or(usize::MAX);
-        let chunks: Vec<&[u8]> = if payload.is_empty() {
-            Vec::new()
-        } else {
-            payload.chunks(chunk.max(1)).collect()
-        };
-        let created = SystemTime::now();
-        let ttl = ttl.min(LONGEST);
-        let m = Manifest {
-            key: *key,
-            created,
-            expires: created + ttl,
-            rows: df.height() as u64,
-            payload_len: payload.len() as u64,
-            checksum: xxhash_rust::xxh3::xxh3_128(&payload),
-            chunks: u32::try_from(chunks.len()).map_err(|_| "too many chunks".to_owned())?,
-            id: random(),
-            connection: connection.to_owned(),
-        };
-        let px = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
-        // Redis expires the entry itself: kept `keep` past its TTL for stale_if_error
-        // (the manifest's own expiry still says when it stops being fresh).
-        let ttl = ttl.saturating_add(keep).min(LONGEST);
-        let stored = self.with_conn("cannot store an entry", |conn, _| {
-            for (n, c) in chunks.iter().enumerate() {
-                redis::cmd("SET")
-                    .arg(self.chunk_key(&m.id, n as u32))
-                    .arg(*c)
-                    .arg("PX")
-                    .arg(px(ttl + CHUNK_SLACK))
-                    .query::<()>(conn)?;
-            }
-            // The manifest last: until it is there, no reader knows the chunks.
-            let old: Option<Vec<u8>> = redis::cmd("SET")
-                .arg(self.manifest_key(key))
-                .arg(m.encode())
-                .arg("PX")
-                .arg(px(ttl))
-                .arg("GET")
-                .query(conn)?;
-            if let Some(old) = old.and_then(|b| Manifest::decode(&b).ok()) {
-                let names: Vec<String> = (0..old.chunks)
-                    .map(|n| self.chunk_key(&old.id, n))
-                    .collect();
-                if !names.is_empty() {
-                    let _: RedisResult<()> = redis::cmd("UNLINK").arg(names).query(conn);
+            .finish(&mut df)
+            .map_err(|e| entry.failure(&e))
+            .and_then(|()| entry.commit(df.height() as u64));
+        self.quiet(stored)
+    }
+
+    /// A failure to store because the tier went off is not worth a second warning: the
+    /// first one said reads go on without Redis.
+    fn quiet(&self, stored: Result<(), String>) -> Result<(), String> {
+        match stored {
+            Err(_) if self.is_down() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Removes every entry whose owner is `portable` (a connection's portable
+    /// identity), stored by any host: what `cache clear NAME` does after replacing the
+    /// connection's tokens made them unreachable.
+    pub(crate) fn clear_owner(&self, portable: &[u8]) -> Removed {
+        self.with_conn("cannot clear", |conn, key| {
+            let owner = Self::owner_tag(key, portable);
+            let mut removed = Removed::default();
+            let names = Self::scan(conn, &format!("{}:e:*", self.prefix()))?;
+            for batch in names.chunks(500) {
+                let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(batch).query(conn)?;
+                let mut doomed = Vec::new();
+                for (name, m) in batch.iter().zip(got) {
+                    let Some(m) = m.and_then(|b| Manifest::decode(&b).ok()) else {
+                        continue;
+                    };
+                    if m.owner != owner {
+                        continue;
+                    }
+                    removed.entries += 1;
+                    removed.bytes += m.payload_len;
+                    doomed.push(name.clone());
+                    doomed.extend((0..m.chunks).map(|n| self.chunk_key(&m.id, n)));
+                }
+                if !doomed.is_empty() {
+                    redis::cmd("UNLINK").arg(doomed).query::<()>(conn)?;
                 }
             }
-            Ok(())
-        });
-        stored.ok_or_else(|| "the redis tier is unavailable".to_owned())
+            Ok(removed)
+        })
+        .unwrap_or_default()
+    }
+
+    fn owner_tag(key: &[u8; 32], portable: &[u8]) -> [u8; 16] {
+        let h = Self::hmac(key, [b"owner".as_slice(), portable]);
+        h[..16].try_into().unwrap_or_default()
     }
 
     /// Every key under the prefix matching `pattern` (`e:*`, `*`).
@@ -773,9 +990,7 @@ impl RedisTier {
         let lock = format!("{}:l:{}", self.prefix(), hex::encode(key));
         let token: [u8; 16] = random();
         let ttl = self.inner.config.lock_ttl;
-        let px = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        // Past this, read anyway: a holder that is slow, not dead, costs one more read.
-        let give_up = Instant::now() + ttl * 2;
+        let px = px(ttl);
         loop {
             let claimed = self.with_conn("cannot claim a read", |conn, _| {
                 let set: Option<String> = redis::cmd("SET")
@@ -790,22 +1005,61 @@ impl RedisTier {
             match claimed {
                 None => return Flight::Alone,
                 Some(true) => {
+                    let keeper = self.keep_claim(&lock, token, ttl);
                     return Flight::Lead(Claim {
                         tier: self.clone(),
                         lock,
                         token,
+                        _keeper: keeper,
                     });
                 }
                 Some(false) => {}
             }
+            // The holder extends its claim while it reads, however long that takes; a
+            // holder that died stops extending it, and one of the waiters claims it.
             std::thread::sleep(Duration::from_millis(20));
             if let Some(hit) = self.load_shared(key, max_age) {
                 return Flight::Hit(hit);
             }
-            if Instant::now() >= give_up {
-                return Flight::Alone;
-            }
         }
+    }
+
+    /// Extends a claim every third of its life until the returned sender is dropped
+    /// (the claim released) or the claim is no longer this host's.
+    fn keep_claim(
+        &self,
+        lock: &str,
+        token: [u8; 16],
+        ttl: Duration,
+    ) -> Option<std::sync::mpsc::Sender<()>> {
+        const EXTEND: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+             return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let tier = self.clone();
+        let lock = lock.to_owned();
+        let every = (ttl / 3).max(Duration::from_millis(5));
+        std::thread::Builder::new()
+            .name("plugboard-redis-claim".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(every)
+                {
+                    let extended = tier.with_conn("cannot extend a claim", |conn, _| {
+                        redis::cmd("EVAL")
+                            .arg(EXTEND)
+                            .arg(1)
+                            .arg(&lock)
+                            .arg(token.as_slice())
+                            .arg(px(ttl))
+                            .query::<i64>(conn)
+                    });
+                    if extended != Some(1) {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(stop)
     }
 
     /// Drops every entry under the prefix and replaces the whole cache's generation
@@ -847,6 +1101,107 @@ impl RedisTier {
     }
 }
 
+/// The pub/sub listener's loop: subscribe, then drop held tokens as announcements
+/// arrive; on any failure drop them all and subscribe again. Ends when the tier is gone.
+fn listener(weak: &std::sync::Weak<Inner>) {
+    // How often the loop looks whether the tier is still there.
+    const TICK: Duration = Duration::from_millis(250);
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let tier = RedisTier { inner };
+        let retry = tier
+            .inner
+            .config
+            .retry_after
+            .clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let connected = tier
+            .inner
+            .client
+            .get_connection_with_timeout(tier.inner.config.timeout)
+            .and_then(|conn| {
+                conn.set_write_timeout(Some(tier.inner.config.timeout))?;
+                conn.set_read_timeout(Some(tier.inner.config.timeout))?;
+                Ok(conn)
+            });
+        let mut conn = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(
+                    "redis cache: pub/sub listener cannot connect: {}",
+                    tier.scrub(e.to_string())
+                );
+                drop(tier);
+                std::thread::sleep(retry);
+                continue;
+            }
+        };
+        let channel = tier.channel();
+        let all = tier.all_key();
+        let mut pubsub = conn.as_pubsub();
+        if let Err(e) = pubsub.subscribe(&channel) {
+            tracing::debug!(
+                "redis cache: cannot subscribe to {channel}: {}",
+                tier.scrub(e.to_string())
+            );
+            drop(pubsub);
+            drop(tier);
+            std::thread::sleep(retry);
+            continue;
+        }
+        {
+            // Only what is fetched from now on is held: an announcement made before the
+            // subscription could have been missed.
+            let mut held = tier.held();
+            held.forget(None);
+            held.subscribed = true;
+        }
+        let _ = pubsub.set_read_timeout(Some(TICK));
+        let weak_tier = Arc::downgrade(&tier.inner);
+        drop(tier);
+        let failure = loop {
+            match pubsub.get_message() {
+                Ok(msg) => {
+                    let Some(inner) = weak_tier.upgrade() else {
+                        return;
+                    };
+                    let payload: String = msg.get_payload().unwrap_or_default();
+                    let mut held = inner.held.lock().unwrap_or_else(|p| p.into_inner());
+                    if payload == "*" || payload.split('\n').any(|n| n == all) {
+                        held.forget(None);
+                    } else {
+                        let names: Vec<String> = payload.split('\n').map(str::to_owned).collect();
+                        held.forget(Some(&names));
+                    }
+                }
+                Err(e) if e.is_timeout() => {
+                    if weak_tier.strong_count() == 0 {
+                        return;
+                    }
+                }
+                Err(e) => break e,
+            }
+        };
+        let Some(inner) = weak_tier.upgrade() else {
+            return;
+        };
+        {
+            let mut held = inner.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.subscribed = false;
+            held.forget(None);
+        }
+        let tier = RedisTier { inner };
+        tracing::debug!(
+            "redis cache: pub/sub subscription lost ({}); reads fetch the generations until it is back",
+            tier.scrub(failure.to_string())
+        );
+        drop(pubsub);
+        drop(tier);
+        std::thread::sleep(retry);
+    }
+}
+
 /// What [`RedisTier::flight`] decided.
 pub(crate) enum Flight {
     /// Another host read it meanwhile.
@@ -862,10 +1217,13 @@ pub(crate) struct Claim {
     tier: RedisTier,
     lock: String,
     token: [u8; 16],
+    /// Dropped first: stops the thread that extends the claim.
+    _keeper: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        self._keeper.take();
         let _ = self.tier.with_conn("cannot release a claim", |conn, _| {
             let held: Option<Vec<u8>> = redis::cmd("GET").arg(&self.lock).query(conn)?;
             // Only our own: after an expiry, another host's claim is not ours to drop.
@@ -877,37 +1235,250 @@ impl Drop for Claim {
     }
 }
 
-/// A streamed result bound for Redis: gathered, and stored whole on commit.
-struct Pending {
+/// An entry being written: its chunks go to Redis as they fill (under a random id no
+/// other write uses), and the manifest last, on [`Entry::commit`]; an entry dropped
+/// unfinished removes the chunks it sent. Only one chunk is held in memory.
+struct Entry {
     tier: RedisTier,
     key: Key,
+    portable: Vec<u8>,
     connection: String,
+    created: SystemTime,
+    /// How long it is fresh, and how long Redis keeps it (`keep` longer, for
+    /// `stale_if_error`).
     ttl: Duration,
-    keep: Duration,
-    frames: Option<DataFrame>,
+    lifetime: Duration,
+    chunks: Arc<Mutex<Chunks>>,
+    committed: bool,
+}
+
+/// The chunks of an [`Entry`] so far.
+struct Chunks {
+    tier: RedisTier,
+    id: [u8; 16],
+    size: usize,
+    /// Milliseconds a chunk lives: past its manifest, so a manifest never names an
+    /// expired chunk.
+    px: u64,
+    buf: Vec<u8>,
+    sent: u32,
+    len: u64,
+    hash: xxhash_rust::xxh3::Xxh3,
+    error: Option<String>,
+}
+
+fn px(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Chunks {
+    fn push(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(e) = &self.error {
+            return Err(std::io::Error::other(e.clone()));
+        }
+        self.hash.update(bytes);
+        self.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = self.size - self.buf.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.buf.extend_from_slice(now);
+            bytes = later;
+            if self.buf.len() == self.size {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered as the next chunk.
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let name = self.tier.chunk_key(&self.id, self.sent);
+        let sent = self.tier.with_conn("cannot store an entry", |conn, _| {
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(self.buf.as_slice())
+                .arg("PX")
+                .arg(self.px)
+                .query::<()>(conn)
+        });
+        if sent.is_none() {
+            let e = "the redis tier is unavailable".to_owned();
+            self.error = Some(e.clone());
+            return Err(std::io::Error::other(e));
+        }
+        self.sent += 1;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Removes the chunks sent so far.
+    fn discard(&mut self) {
+        let names: Vec<String> = (0..self.sent)
+            .map(|n| self.tier.chunk_key(&self.id, n))
+            .collect();
+        if !names.is_empty() {
+            let _ = self
+                .tier
+                .with_conn("cannot remove an unfinished entry", |conn, _| {
+                    redis::cmd("UNLINK").arg(names).query::<()>(conn)
+                });
+        }
+        self.sent = 0;
+    }
+}
+
+/// Where the IPC writer writes an [`Entry`] (shared: polars' batched writer keeps its
+/// writer).
+struct Sink(Arc<Mutex<Chunks>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Entry {
+    fn new(tier: &RedisTier, key: &Key, owner: Owner<'_>, ttl: Duration) -> Self {
+        let ttl = ttl.min(LONGEST);
+        let lifetime = ttl.saturating_add(owner.keep).min(LONGEST);
+        let size = usize::try_from(tier.inner.config.chunk_bytes)
+            .unwrap_or(usize::MAX)
+            .max(1);
+        Self {
+            tier: tier.clone(),
+            key: *key,
+            portable: owner.portable.to_vec(),
+            connection: owner.connection.to_owned(),
+            created: SystemTime::now(),
+            ttl,
+            lifetime,
+            chunks: Arc::new(Mutex::new(Chunks {
+                tier: tier.clone(),
+                id: random(),
+                size,
+                px: px(lifetime + CHUNK_SLACK),
+                buf: Vec::with_capacity(size.min(1 << 20)),
+                sent: 0,
+                len: 0,
+                hash: xxhash_rust::xxh3::Xxh3::new(),
+                error: None,
+            })),
+            committed: false,
+        }
+    }
+
+    fn chunks(&self) -> std::sync::MutexGuard<'_, Chunks> {
+        self.chunks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why the encoder stopped: Redis's failure if that was it.
+    fn failure(&self, e: &polars::error::PolarsError) -> String {
+        self.chunks()
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("cannot encode the result: {e}"))
+    }
+
+    /// Sends the last chunk, then the manifest: the entry is visible from here.
+    fn commit(mut self, rows: u64) -> Result<(), String> {
+        let (id, sent, len, checksum) = {
+            let mut c = self.chunks();
+            c.send().map_err(|e| e.to_string())?;
+            (c.id, c.sent, c.len, c.hash.digest128())
+        };
+        let stored = self.tier.with_conn("cannot store an entry", |conn, key| {
+            let m = Manifest {
+                key: self.key,
+                created: self.created,
+                expires: self.created + self.ttl,
+                rows,
+                payload_len: len,
+                checksum,
+                chunks: sent,
+                id,
+                owner: RedisTier::owner_tag(key, &self.portable),
+                connection: self.connection.clone(),
+            };
+            // Redis expires the entry itself, `keep` past its TTL for stale_if_error
+            // (the manifest's own expiry still says when it stops being fresh).
+            let old: Option<Vec<u8>> = redis::cmd("SET")
+                .arg(self.tier.manifest_key(&self.key))
+                .arg(m.encode())
+                .arg("PX")
+                .arg(px(self.lifetime))
+                .arg("GET")
+                .query(conn)?;
+            if let Some(old) = old.and_then(|b| Manifest::decode(&b).ok()) {
+                let names: Vec<String> = (0..old.chunks)
+                    .map(|n| self.tier.chunk_key(&old.id, n))
+                    .collect();
+                if !names.is_empty() {
+                    let _: RedisResult<()> = redis::cmd("UNLINK").arg(names).query(conn);
+                }
+            }
+            Ok(())
+        });
+        match stored {
+            Some(()) => {
+                self.committed = true;
+                Ok(())
+            }
+            None => Err("the redis tier is unavailable".to_owned()),
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.chunks().discard();
+        }
+    }
+}
+
+/// A streamed result bound for Redis, encoded batch by batch into an [`Entry`].
+struct Pending {
+    entry: Entry,
+    writer: polars::io::ipc::BatchedWriter<Sink>,
+    rows: u64,
 }
 
 impl tier::Pending for Pending {
     fn write(&mut self, df: &DataFrame) -> Result<(), String> {
-        match &mut self.frames {
-            Some(all) => all
-                .vstack_mut(df)
-                .map(|_| ())
-                .map_err(|e| format!("cannot gather a batch: {e}")),
-            None => {
-                self.frames = Some(df.clone());
-                Ok(())
-            }
-        }
+        let written = self
+            .writer
+            .write_batch(&crate::export::aligned(df))
+            .map_err(|e| self.entry.failure(&e));
+        self.rows += df.height() as u64;
+        self.entry.tier.quiet(written)
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), String> {
+        let tier = self.entry.tier.clone();
+        let finished = self.writer.finish().map_err(|e| self.entry.failure(&e));
+        let Pending { entry, rows, .. } = *self;
+        tier.quiet(finished.and_then(|()| entry.commit(rows)))
+    }
+}
+
+/// What a streamed read stores in a tier that was off when it began: nothing.
+struct Skip;
+
+impl tier::Pending for Skip {
+    fn write(&mut self, _df: &DataFrame) -> Result<(), String> {
+        Ok(())
     }
 
     fn commit(self: Box<Self>) -> Result<(), String> {
-        let Some(mut df) = self.frames else {
-            return Ok(());
-        };
-        df.rechunk_mut();
-        self.tier
-            .store_shared(&self.key, &self.connection, &df, self.ttl, self.keep)
+        Ok(())
     }
 }
 
@@ -932,7 +1503,7 @@ impl Tier for RedisTier {
         ttl: Duration,
     ) -> Result<(), String> {
         match &keys.shared {
-            Some(key) => self.store_shared(key, owner.connection, df, ttl, owner.keep),
+            Some(key) => self.store_shared(key, owner, df, ttl),
             // Redis was unreachable when the key was built: already warned.
             None => Ok(()),
         }
@@ -943,24 +1514,28 @@ impl Tier for RedisTier {
         keys: &Keys,
         owner: Owner<'_>,
         ttl: Duration,
-        _schema: &Schema,
+        schema: &Schema,
     ) -> Result<Box<dyn tier::Pending>, String> {
-        let key = keys
-            .shared
-            .ok_or_else(|| "the redis tier is unavailable".to_owned())?;
+        let Some(key) = keys.shared else {
+            // Redis was unreachable when the key was built: already warned.
+            return Ok(Box::new(Skip));
+        };
+        let entry = Entry::new(self, &key, owner, ttl);
+        let writer = crate::export::ipc_writer(
+            Sink(Arc::clone(&entry.chunks)),
+            schema,
+            Some(IpcCompression::LZ4),
+        )
+        .map_err(|e| entry.failure(&e))?;
         Ok(Box::new(Pending {
-            tier: self.clone(),
-            key,
-            connection: owner.connection.to_owned(),
-            ttl,
-            keep: owner.keep,
-            frames: None,
+            entry,
+            writer,
+            rows: 0,
         }))
     }
 
     fn clear_identity(&self, _identity: &str) -> Removed {
-        // Its generation token was replaced (see `bump`): its entries are unreachable
-        // and expire with their TTL.
+        // Entries are owned by portable identities, not this host's: see `clear_owner`.
         Removed::default()
     }
 
@@ -1005,6 +1580,7 @@ mod tests {
             checksum: 42,
             chunks: 2,
             id: [1; 16],
+            owner: [2; 16],
             connection: "pets".into(),
         };
         let b = m.encode();

@@ -32,6 +32,9 @@ pub(crate) struct Owner<'a> {
     pub connection: &'a str,
     /// The connection's identity (a keyed digest, never its config).
     pub identity: &'a str,
+    /// The connection's identity as every host computes it (no secret in it): what
+    /// the Redis tier's entries are owned by.
+    pub portable: &'a [u8],
     /// How long past its TTL the entry may still be served (`stale_if_error`): a tier
     /// that expires entries itself keeps them this much longer.
     pub keep: Duration,

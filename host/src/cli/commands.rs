@@ -44,8 +44,34 @@ pub(super) fn redis_cache(
         .map_err(anyhow::Error::msg)
 }
 
-fn print_redis_stats(redis: &crate::cache::RedisTier) {
+/// A tier's usage by connection, with a total row whose size cell is `total_size`.
+fn usage_table<'a>(
+    header: &str,
+    connections: impl IntoIterator<Item = (&'a String, &'a crate::cache::Usage)>,
+    total: &crate::cache::Usage,
+    total_size: String,
+) -> comfy_table::Table {
     use crate::disk::show_bytes;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header([header, "entries", "size"]);
+    for (name, usage) in connections {
+        table.add_row([
+            name.clone(),
+            usage.entries.to_string(),
+            show_bytes(usage.bytes),
+        ]);
+    }
+    table.add_row(["total".to_owned(), total.entries.to_string(), total_size]);
+    for column in 1..3 {
+        if let Some(c) = table.column_mut(column) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn print_redis_stats(redis: &crate::cache::RedisTier) {
     let stats = redis.stats();
     if !stats.reachable {
         println!(
@@ -54,21 +80,12 @@ fn print_redis_stats(redis: &crate::cache::RedisTier) {
         );
         return;
     }
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["connection (redis)", "entries", "size"]);
-    for (name, usage) in &stats.connections {
-        table.add_row([
-            name.clone(),
-            usage.entries.to_string(),
-            show_bytes(usage.bytes),
-        ]);
-    }
-    table.add_row([
-        "total".to_owned(),
-        stats.total.entries.to_string(),
-        show_bytes(stats.total.bytes),
-    ]);
+    let table = usage_table(
+        "connection (redis)",
+        &stats.connections,
+        &stats.total,
+        crate::disk::show_bytes(stats.total.bytes),
+    );
     println!("{table}");
     println!("in redis {} (prefix {:?})", stats.server, stats.prefix);
 }
@@ -82,30 +99,16 @@ pub(super) fn cache_stats(
     }
     use crate::disk::show_bytes;
     let stats = disk.stats();
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["connection", "entries", "size"]);
-    for (name, usage) in &stats.connections {
-        table.add_row([
-            name.clone(),
-            usage.entries.to_string(),
-            show_bytes(usage.bytes),
-        ]);
-    }
-    table.add_row([
-        "total".to_owned(),
-        stats.total.entries.to_string(),
+    let table = usage_table(
+        "connection",
+        &stats.connections,
+        &stats.total,
         format!(
             "{} of {}",
             show_bytes(stats.total.bytes),
             show_bytes(stats.max_bytes)
         ),
-    ]);
-    for column in 1..3 {
-        if let Some(c) = table.column_mut(column) {
-            c.set_cell_alignment(comfy_table::CellAlignment::Right);
-        }
-    }
+    );
     println!("{table}");
     let expired = match stats.expired {
         0 => String::new(),
@@ -127,35 +130,38 @@ pub(super) fn cache_clear(
         Some(_) => disk.stats().connections.into_keys().collect(),
         None => Vec::new(),
     };
+    let what = match connection {
+        Some((_, c)) => format!(" of {c:?}"),
+        None => String::new(),
+    };
+    let say = |removed: &crate::cache::Removed, place: &str| {
+        println!(
+            "removed {} cached result{}{what} ({}) from {place}",
+            removed.entries,
+            if removed.entries == 1 { "" } else { "s" },
+            crate::disk::show_bytes(removed.bytes),
+        );
+    };
+    let in_redis = |r: &crate::cache::RedisTier| format!("redis {}", r.stats().server);
     let removed = match connection {
-        // Through the host: it replaces the connection's generation in Redis too.
-        Some((host, name)) => host.clear_cache(Some(name))?.disk,
+        // Through the host: it replaces the connection's generation in Redis too, and
+        // removes its entries there.
+        Some((host, name)) => {
+            let cleared = host.clear_cache(Some(name))?;
+            if let Some(r) = redis {
+                say(&cleared.redis, &in_redis(r));
+            }
+            cleared.disk
+        }
         None => {
             if let Some(r) = redis {
-                let removed = r.clear_all();
-                println!(
-                    "removed {} cached result{} ({}) from redis {}",
-                    removed.entries,
-                    if removed.entries == 1 { "" } else { "s" },
-                    crate::disk::show_bytes(removed.bytes),
-                    r.stats().server
-                );
+                say(&r.clear_all(), &in_redis(r));
             }
             disk.clear()
         }
     };
     let connection = connection.map(|(_, name)| name);
-    let what = match connection {
-        Some(c) => format!(" of {c:?}"),
-        None => String::new(),
-    };
-    println!(
-        "removed {} cached result{}{what} ({}) from {}",
-        removed.entries,
-        if removed.entries == 1 { "" } else { "s" },
-        crate::disk::show_bytes(removed.bytes),
-        disk.dir().display()
-    );
+    say(&removed, &disk.dir().display().to_string());
     if let Some(c) = connection
         && removed.entries == 0
         && !cached.is_empty()

@@ -40,7 +40,8 @@ pub struct PluginsFile {
     pub dirs: Vec<PluginDir>,
     /// The `[cache]` table's Redis tier (`redis = "redis://host:6379/0"` and
     /// `redis_prefix`, `redis_timeout`, `redis_retry`, `redis_chunk_bytes`,
-    /// `redis_lock`). A URL with a password is refused: this file is not for secrets.
+    /// `redis_lock`, `redis_invalidation`, `redis_staleness`, `redis_ca`). A URL with a
+    /// password is refused: this file is not for secrets.
     pub redis: Option<crate::cache::RedisConfig>,
 }
 
@@ -133,10 +134,15 @@ struct RawCache {
     redis_retry: Option<toml::Value>,
     redis_chunk_bytes: Option<toml::Value>,
     redis_lock: Option<toml::Value>,
+    redis_invalidation: Option<String>,
+    redis_staleness: Option<toml::Value>,
+    redis_ca: Option<PathBuf>,
 }
 
 impl RawCache {
-    fn resolve(self) -> std::result::Result<Option<crate::cache::RedisConfig>, String> {
+    /// The tier's configuration; `dir` (the file's folder) is what a relative
+    /// `redis_ca` is relative to.
+    fn resolve(self, dir: &Path) -> std::result::Result<Option<crate::cache::RedisConfig>, String> {
         let Some(url) = self.redis else {
             return Ok(None);
         };
@@ -167,6 +173,16 @@ impl RawCache {
         }
         if let Some(v) = &self.redis_lock {
             c.lock_ttl = duration("redis_lock", v)?.max(std::time::Duration::from_millis(10));
+        }
+        if let Some(m) = &self.redis_invalidation {
+            c.invalidation = crate::cache::redis::Invalidation::parse(m)
+                .map_err(|e| format!("[cache] redis_invalidation: {e}"))?;
+        }
+        if let Some(v) = &self.redis_staleness {
+            c.staleness = duration("redis_staleness", v)?.max(std::time::Duration::from_millis(1));
+        }
+        if let Some(ca) = self.redis_ca {
+            c.ca = Some(dir.join(ca));
         }
         if let Some(v) = &self.redis_chunk_bytes {
             let n = match v {
@@ -292,10 +308,12 @@ impl PluginsFile {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let raw: RawFile = parse_toml(text, path)?;
         let redis = match raw.cache {
-            Some(c) => c.resolve().map_err(|message| Error::Config {
-                path: path.to_path_buf(),
-                message,
-            })?,
+            Some(c) => c
+                .resolve(path.parent().unwrap_or(Path::new(".")))
+                .map_err(|message| Error::Config {
+                    path: path.to_path_buf(),
+                    message,
+                })?,
             None => None,
         };
         let base = path.parent().unwrap_or(Path::new("."));

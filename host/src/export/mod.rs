@@ -125,10 +125,12 @@ pub fn write(df: &DataFrame, format: Format, out: &mut dyn Write) -> Result<()> 
 pub(crate) fn ipc_writer<W: Write>(
     out: W,
     schema: &Schema,
+    compression: Option<polars::prelude::IpcCompression>,
 ) -> PolarsResult<polars::io::ipc::BatchedWriter<W>> {
     let fields = schema.to_arrow(CompatLevel::newest());
     IpcWriter::new(out)
         .with_compat_level(CompatLevel::newest())
+        .with_compression(compression)
         .batched(
             schema,
             polars_arrow::io::ipc::write::default_ipc_fields(fields.iter_values()),
@@ -198,7 +200,7 @@ pub fn write_stream(
                 .batched(schema)
                 .map_err(polars_err)?,
         )),
-        Format::Arrow => BatchWriter::Arrow(ipc_writer(out, schema).map_err(polars_err)?),
+        Format::Arrow => BatchWriter::Arrow(ipc_writer(out, schema, None).map_err(polars_err)?),
         Format::Table | Format::Json => {
             return Err(Error::Argument(format!(
                 "{format:?} output cannot be streamed"
