@@ -891,6 +891,59 @@ fn plugins_toml_configures_the_tier_and_refuses_a_password() {
         .ok();
     assert!(stats.contains("prefix \"fromfile\""), "{stats}");
 
+    // Pub/sub mode from the file: the writes' announcements channel gets a subscriber
+    // while the host reads.
+    p.write(
+        "plugins.toml",
+        &format!(
+            "[cache]\nredis = \"{}\"\nredis_prefix = \"fromfile\"\n\
+             redis_invalidation = \"pubsub\"\nredis_staleness = \"2s\"\n\n{plugins}",
+            server.url()
+        ),
+    );
+    let cli = env!("CARGO_BIN_EXE_plugboard-under-test");
+    let mut reader = p
+        .command(
+            cli,
+            &[
+                "query",
+                "echo",
+                "value",
+                "-p",
+                "v=1",
+                "-p",
+                "sleep_ms=1500",
+                "--ttl",
+                "1h",
+            ],
+            &[(
+                "PLUGBOARD_CACHE_DIR",
+                &p.path("cache-pubsub").to_string_lossy(),
+            )],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut c = server.client(None);
+    let started = Instant::now();
+    loop {
+        let subscribers: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("fromfile:inv")
+            .query(&mut c)
+            .expect("PUBSUB NUMSUB");
+        if subscribers.first().is_some_and(|(_, n)| *n == 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no subscriber: {subscribers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(reader.wait().expect("wait").success());
+
     for (bad, what) in [
         (
             format!("redis = \"redis://:hunter2@127.0.0.1:{}/\"", server.port),
@@ -903,6 +956,24 @@ fn plugins_toml_configures_the_tier_and_refuses_a_password() {
         (
             format!("redis = \"{}\"\nredis_timeout = \"soon\"", server.url()),
             "redis_timeout",
+        ),
+        (
+            format!(
+                "redis = \"{}\"\nredis_invalidation = \"eventual\"",
+                server.url()
+            ),
+            "redis_invalidation",
+        ),
+        (
+            format!("redis = \"{}\"\nredis_staleness = \"-1s\"", server.url()),
+            "redis_staleness",
+        ),
+        (
+            format!(
+                "redis = \"{}\"\nredis_ca = \"missing-ca.pem\"",
+                server.url()
+            ),
+            "missing-ca.pem",
         ),
         ("colour = \"blue\"".to_owned(), "colour"),
     ] {

@@ -252,6 +252,15 @@ impl RedisConfig {
     }
 }
 
+/// The certificates of a CA file (PEM), or why not.
+pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(pem)
+}
+
 /// What the Redis tier holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RedisStats {
@@ -450,14 +459,7 @@ impl RedisTier {
         let client = match &config.ca {
             None => redis::Client::open(config.url.as_str()).map_err(|_| invalid())?,
             Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("{REDIS_CA_ENV}: cannot read {}: {e}", path.display()))?;
-                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
-                    return Err(format!(
-                        "{REDIS_CA_ENV}: {} holds no PEM certificate",
-                        path.display()
-                    ));
-                }
+                let pem = read_ca(path).map_err(|e| format!("{REDIS_CA_ENV}: {e}"))?;
                 redis::Client::build_with_tls(
                     config.url.as_str(),
                     redis::TlsCertificates {

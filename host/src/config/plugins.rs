@@ -182,7 +182,9 @@ impl RawCache {
             c.staleness = duration("redis_staleness", v)?.max(std::time::Duration::from_millis(1));
         }
         if let Some(ca) = self.redis_ca {
-            c.ca = Some(dir.join(ca));
+            let ca = dir.join(ca);
+            crate::cache::redis::read_ca(&ca).map_err(|e| format!("[cache] redis_ca: {e}"))?;
+            c.ca = Some(ca);
         }
         if let Some(v) = &self.redis_chunk_bytes {
             let n = match v {
