@@ -868,13 +868,14 @@ impl RedisTier {
                     "older than the TTL"
                 })));
             }
-            let mut payload =
-                Vec::with_capacity(usize::try_from(m.payload_len).unwrap_or(0).min(1 << 32));
+            // The first chunk as it came (most entries have one), the rest appended.
+            let mut payload = Vec::new();
             for n in 0..m.chunks {
                 let chunk: Option<Vec<u8>> = redis::cmd("GET")
                     .arg(self.chunk_key(&m.id, n))
                     .query(conn)?;
                 match chunk {
+                    Some(c) if n == 0 => payload = c,
                     Some(c) => payload.extend_from_slice(&c),
                     None => return Ok(Some(Err("a chunk is missing"))),
                 }
