@@ -697,6 +697,9 @@ impl RedisTier {
             }
         }
         let epoch = self.held().epoch;
+        // The window runs from before the fetch: a token may be replaced the moment
+        // Redis has answered.
+        let asked = Instant::now();
         let (key, names, tokens) = self.with_conn("cannot read generations", |conn, key| {
             let names = self.token_names(key, scopes);
             let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(&names).query(conn)?;
@@ -722,9 +725,8 @@ impl RedisTier {
         if pubsub {
             let mut held = self.held();
             if held.subscribed && held.epoch == epoch {
-                let now = Instant::now();
                 for (n, t) in names.into_iter().zip(&tokens) {
-                    held.tokens.insert(n, (t.clone(), now));
+                    held.tokens.insert(n, (t.clone(), asked));
                 }
             }
         }
