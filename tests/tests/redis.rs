@@ -975,6 +975,10 @@ fn plugins_toml_configures_the_tier_and_refuses_a_password() {
             ),
             "missing-ca.pem",
         ),
+        (
+            format!("redis = \"{}\"\nredis_ca = \"/dev/zero\"", server.url()),
+            "/dev/zero is not a file",
+        ),
         ("colour = \"blue\"".to_owned(), "colour"),
     ] {
         p.write("plugins.toml", &format!("[cache]\n{bad}\n\n{plugins}"));

@@ -254,7 +254,25 @@ impl RedisConfig {
 
 /// The certificates of a CA file (PEM), or why not.
 pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    // A CA bundle is kilobytes (the system's is about 200 KiB).
+    const MAX: u64 = 16 << 20;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    // Not a FIFO, a device or a folder: opening one could block, reading one not end.
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    if meta.len() > MAX {
+        return Err(format!(
+            "{} is larger than 16 MiB: not a CA file",
+            path.display()
+        ));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX).read_to_end(&mut pem))
+        .map_err(cannot)?;
     if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
