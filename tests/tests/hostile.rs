@@ -646,3 +646,44 @@ fn a_target_that_cannot_be_an_s3_bucket_is_refused_not_a_panic() {
         assert!(!line.contains("MARKER-hostile-s3"), "{line}");
     }
 }
+
+/// A secrets or plugins file that never ends (`/dev/zero`) is refused after 64 MiB, naming
+/// the file, instead of being read until memory runs out; one that arrives through a pipe
+/// (`--secrets <(sops -d …)`) is read as usual.
+#[test]
+fn an_endless_config_file_is_refused_and_a_pipe_is_read() {
+    let p = project();
+    for flag in ["--secrets", "--plugins"] {
+        refused(
+            &cli!(p, [flag, "/dev/zero", "query", "db", "SELECT 1"]),
+            &["/dev/zero", "larger than 64 MiB"],
+        );
+    }
+    let fifo = p.path("secrets.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(&fifo, "[connections.piped]\nurl = \"sqlite:///t.db\"\n")
+                .expect("write the fifo");
+        })
+    };
+    let out = printed(&cli!(
+        p,
+        [
+            "--secrets",
+            &fifo.to_string_lossy(),
+            "query",
+            "piped",
+            "SELECT 7 AS n",
+            "--format",
+            "csv"
+        ]
+    ));
+    writer.join().expect("writer");
+    assert_eq!(out.trim(), "n\n7");
+}

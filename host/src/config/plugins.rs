@@ -406,12 +406,33 @@ impl PluginsFile {
     }
 }
 
+/// Reads a configuration file, of at most [`MAX_CONFIG_BYTES`]: a pipe (`--secrets
+/// <(sops -d …)`) works, `/dev/zero` is an error rather than a host that reads forever.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|error| Error::Read {
+    use std::io::Read;
+    let failed = |error| Error::Read {
         path: path.to_path_buf(),
         error,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(failed(std::io::Error::other(
+            "larger than 64 MiB: not a configuration file",
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
     })
 }
+
+/// The largest `plugins.toml` or secrets file read.
+pub(crate) const MAX_CONFIG_BYTES: u64 = 64 << 20;
 
 /// Parses TOML, reporting errors as `file:line:column: message` on one line.
 pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
