@@ -277,6 +277,7 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
             "decreasing_offsets",
             "batch.b: offset 2 (1) is smaller than the one before (4)",
         ),
+        ("misaligned_offsets", "is not aligned to 4 bytes"),
         (
             "interval",
             "column \"iv\" has Arrow type Interval(MonthDayNano), which this host cannot hold",
@@ -288,7 +289,13 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
     }
     // Where a user meets it: one line, exit 1, no signal (an abort before the offsets
     // were checked: fuzz/artifacts/arrow_import/crash-4a33dee…).
-    for query in ["negative_offsets", "decreasing_offsets"] {
+    // And a misaligned offsets buffer, which polars read through an aligned pointer
+    // (fuzz/artifacts/arrow_import/crash-6bb7d8b…).
+    for query in [
+        "negative_offsets",
+        "decreasing_offsets",
+        "misaligned_offsets",
+    ] {
         let e = plugboard_tests::cli!(project, ["query", "raw", query]).fails();
         assert!(e.contains("malformed Arrow stream: batch."), "{query}: {e}");
     }

@@ -617,6 +617,22 @@ unsafe fn validate(
         // SAFETY: a non-null offsets buffer holds `offset + length + 1` offsets, as the C
         // interface requires (and as polars reads it after the import).
         unsafe { check_offsets(offsets, large, a.offset as usize, a.length as usize, path)? };
+        // polars reads the last offset of text and binary columns through an aligned
+        // pointer (to size their data buffer): a misaligned one is undefined behaviour
+        // there (it copies other misaligned buffers instead).
+        let width = if large { 8 } else { 4 };
+        let text = matches!(
+            dtype.to_physical_type(),
+            PhysicalType::Binary
+                | PhysicalType::Utf8
+                | PhysicalType::LargeBinary
+                | PhysicalType::LargeUtf8
+        );
+        if text && !(offsets as usize).is_multiple_of(width) {
+            return Err(malformed(format!(
+                "{path}: offsets buffer at {offsets:p} is not aligned to {width} bytes"
+            )));
+        }
     }
     let children: Vec<&ArrowDataType> = match dtype {
         ArrowDataType::Struct(fields) => fields.iter().map(|f| &f.dtype).collect(),
