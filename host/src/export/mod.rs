@@ -213,8 +213,10 @@ pub fn write_stream(
         rows += batch.height() as u64;
         let batch = aligned(&batch);
         match &mut writer {
-            BatchWriter::Csv(w) => w.write_batch(&printable(&batch, Style::Csv)?),
-            BatchWriter::Ndjson(w) => w.write_batch(&printable(&batch, Style::Json)?),
+            // The printable columns are chunked as their conversion left them: aligned
+            // again, since the batched writers take one chunk layout for every column.
+            BatchWriter::Csv(w) => w.write_batch(&aligned(&printable(&batch, Style::Csv)?)),
+            BatchWriter::Ndjson(w) => w.write_batch(&aligned(&printable(&batch, Style::Json)?)),
             BatchWriter::Parquet(w) => w.write_batch(&batch),
             BatchWriter::Arrow(w) => w.write_batch(&batch),
         }
