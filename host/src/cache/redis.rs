@@ -254,7 +254,6 @@ impl RedisConfig {
 
 /// The certificates of a CA file (PEM), or why not.
 pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     // A CA bundle is kilobytes (the system's is about 200 KiB).
     const MAX: u64 = 16 << 20;
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
@@ -263,16 +262,13 @@ pub(crate) fn read_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
+    let too_big = || format!("{} is larger than 16 MiB: not a CA file", path.display());
     if meta.len() > MAX {
-        return Err(format!(
-            "{} is larger than 16 MiB: not a CA file",
-            path.display()
-        ));
+        return Err(too_big());
     }
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX).read_to_end(&mut pem))
-        .map_err(cannot)?;
+    let pem = crate::util::read_at_most(path, MAX)
+        .map_err(cannot)?
+        .ok_or_else(too_big)?;
     if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }

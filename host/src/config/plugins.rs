@@ -409,20 +409,17 @@ impl PluginsFile {
 /// Reads a configuration file, of at most [`MAX_CONFIG_BYTES`]: a pipe (`--secrets
 /// <(sops -d …)`) works, `/dev/zero` is an error rather than a host that reads forever.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    use std::io::Read;
     let failed = |error| Error::Read {
         path: path.to_path_buf(),
         error,
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(failed)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(failed(std::io::Error::other(
-            "larger than 64 MiB: not a configuration file",
-        )));
-    }
+    let bytes = crate::util::read_at_most(path, MAX_CONFIG_BYTES)
+        .map_err(failed)?
+        .ok_or_else(|| {
+            failed(std::io::Error::other(
+                "larger than 64 MiB: not a configuration file",
+            ))
+        })?;
     String::from_utf8(bytes).map_err(|_| {
         failed(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
