@@ -1,18 +1,23 @@
-//! A disk-cache entry, mapped: its Arrow IPC payload becomes a `DataFrame` whose buffers
-//! point into the mapped file, so a disk hit costs one checksum pass, not a decode and a
-//! copy.
+//! Cache entries as `DataFrame`s without a decode: an entry's Arrow IPC payload becomes a
+//! frame whose buffers point into the bytes that hold it, a mapped disk-cache file or a
+//! Redis entry reassembled in memory ([`Aligned`]), so a hit costs one checksum pass, not
+//! a decode and a copy.
 //!
-//! Soundness rests on two things, both established here:
+//! Soundness rests on two things:
 //!
-//! * the payload's checksum is verified before polars looks at a single buffer, so the
-//!   bytes are exactly the ones [`crate::disk`] wrote from a valid `DataFrame`;
-//! * entry files are never modified in place: writers rename a fresh file over the old
-//!   one and eviction unlinks, so a mapping stays valid for as long as a frame uses it.
-//!   (Truncating a cache file by hand while a process maps it would still be answered by
-//!   SIGBUS, as for any mapped file.)
+//! * the payload's checksum is verified here before polars looks at a single buffer, so
+//!   the bytes are exactly the ones a plugboard host's `IpcWriter` wrote from a valid
+//!   `DataFrame`;
+//! * the bytes do not change while a frame uses them: disk entry files are never modified
+//!   in place (writers rename a fresh file over the old one and eviction unlinks), and an
+//!   [`Aligned`] buffer is owned by the frame's buffers alone. (Truncating a cache file
+//!   by hand while a process maps it would still be answered by SIGBUS, as for any mapped
+//!   file.)
 
+use std::alloc::Layout;
 use std::fs::File;
 use std::io::Cursor;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -60,19 +65,90 @@ pub(crate) fn read_ipc_entry(
     if actual != checksum {
         return Err("checksum mismatch".to_owned());
     }
-    // polars' IPC reader asserts things (`todo!()` for some types, slice bounds) that a
-    // damaged entry with a matching checksum could still break: any panic is a damaged
-    // entry, a miss.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || decode(map, offset)))
+    decode_caught(Window { map, offset })
+}
+
+/// Heap bytes aligned to 64, as an IPC writer aligns its buffers: what a Redis entry is
+/// reassembled into, chunk by chunk, before [`ipc_frame`] maps it.
+pub(crate) struct Aligned {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: `Aligned` owns its allocation as a `Vec<u8>` would; `&Aligned` only reads it.
+unsafe impl Send for Aligned {}
+// SAFETY: as above.
+unsafe impl Sync for Aligned {}
+
+impl Aligned {
+    const ALIGN: usize = 64;
+
+    /// `len` zeroed bytes, or `None` if the allocator has no room (a damaged or hostile
+    /// manifest may ask for anything: that is a miss, not an abort).
+    pub(crate) fn zeroed(len: usize) -> Option<Self> {
+        if len == 0 {
+            return Some(Self {
+                ptr: NonNull::<u64>::dangling().cast(),
+                len,
+            });
+        }
+        let layout = Layout::from_size_align(len, Self::ALIGN).ok()?;
+        // SAFETY: `layout` has a non-zero size. Zeroed memory from the allocator is
+        // initialized `u8`s (fresh pages come zeroed from the kernel, without a pass).
+        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
+        Some(Self { ptr, len })
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `ptr` holds `len` initialized bytes that this value owns alone.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl AsRef<[u8]> for Aligned {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` holds `len` initialized bytes, alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Aligned {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: allocated in `zeroed` with this layout (it was valid then).
+            unsafe {
+                std::alloc::dealloc(
+                    self.ptr.as_ptr(),
+                    Layout::from_size_align_unchecked(self.len, Self::ALIGN),
+                );
+            }
+        }
+    }
+}
+
+/// Checks that the xxh3-128 of `bytes` is `checksum`, then builds the `DataFrame` of the
+/// Arrow IPC file they hold, its buffers pointing into them.
+pub(crate) fn ipc_frame(bytes: Aligned, checksum: u128) -> Result<DataFrame, String> {
+    if xxhash_rust::xxh3::xxh3_128(bytes.as_ref()) != checksum {
+        return Err("checksum mismatch".to_owned());
+    }
+    decode_caught(bytes)
+}
+
+/// polars' IPC reader asserts things (`todo!()` for some types, slice bounds) that a
+/// damaged entry with a matching checksum could still break: any panic is a damaged
+/// entry, a miss.
+fn decode_caught<T: AsRef<[u8]> + Send + Sync + 'static>(bytes: T) -> Result<DataFrame, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || decode(bytes)))
         .map_err(|_| "unreadable IPC payload".to_owned())?
 }
 
-fn decode(map: Mmap, offset: usize) -> Result<DataFrame, String> {
-    let window = Arc::new(Window { map, offset });
+fn decode<T: AsRef<[u8]> + Send + Sync + 'static>(bytes: T) -> Result<DataFrame, String> {
+    let window = Arc::new(bytes);
     let metadata = read_file_metadata(&mut Cursor::new(window.as_ref().as_ref()))
         .map_err(|e| format!("unreadable IPC footer: {e}"))?;
-    // SAFETY: the payload is byte for byte what `IpcWriter` wrote (checksum above); polars
-    // still bounds- and alignment-checks every buffer it maps.
+    // SAFETY: the payload is byte for byte what `IpcWriter` wrote (checksum checked by
+    // both callers); polars still bounds- and alignment-checks every buffer it maps.
     let dictionaries = unsafe { mmap_dictionaries_unchecked(&metadata, Arc::clone(&window)) }
         .map_err(|e| format!("unreadable dictionaries: {e}"))?;
     let fields = metadata.schema.as_ref();
