@@ -1059,8 +1059,8 @@ fn gcs_refuses(bearer: Option<&str>, key: &Key, key_id: &str, email: &str) -> Op
     None
 }
 
-/// One client connection: each request is checked, then sent on (one upstream connection
-/// per request, closed after its answer, so the answer is relayed whole).
+/// One client connection, one request: checked, then sent on (on an upstream connection
+/// closed after its answer, so the answer is relayed whole) or refused, and closed.
 fn gate(
     client: TcpStream,
     upstream: u16,
@@ -1071,58 +1071,70 @@ fn gate(
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut out = client;
+    let mut head = Vec::new();
     loop {
-        let mut head = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let end = line == "\r\n";
-            head.push(line);
-            if end {
-                break;
-            }
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
         }
-        let header = |name: &str| {
-            head.iter().find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case(name)
-                    .then(|| v.trim().to_owned())
-            })
-        };
-        let length: usize = header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        let bearer =
-            header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
-        if let Some(why) = gcs_refuses(bearer.as_deref(), key, key_id, email) {
-            *refused.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-            let text = format!(
-                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthenticationRequired</Code><Message>{why}</Message></Error>"
-            );
-            write!(
-                out,
-                "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{text}",
-                text.len()
-            )?;
-            continue;
+        let end = line == "\r\n";
+        head.push(line);
+        if end {
+            break;
         }
-        let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-        for line in &head[..head.len() - 1] {
-            let name = line.split(':').next().unwrap_or("").trim();
-            if !name.eq_ignore_ascii_case("connection") {
-                up.write_all(line.as_bytes())?;
-            }
-        }
-        up.write_all(b"Connection: close\r\n\r\n")?;
-        up.write_all(&body)?;
-        std::io::copy(&mut up, &mut out)?;
-        // The answer was relayed up to the upstream's close, so its length is unknown to
-        // the client unless it carried one: close this connection too.
+    }
+    let header = |name: &str| {
+        head.iter().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_owned));
+    if let Some(why) = gcs_refuses(bearer.as_deref(), key, key_id, email) {
+        *refused.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        let text = format!(
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthenticationRequired</Code><Message>{why}</Message></Error>"
+        );
+        write!(
+            out,
+            "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+            text.len()
+        )?;
         return Ok(());
     }
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    for line in &head[..head.len() - 1] {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case("connection") {
+            up.write_all(line.as_bytes())?;
+        }
+    }
+    up.write_all(b"Connection: close\r\n\r\n")?;
+    up.write_all(&body)?;
+    let mut answer = Vec::new();
+    up.read_to_end(&mut answer)?;
+    // Relayed with `Connection: close` in its head, whatever the upstream said: this
+    // connection closes after it, and a client told so never sends a next request on
+    // it (one that would race the close and fail as a reset, not as GCS would answer).
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer.len(), |at| at + 2);
+    let (head, rest) = answer.split_at(split);
+    for line in String::from_utf8_lossy(head).split_inclusive("\r\n") {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case("connection") {
+            out.write_all(line.as_bytes())?;
+        }
+    }
+    out.write_all(b"Connection: close\r\n")?;
+    out.write_all(rest)?;
+    Ok(())
 }
