@@ -278,6 +278,22 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
             "batch.b: offset 2 (1) is smaller than the one before (4)",
         ),
         ("misaligned_offsets", "is not aligned to 4 bytes"),
+        ("bad_utf8_text", "batch.t: value 0 is not UTF-8"),
+        ("bad_utf8_view", "batch.t: value 0 is not UTF-8"),
+        ("split_char_text", "batch.t: value 1 is not UTF-8"),
+        ("split_char_view", "batch.t: value 0 is not UTF-8"),
+        (
+            "view_prefix",
+            "batch.t: value 0's prefix is not its first 4 bytes",
+        ),
+        (
+            "view_buffer_index",
+            "batch.t: value 0 points into data buffer 3, of 1",
+        ),
+        (
+            "view_past_buffer",
+            "batch.t: value 0 ends at byte 30 of data buffer 0, which holds 20",
+        ),
         (
             "interval",
             "column \"iv\" has Arrow type Interval(MonthDayNano), which this host cannot hold",
@@ -295,6 +311,13 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         "negative_offsets",
         "decreasing_offsets",
         "misaligned_offsets",
+        "bad_utf8_text",
+        "bad_utf8_view",
+        "split_char_text",
+        "split_char_view",
+        "view_prefix",
+        "view_buffer_index",
+        "view_past_buffer",
     ] {
         let e = plugboard_tests::cli!(project, ["query", "raw", query]).fails();
         assert!(e.contains("malformed Arrow stream: batch."), "{query}: {e}");

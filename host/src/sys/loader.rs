@@ -633,6 +633,20 @@ unsafe fn validate(
                 "{path}: offsets buffer at {offsets:p} is not aligned to {width} bytes"
             )));
         }
+        if matches!(
+            dtype.to_physical_type(),
+            PhysicalType::Utf8 | PhysicalType::LargeUtf8
+        ) {
+            // SAFETY: a text array of 3 buffers (checked above) whose offsets were just
+            // checked; its data buffer holds the bytes up to the last one.
+            unsafe { check_text(a, large, path)? };
+        }
+    }
+    if let PhysicalType::BinaryView | PhysicalType::Utf8View = dtype.to_physical_type() {
+        let utf8 = dtype.to_physical_type() == PhysicalType::Utf8View;
+        // SAFETY: a view array of at least 2 buffers (checked above), laid out as the C
+        // interface says.
+        unsafe { check_views(a, utf8, path)? };
     }
     let children: Vec<&ArrowDataType> = match dtype {
         ArrowDataType::Struct(fields) => fields.iter().map(|f| &f.dtype).collect(),
@@ -705,20 +719,10 @@ unsafe fn check_offsets(
     if buffer.is_null() {
         return Err(malformed(format!("{path}: null offsets buffer")));
     }
-    let at = |i: usize| -> i64 {
-        // SAFETY: `i <= offset + length`, within the buffer (caller's promise); read
-        // unaligned, as a producer may hand any address.
-        unsafe {
-            if large {
-                buffer.cast::<i64>().add(i).read_unaligned()
-            } else {
-                i64::from(buffer.cast::<i32>().add(i).read_unaligned())
-            }
-        }
-    };
     let mut previous = 0i64;
     for i in offset..=offset + length {
-        let o = at(i);
+        // SAFETY: `i <= offset + length`, within the buffer (caller's promise).
+        let o = unsafe { offset_at(buffer, large, i) };
         if o < previous {
             return Err(malformed(if o < 0 {
                 format!("{path}: offset {i} is negative ({o})")
@@ -727,6 +731,163 @@ unsafe fn check_offsets(
             }));
         }
         previous = o;
+    }
+    Ok(())
+}
+
+/// Offset `i` of an offsets buffer, read unaligned, as a producer may hand any address.
+///
+/// # Safety
+/// `buffer` holds more than `i` offsets of 4 bytes (8 if `large`).
+unsafe fn offset_at(buffer: *const c_void, large: bool, i: usize) -> i64 {
+    // SAFETY: caller's promise.
+    unsafe {
+        if large {
+            buffer.cast::<i64>().add(i).read_unaligned()
+        } else {
+            i64::from(buffer.cast::<i32>().add(i).read_unaligned())
+        }
+    }
+}
+
+/// Checks that every value of a text array (`Utf8`, `LargeUtf8`) is UTF-8: polars' `str`s
+/// are read without a check, and text that is not UTF-8 is undefined behaviour there. One
+/// pass over the bytes (the values are contiguous), then one test per value that it starts
+/// on a character.
+///
+/// # Safety
+/// `a` is a live text array of 3 buffers whose offsets `check_offsets` accepted, and a
+/// non-null data buffer holds the bytes up to its last offset.
+unsafe fn check_text(a: &RawArray, large: bool, path: &str) -> Result<(), PluginError> {
+    let (offset, length) = (a.offset as usize, a.length as usize);
+    // SAFETY: 3 buffers (caller's promise); the offsets are checked, so none is negative,
+    // and they rise from `first` to `last`.
+    let (offsets, data) = unsafe { (*a.buffers.add(1), (*a.buffers.add(2)).cast::<u8>()) };
+    // SAFETY: as above.
+    let at = |i: usize| unsafe { offset_at(offsets, large, i) } as usize;
+    let (first, last) = (at(offset), at(offset + length));
+    if first == last {
+        return Ok(());
+    }
+    if data.is_null() {
+        return Err(malformed(format!("{path}: null data buffer")));
+    }
+    // SAFETY: the data buffer holds the bytes up to the last offset (caller's promise).
+    let bytes = unsafe { std::slice::from_raw_parts(data.add(first), last - first) };
+    let not_utf8 = |k: usize| malformed(format!("{path}: value {k} is not UTF-8"));
+    if let Err(e) = std::str::from_utf8(bytes) {
+        let bad = first + e.valid_up_to();
+        let k = (0..length).find(|&k| at(offset + k + 1) > bad).unwrap_or(0);
+        return Err(not_utf8(k));
+    }
+    for k in 1..length {
+        let start = at(offset + k) - first;
+        if !is_char_start(bytes, start) {
+            return Err(not_utf8(k));
+        }
+    }
+    Ok(())
+}
+
+/// Whether byte `i` of `bytes` starts a character (or is the end).
+fn is_char_start(bytes: &[u8], i: usize) -> bool {
+    // UTF-8 continuation bytes are 0b10xx_xxxx: -64 and below as `i8`.
+    bytes.get(i).is_none_or(|&b| (b as i8) >= -0x40)
+}
+
+/// Checks the views of a view array (`BinaryView`, `Utf8View`) before polars trusts them:
+/// each long value inside the data buffer it names (by the variadic sizes, the only
+/// lengths the C interface gives), its prefix its first four bytes, and, for text, UTF-8.
+/// polars reads them unchecked; a view past its buffer would have it read anywhere. Null
+/// slots are checked too (polars reads their views as well). A data buffer that is UTF-8
+/// as a whole is checked once, and its values then by where they start and end.
+///
+/// # Safety
+/// `a` is a live view array of at least 2 buffers: validity, views (16 bytes for each of
+/// `offset + length` slots), then, past 3 buffers, the data buffers and last the `i64`
+/// size of each (polars reads no data buffers from an array of 3 buffers or fewer).
+unsafe fn check_views(a: &RawArray, utf8: bool, path: &str) -> Result<(), PluginError> {
+    let (offset, length) = (a.offset as usize, a.length as usize);
+    let n = a.n_buffers as usize;
+    let n_data = n.saturating_sub(3);
+    let mut data: Vec<&[u8]> = Vec::with_capacity(n_data);
+    if n_data > 0 {
+        // SAFETY: `n` buffers (caller's promise); the last holds `n_data` sizes.
+        let sizes = unsafe { *a.buffers.add(n - 1) }.cast::<i64>();
+        if sizes.is_null() {
+            return Err(malformed(format!("{path}: null variadic buffer sizes")));
+        }
+        for i in 0..n_data {
+            // SAFETY: as above, read unaligned.
+            let size = unsafe { sizes.add(i).read_unaligned() };
+            let Ok(size) = usize::try_from(size) else {
+                return Err(malformed(format!(
+                    "{path}: data buffer {i} has a negative size ({size})"
+                )));
+            };
+            // SAFETY: buffer `2 + i < n - 1` exists.
+            let ptr = unsafe { *a.buffers.add(2 + i) }.cast::<u8>();
+            data.push(match (ptr.is_null(), size) {
+                (_, 0) => &[],
+                (true, _) => return Err(malformed(format!("{path}: data buffer {i} is null"))),
+                // SAFETY: a data buffer holds the size the producer gives for it.
+                (false, _) => unsafe { std::slice::from_raw_parts(ptr, size) },
+            });
+        }
+    }
+    if length == 0 {
+        return Ok(());
+    }
+    // SAFETY: buffer 1 exists (caller's promise).
+    let views = unsafe { *a.buffers.add(1) }.cast::<u8>();
+    if views.is_null() {
+        return Err(malformed(format!("{path}: null views buffer")));
+    }
+    // SAFETY: 16 bytes for each of `offset + length` slots (caller's promise).
+    let views = unsafe { std::slice::from_raw_parts(views.add(16 * offset), 16 * length) };
+    let whole_utf8: Vec<bool> = if utf8 {
+        data.iter()
+            .map(|d| std::str::from_utf8(d).is_ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let word =
+        |v: &[u8], at: usize| u32::from_le_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]]) as usize;
+    for (k, v) in views.chunks_exact(16).enumerate() {
+        let len = word(v, 0);
+        let value = if len <= 12 {
+            &v[4..4 + len]
+        } else {
+            let (index, start) = (word(v, 8), word(v, 12));
+            let Some(buffer) = data.get(index) else {
+                return Err(malformed(format!(
+                    "{path}: value {k} points into data buffer {index}, of {n_data}"
+                )));
+            };
+            let end = start + len;
+            if end > buffer.len() {
+                return Err(malformed(format!(
+                    "{path}: value {k} ends at byte {end} of data buffer {index}, which holds {}",
+                    buffer.len()
+                )));
+            }
+            if buffer[start..start + 4] != v[4..8] {
+                return Err(malformed(format!(
+                    "{path}: value {k}'s prefix is not its first 4 bytes"
+                )));
+            }
+            if utf8 && whole_utf8[index] {
+                if !is_char_start(buffer, start) || !is_char_start(buffer, end) {
+                    return Err(malformed(format!("{path}: value {k} is not UTF-8")));
+                }
+                continue;
+            }
+            &buffer[start..end]
+        };
+        if utf8 && !value.is_ascii() && std::str::from_utf8(value).is_err() {
+            return Err(malformed(format!("{path}: value {k} is not UTF-8")));
+        }
     }
     Ok(())
 }
