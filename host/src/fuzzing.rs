@@ -1382,7 +1382,12 @@ fn array_spec(input: &mut Input<'_>, t: &CType, length: Option<i64>) -> ArraySpe
                 .iter()
                 .map(|&s| if input.below(8) == 0 { input.below(s + 1) } else { s } as i64)
                 .collect();
-            if input.below(10) != 0 {
+            // Left out (a lie about the buffer count) only where no buffer would then be
+            // read as the sizes: with two data buffers or more, the last would be, and it
+            // is shorter than the sizes a consumer would read from it (an allocation's size,
+            // which the C interface gives no way to check).
+            let keep = input.below(10) != 0;
+            if keep || sizes.len() > 1 {
                 buffers.push(buffer(pack(&claimed, true), input));
             }
             buffers
