@@ -27,8 +27,9 @@
 //!   most the chunk size (`<prefix>:c:<id>:<n>`, 512 MB is Redis's cap), each an LZ4
 //!   block of its slice (or the slice itself when LZ4 cannot shrink it). A hit fetches
 //!   the chunks on a few connections at once, unpacks each into its place in one aligned
-//!   buffer, and maps the frame's buffers there after the checksum, as a disk hit does. Chunks are written first, under an id no other write uses, and the
-//!   manifest last: a reader sees a whole old entry, a whole new one, or a miss. A
+//!   buffer, and maps the frame's buffers there after the checksum, as a disk hit does.
+//!   Chunks are written first, under an id no other write uses, and the manifest last:
+//!   a reader sees a whole old entry, a whole new one, or a miss. A
 //!   damaged, truncated, missing or foreign value is a miss, never an error.
 //! * **An optimization, never a dependency.** Every command has a bounded timeout; a
 //!   failure (refused, timed out, AUTH refused) warns once per host and turns the tier off

@@ -774,19 +774,22 @@ unsafe fn check_text(a: &RawArray, large: bool, path: &str) -> Result<(), Plugin
     }
     // SAFETY: the data buffer holds the bytes up to the last offset (caller's promise).
     let bytes = unsafe { std::slice::from_raw_parts(data.add(first), last - first) };
-    let not_utf8 = |k: usize| malformed(format!("{path}: value {k} is not UTF-8"));
     if let Err(e) = std::str::from_utf8(bytes) {
         let bad = first + e.valid_up_to();
         let k = (0..length).find(|&k| at(offset + k + 1) > bad).unwrap_or(0);
-        return Err(not_utf8(k));
+        return Err(not_utf8(path, k));
     }
     for k in 1..length {
         let start = at(offset + k) - first;
         if !is_char_start(bytes, start) {
-            return Err(not_utf8(k));
+            return Err(not_utf8(path, k));
         }
     }
     Ok(())
+}
+
+fn not_utf8(path: &str, k: usize) -> PluginError {
+    malformed(format!("{path}: value {k} is not UTF-8"))
 }
 
 /// Whether byte `i` of `bytes` starts a character (or is the end).
@@ -879,14 +882,14 @@ unsafe fn check_views(a: &RawArray, utf8: bool, path: &str) -> Result<(), Plugin
             }
             if utf8 && whole_utf8[index] {
                 if !is_char_start(buffer, start) || !is_char_start(buffer, end) {
-                    return Err(malformed(format!("{path}: value {k} is not UTF-8")));
+                    return Err(not_utf8(path, k));
                 }
                 continue;
             }
             &buffer[start..end]
         };
         if utf8 && !value.is_ascii() && std::str::from_utf8(value).is_err() {
-            return Err(malformed(format!("{path}: value {k} is not UTF-8")));
+            return Err(not_utf8(path, k));
         }
     }
     Ok(())
