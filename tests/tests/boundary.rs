@@ -282,6 +282,11 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         ("bad_utf8_view", "batch.t: value 0 is not UTF-8"),
         ("split_char_text", "batch.t: value 1 is not UTF-8"),
         ("split_char_view", "batch.t: value 0 is not UTF-8"),
+        ("bad_utf8_long_view", "batch.t: value 0 is not UTF-8"),
+        (
+            "view_padding",
+            "batch.t: value 0 is inline but not zero-padded",
+        ),
         (
             "view_prefix",
             "batch.t: value 0's prefix is not its first 4 bytes",
@@ -315,6 +320,8 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
         "bad_utf8_view",
         "split_char_text",
         "split_char_view",
+        "bad_utf8_long_view",
+        "view_padding",
         "view_prefix",
         "view_buffer_index",
         "view_past_buffer",

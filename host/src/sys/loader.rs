@@ -774,6 +774,10 @@ unsafe fn check_text(a: &RawArray, large: bool, path: &str) -> Result<(), Plugin
     }
     // SAFETY: the data buffer holds the bytes up to the last offset (caller's promise).
     let bytes = unsafe { std::slice::from_raw_parts(data.add(first), last - first) };
+    // ASCII: every byte starts a character.
+    if bytes.is_ascii() {
+        return Ok(());
+    }
     if let Err(e) = std::str::from_utf8(bytes) {
         let bad = first + e.valid_up_to();
         let k = (0..length).find(|&k| at(offset + k + 1) > bad).unwrap_or(0);
@@ -800,7 +804,8 @@ fn is_char_start(bytes: &[u8], i: usize) -> bool {
 
 /// Checks the views of a view array (`BinaryView`, `Utf8View`) before polars trusts them:
 /// each long value inside the data buffer it names (by the variadic sizes, the only
-/// lengths the C interface gives), its prefix its first four bytes, and, for text, UTF-8.
+/// lengths the C interface gives), its prefix its first four bytes, an inline one padded
+/// with zeros, and, for text, UTF-8.
 /// polars reads them unchecked; a view past its buffer would have it read anywhere. Null
 /// slots are checked too (polars reads their views as well). A data buffer that is UTF-8
 /// as a whole is checked once, and its values then by where they start and end.
@@ -848,52 +853,86 @@ unsafe fn check_views(a: &RawArray, utf8: bool, path: &str) -> Result<(), Plugin
     }
     // SAFETY: 16 bytes for each of `offset + length` slots (caller's promise).
     let views = unsafe { std::slice::from_raw_parts(views.add(16 * offset), 16 * length) };
-    let whole_utf8: Vec<bool> = if utf8 {
-        data.iter()
-            .map(|d| std::str::from_utf8(d).is_ok())
-            .collect()
-    } else {
-        Vec::new()
+    // SAFETY: buffer 0 exists (caller's promise).
+    let validity = unsafe { *a.buffers }.cast::<u8>();
+    let is_null = |k: usize| {
+        let i = offset + k;
+        // SAFETY: a validity buffer holds a bit for each of `offset + length` slots.
+        !validity.is_null() && unsafe { *validity.add(i / 8) } >> (i % 8) & 1 == 0
     };
-    let word =
-        |v: &[u8], at: usize| u32::from_le_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]]) as usize;
-    for (k, v) in views.chunks_exact(16).enumerate() {
-        let len = word(v, 0);
-        let value = if len <= 12 {
-            &v[4..4 + len]
-        } else {
-            let (index, start) = (word(v, 8), word(v, 12));
-            let Some(buffer) = data.get(index) else {
+    // Per data buffer, for text: all ASCII (then every byte starts a character), or UTF-8
+    // as a whole (then a value is UTF-8 when it starts and ends on a character).
+    let (ascii, whole_utf8): (Vec<bool>, Vec<bool>) = if utf8 {
+        data.iter()
+            .map(|d| {
+                let ascii = d.is_ascii();
+                (ascii, ascii || std::str::from_utf8(d).is_ok())
+            })
+            .unzip()
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    for (k, view) in views.chunks_exact(16).enumerate() {
+        // A view is, little-endian: length (u32), then either the value itself (up to 12
+        // bytes) or its prefix (u32), its data buffer (u32) and its start there (u32).
+        let v = u128::from_le_bytes(view.try_into().expect("chunks of 16 bytes"));
+        let len = v as u32 as usize;
+        if len <= 12 {
+            // polars compares inline views whole: the bytes past a value must be 0 (a null
+            // slot's view may hold anything short).
+            if v.checked_shr(32 + 8 * len as u32).unwrap_or(0) != 0 && !is_null(k) {
                 return Err(malformed(format!(
-                    "{path}: value {k} points into data buffer {index}, of {n_data}"
-                )));
-            };
-            let end = start + len;
-            if end > buffer.len() {
-                return Err(malformed(format!(
-                    "{path}: value {k} ends at byte {end} of data buffer {index}, which holds {}",
-                    buffer.len()
+                    "{path}: value {k} is inline but not zero-padded"
                 )));
             }
-            if buffer[start..start + 4] != v[4..8] {
-                return Err(malformed(format!(
-                    "{path}: value {k}'s prefix is not its first 4 bytes"
-                )));
+            // No byte with its high bit set: ASCII.
+            if utf8 && v & INLINE_HIGH_BITS != 0 && std::str::from_utf8(&view[4..4 + len]).is_err()
+            {
+                return Err(not_utf8(path, k));
             }
-            if utf8 && whole_utf8[index] {
-                if !is_char_start(buffer, start) || !is_char_start(buffer, end) {
-                    return Err(not_utf8(path, k));
-                }
-                continue;
-            }
-            &buffer[start..end]
+            continue;
+        }
+        let (prefix, index, start) = (
+            (v >> 32) as u32,
+            (v >> 64) as u32 as usize,
+            (v >> 96) as u32 as usize,
+        );
+        let Some(buffer) = data.get(index) else {
+            return Err(malformed(format!(
+                "{path}: value {k} points into data buffer {index}, of {n_data}"
+            )));
         };
-        if utf8 && !value.is_ascii() && std::str::from_utf8(value).is_err() {
+        // Two `u32`s: no overflow in a 64-bit `usize`.
+        let end = start + len;
+        if end > buffer.len() {
+            return Err(malformed(format!(
+                "{path}: value {k} ends at byte {end} of data buffer {index}, which holds {}",
+                buffer.len()
+            )));
+        }
+        let first = u32::from_le_bytes(buffer[start..start + 4].try_into().expect("4 bytes"));
+        if first != prefix {
+            return Err(malformed(format!(
+                "{path}: value {k}'s prefix is not its first 4 bytes"
+            )));
+        }
+        if !utf8 || ascii[index] {
+            continue;
+        }
+        let valid = if whole_utf8[index] {
+            is_char_start(buffer, start) && is_char_start(buffer, end)
+        } else {
+            std::str::from_utf8(&buffer[start..end]).is_ok()
+        };
+        if !valid {
             return Err(not_utf8(path, k));
         }
     }
     Ok(())
 }
+
+/// The high bit of each of a view's 12 bytes after its length (`u128`, little-endian).
+const INLINE_HIGH_BITS: u128 = 0x8080_8080_8080_8080_8080_8080 << 32;
 
 /// The unset bits among `length` bits from bit `offset` of `bits` (LSB first).
 fn unset_bits(bits: &[u8], offset: usize, length: usize) -> usize {
