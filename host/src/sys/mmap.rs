@@ -5,22 +5,20 @@
 //!
 //! Soundness rests on two things:
 //!
-//! * the payload's checksum is verified here before polars looks at a single buffer, so
-//!   the bytes are exactly the ones a plugboard host's `IpcWriter` wrote from a valid
-//!   `DataFrame`;
+//! * the payload's checksum is verified before polars looks at a single buffer (here for
+//!   a disk entry; chunk by chunk by the Redis tier as its chunks arrive), so the bytes
+//!   are exactly the ones a plugboard host's `IpcWriter` wrote from a valid `DataFrame`;
 //! * the bytes do not change while a frame uses them: disk entry files are never modified
 //!   in place (writers rename a fresh file over the old one and eviction unlinks), and an
 //!   [`Aligned`] buffer is owned by the frame's buffers alone. (Truncating a cache file
 //!   by hand while a process maps it would still be answered by SIGBUS, as for any mapped
 //!   file.)
 
-use std::alloc::Layout;
 use std::fs::File;
 use std::io::Cursor;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut, MmapOptions};
 use polars::prelude::{Column, DataFrame, Series};
 use polars_arrow::array::Array;
 use polars_arrow::io::ipc::read::read_file_metadata;
@@ -68,70 +66,42 @@ pub(crate) fn read_ipc_entry(
     decode_caught(Window { map, offset })
 }
 
-/// Heap bytes aligned to 64, as an IPC writer aligns its buffers: what a Redis entry is
-/// reassembled into, chunk by chunk, before [`ipc_frame`] maps it.
-pub(crate) struct Aligned {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: `Aligned` owns its allocation as a `Vec<u8>` would; `&Aligned` only reads it.
-unsafe impl Send for Aligned {}
-// SAFETY: as above.
-unsafe impl Sync for Aligned {}
+/// Zeroed anonymous memory, page-aligned (an IPC writer aligns its buffers to 64): what a
+/// Redis entry is reassembled into, chunk by chunk, before [`verified_ipc_frame`] maps it. Asked
+/// for transparent huge pages, so filling tens of megabytes takes a few dozen page faults,
+/// not thousands (the kernel may say no; then it is ordinary pages).
+pub(crate) struct Aligned(Option<MmapMut>);
 
 impl Aligned {
-    const ALIGN: usize = 64;
-
-    /// `len` zeroed bytes, or `None` if the allocator has no room (a damaged or hostile
+    /// `len` zeroed bytes, or `None` if the kernel has no room (a damaged or hostile
     /// manifest may ask for anything: that is a miss, not an abort).
     pub(crate) fn zeroed(len: usize) -> Option<Self> {
         if len == 0 {
-            return Some(Self {
-                ptr: NonNull::<u64>::dangling().cast(),
-                len,
-            });
+            return Some(Self(None));
         }
-        let layout = Layout::from_size_align(len, Self::ALIGN).ok()?;
-        // SAFETY: `layout` has a non-zero size. Zeroed memory from the allocator is
-        // initialized `u8`s (fresh pages come zeroed from the kernel, without a pass).
-        let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) })?;
-        Some(Self { ptr, len })
+        let map = MmapOptions::new().len(len).map_anon().ok()?;
+        // Only advice: without huge pages the buffer works the same.
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        Some(Self(Some(map)))
     }
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: `ptr` holds `len` initialized bytes that this value owns alone.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        self.0.as_deref_mut().unwrap_or_default()
     }
 }
 
 impl AsRef<[u8]> for Aligned {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` holds `len` initialized bytes, alive as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
-impl Drop for Aligned {
-    fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: allocated in `zeroed` with this layout (it was valid then).
-            unsafe {
-                std::alloc::dealloc(
-                    self.ptr.as_ptr(),
-                    Layout::from_size_align_unchecked(self.len, Self::ALIGN),
-                );
-            }
-        }
-    }
-}
-
-/// Checks that the xxh3-128 of `bytes` is `checksum`, then builds the `DataFrame` of the
-/// Arrow IPC file they hold, its buffers pointing into them.
-pub(crate) fn ipc_frame(bytes: Aligned, checksum: u128) -> Result<DataFrame, String> {
-    if xxhash_rust::xxh3::xxh3_128(bytes.as_ref()) != checksum {
-        return Err("checksum mismatch".to_owned());
-    }
+/// Builds the `DataFrame` of the Arrow IPC file `bytes` hold, its buffers pointing into
+/// them. The caller has checked the bytes against the checksums their writer recorded
+/// (the Redis tier: each chunk against its xxh3-128 as it arrived, and those against the
+/// manifest's).
+pub(crate) fn verified_ipc_frame(bytes: Aligned) -> Result<DataFrame, String> {
     decode_caught(bytes)
 }
 
