@@ -51,8 +51,10 @@ enum Command {
         #[arg(long)]
         isolated: bool,
     },
-    /// Read CASE (sqlite, postgres, lookup_sqlite, lookup_postgres) RUNS times in one
-    /// host and print each time: a loop to run under `perf record`
+    /// Read CASE (sqlite, postgres, mysql, lookup_sqlite, lookup_postgres, lookup_mysql)
+    /// RUNS times in one host and print each time: a loop to run under `perf record`.
+    /// redis_hit: RUNS Redis hits of the SQLite read, each in a fresh host (a private
+    /// redis-server)
     Repeat {
         dir: PathBuf,
         case: String,
