@@ -15,8 +15,11 @@
 //! | `DATETIME(fsp)` | `Timestamp(µs)`, no time zone: MySQL stores none |
 //! | `TIMESTAMP(fsp)` | `Timestamp(µs, "UTC")`: the session runs in UTC (`time_zone = '+00:00'`) |
 //! | `TIME(fsp)` | `Duration(µs)`: negative and past 24 hours (-838:59:59 … 838:59:59) |
-//! | `CHAR`, `VARCHAR`, `TEXT`, `ENUM`, `SET`, `JSON` | `Utf8` (the session is utf8mb4) |
-//! | `BINARY`, `VARBINARY`, `BLOB`, `GEOMETRY` | `Binary` (geometry as MySQL's SRID + WKB) |
+//! | `CHAR`, `VARCHAR`, `TEXT`, `ENUM`, `SET`, `JSON` | `Utf8View` (the session is utf8mb4) |
+//! | `BINARY`, `VARBINARY`, `BLOB`, `GEOMETRY` | `BinaryView` (geometry as MySQL's SRID + WKB) |
+//!
+//! Text and bytes are views, as polars holds them (and as the other connectors send them):
+//! the host hands them over as they are, where `Utf8` would be copied into views again.
 //!
 //! MySQL's zero dates (`0000-00-00`, `0000-00-00 00:00:00`) and dates with a zero month or
 //! day (`2024-00-10`, allowed by some SQL modes) have no Arrow value. A read that meets
@@ -29,10 +32,10 @@ use std::sync::Arc;
 use mysql::Value;
 use mysql::consts::{ColumnFlags, ColumnType};
 use plugboard_api::arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, DurationMicrosecondBuilder,
-    Float32Builder, Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder, UInt8Builder, UInt16Builder, UInt32Builder,
-    UInt64Builder,
+    BinaryViewBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
+    DurationMicrosecondBuilder, Float32Builder, Float64Builder, Int8Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringViewBuilder, TimestampMicrosecondBuilder, UInt8Builder,
+    UInt16Builder, UInt32Builder, UInt64Builder,
 };
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch};
 use plugboard_api::arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -103,8 +106,8 @@ impl Kind {
             Kind::DateTime => DataType::Timestamp(Microsecond, None),
             Kind::Timestamp => DataType::Timestamp(Microsecond, Some("UTC".into())),
             Kind::Time => DataType::Duration(Microsecond),
-            Kind::Utf8 => DataType::Utf8,
-            Kind::Binary => DataType::Binary,
+            Kind::Utf8 => DataType::Utf8View,
+            Kind::Binary => DataType::BinaryView,
         }
     }
 }
@@ -197,8 +200,8 @@ pub enum ColumnBuilder {
     Date(Date32Builder),
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
     Time(DurationMicrosecondBuilder),
-    Utf8(StringBuilder),
-    Binary(BinaryBuilder),
+    Utf8(StringViewBuilder),
+    Binary(BinaryViewBuilder),
 }
 
 /// Why a value could not be decoded; the caller adds the column and row.
@@ -231,8 +234,8 @@ impl ColumnBuilder {
                 Some("UTC".into()),
             ),
             Kind::Time => Self::Time(DurationMicrosecondBuilder::with_capacity(capacity)),
-            Kind::Utf8 => Self::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
-            Kind::Binary => Self::Binary(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            Kind::Utf8 => Self::Utf8(StringViewBuilder::with_capacity(capacity)),
+            Kind::Binary => Self::Binary(BinaryViewBuilder::with_capacity(capacity)),
         }
     }
 
