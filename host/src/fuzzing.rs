@@ -45,12 +45,13 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("env_overrides", env_overrides),
     ("cli_params", cli_params),
     ("disk_entry", disk_entry),
+    ("redis_entry", redis_entry),
     ("output_formats", output_formats),
     ("arrow_import", arrow_import),
 ];
 
 /// For a fuzz target whose body imports through the host's `catch_unwind` guards
-/// (`arrow_import`, `disk_entry`): replaces libfuzzer-sys's panic hook, which aborts before
+/// (`arrow_import`, `disk_entry`, `redis_entry`): replaces libfuzzer-sys's panic hook, which aborts before
 /// any `catch_unwind` runs, with one that prints nothing. A panic the host guards is then
 /// caught as in production; any other still unwinds to libfuzzer-sys's own `catch_unwind`,
 /// which aborts and saves the input. Call it first in the target; only the first call acts.
@@ -440,6 +441,17 @@ pub fn disk_entry(data: &[u8]) {
         }
         let _ = std::fs::remove_file(&path);
     });
+}
+
+/// A Redis entry: a manifest and its chunks, through the checks and the decoding a hit
+/// from Redis passes (see `cache::redis::fuzz_entry` for the input's layout and the flags
+/// that fix up its checksums and times). A hit is written out as a table and CSV.
+pub fn redis_entry(data: &[u8]) {
+    if let Some(df) = crate::cache::redis::fuzz_entry(data) {
+        for format in [Format::Table, Format::Csv] {
+            let _ = output::write(&df, format, &mut Vec::new());
+        }
+    }
 }
 
 fn fix_up_entry(entry: &mut [u8], flags: u8) {
@@ -1474,6 +1486,12 @@ pub fn disk_entry_seed(df: &DataFrame) -> Option<Vec<u8>> {
         }
     });
     entry.map(|e| [&[5u8][..], &e].concat())
+}
+
+/// `df` as a Redis entry in chunks of `frame` payload bytes, as a `redis_entry` input
+/// (its times fixed up to now when replayed).
+pub fn redis_entry_seed(df: &DataFrame, frame: usize) -> Option<Vec<u8>> {
+    crate::cache::redis::fuzz_seed(df, frame)
 }
 
 /// The `raw` test fixture's hand-made streams, as `arrow_import` inputs: `ok` (a table of

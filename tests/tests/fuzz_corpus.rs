@@ -46,6 +46,7 @@ replays! {
     env_overrides: plugboard::fuzzing::env_overrides,
     cli_params: plugboard::fuzzing::cli_params,
     disk_entry: plugboard::fuzzing::disk_entry,
+    redis_entry: plugboard::fuzzing::redis_entry,
     output_formats: plugboard::fuzzing::output_formats,
     arrow_import: plugboard::fuzzing::arrow_import,
     sqlite_params: plugboard_sqlite::fuzzing::params,
@@ -201,6 +202,11 @@ fn seeds_are_current() {
     for (i, df) in frames.iter().enumerate() {
         let entry = plugboard::fuzzing::disk_entry_seed(df).expect("a stored entry");
         write_seed("disk_entry", &format!("stored-{i}"), &entry);
+        // The same as Redis holds them: in one chunk, and in chunks of 100 bytes.
+        for frame in [1 << 20, 100] {
+            let entry = plugboard::fuzzing::redis_entry_seed(df, frame).expect("an entry");
+            write_seed("redis_entry", &format!("stored-{i}-{frame}"), &entry);
+        }
     }
     // The binary targets: each type code, with noise for everything after it.
     for t in 0..29u8 {

@@ -40,6 +40,7 @@
 //!   not be replaced is replayed when Redis answers again.
 //! * The URL's password is a secret: it never appears in a message this module emits.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -908,64 +909,22 @@ impl RedisTier {
                 .arg(self.manifest_key(key))
                 .query::<Option<Vec<u8>>>(conn)
         })??;
-        let checked = Manifest::decode(&bytes).and_then(|m| {
-            let now = SystemTime::now();
-            let age = now.duration_since(m.created).unwrap_or_default();
-            let expires = m.expires.checked_add(grace).unwrap_or(m.expires);
-            if m.key != *key {
-                Err("the entry belongs to another key")
-            } else if now >= expires || age >= max_age {
-                Err("older than the TTL")
-            } else {
-                Ok(m)
-            }
-        });
-        let m = match checked {
-            Ok(m) => m,
-            Err(reason) => {
-                tracing::debug!("redis cache: ignoring an entry: {reason}");
-                return None;
-            }
-        };
-        let Some(mut payload) = usize::try_from(m.payload_len)
-            .ok()
-            .and_then(crate::sys::mmap::Aligned::zeroed)
-        else {
-            tracing::warn!(
-                "redis cache: ignoring an entry of {} bytes: no memory for it",
-                m.payload_len
-            );
-            return None;
-        };
-        if let Err(reason) = self.fetch_chunks(&m, payload.as_mut_slice()) {
-            tracing::debug!("redis cache: ignoring an entry: {reason}");
-            return None;
-        }
-        // Every chunk's bytes were checked against their checksum, and those against the
-        // manifest's.
-        match crate::sys::mmap::verified_ipc_frame(payload) {
-            Ok(df) if df.height() as u64 == m.rows => Some(Hit {
-                df,
-                created: m.created,
-                expires: m.expires,
-            }),
-            Ok(_) => {
-                tracing::warn!("redis cache: ignoring a damaged entry (row count mismatch)");
-                None
-            }
-            Err(reason) => {
-                tracing::warn!("redis cache: ignoring a damaged entry ({reason})");
-                None
-            }
-        }
+        assemble(&bytes, Some(key), max_age, grace, |m, payload| {
+            self.fetch_chunks(m, payload)
+        })
+        .inspect_err(|reason| tracing::debug!("redis cache: ignoring an entry: {reason}"))
+        .ok()
     }
 
     /// Fills `payload` with the entry's chunks, each unpacked straight into its slice and
     /// checked there while it is in the cache: on a few connections at once for a large
     /// entry (a lane each, every lane keeping [`WINDOW`] `GET`s in flight), so one lane's
-    /// chunks are unpacked while another's arrive. Then the chunks' checksums are checked
-    /// against the manifest's.
-    fn fetch_chunks(&self, m: &Manifest, payload: &mut [u8]) -> Result<(), &'static str> {
+    /// chunks are unpacked while another's arrive. Returns the chunks' checksums, in order.
+    fn fetch_chunks(
+        &self,
+        m: &Manifest,
+        payload: &mut [u8],
+    ) -> Result<Vec<u128>, Cow<'static, str>> {
         let frame = usize::try_from(m.frame).map_err(|_| "chunks too large for this host")?;
         let wanted = if m.chunks >= 2 * WINDOW as u32 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -995,10 +954,7 @@ impl RedisTier {
                 sums[n as usize] = sum;
             }
         }
-        if chunk_sums(&sums) != m.checksum {
-            return Err("checksum mismatch");
-        }
-        Ok(())
+        Ok(sums)
     }
 
     /// Fetches one lane's chunks into their slots, [`WINDOW`] `GET`s in flight: another is
@@ -1401,6 +1357,61 @@ impl Drop for Claim {
     }
 }
 
+/// A hit from a manifest's bytes and a way to fill its payload (`fill` writes every
+/// chunk's bytes into their slice, each checked against the checksum in its head, and
+/// returns those checksums): the manifest is checked (its own checksum, `key` when given,
+/// the TTL with `grace` past expiry), the chunks' checksums against the manifest's, and
+/// the payload decoded as the IPC frame of the manifest's row count. Every way an entry
+/// can be damaged, stale or hostile is an `Err`, a miss: the one path of a Redis hit,
+/// which the `redis_entry` fuzz target drives with arbitrary bytes.
+fn assemble(
+    manifest: &[u8],
+    key: Option<&Key>,
+    max_age: Duration,
+    grace: Duration,
+    fill: impl FnOnce(&Manifest, &mut [u8]) -> Result<Vec<u128>, Cow<'static, str>>,
+) -> Result<Hit, Cow<'static, str>> {
+    let m = Manifest::decode(manifest)?;
+    let now = SystemTime::now();
+    let age = now.duration_since(m.created).unwrap_or_default();
+    let expires = m.expires.checked_add(grace).unwrap_or(m.expires);
+    if key.is_some_and(|k| m.key != *k) {
+        return Err("the entry belongs to another key".into());
+    }
+    if now >= expires || age >= max_age {
+        return Err("older than the TTL".into());
+    }
+    let Some(mut payload) = usize::try_from(m.payload_len)
+        .ok()
+        .and_then(crate::sys::mmap::Aligned::zeroed)
+    else {
+        tracing::warn!(
+            "redis cache: ignoring an entry of {} bytes: no memory for it",
+            m.payload_len
+        );
+        return Err("no memory for the entry".into());
+    };
+    let sums = fill(&m, payload.as_mut_slice())?;
+    if sums.len() != m.chunks as usize || chunk_sums(&sums) != m.checksum {
+        return Err("checksum mismatch".into());
+    }
+    // Every chunk's bytes were checked against their checksum, and those against the
+    // manifest's.
+    let damaged = |why: &str| {
+        tracing::warn!("redis cache: ignoring a damaged entry ({why})");
+        Cow::Owned(format!("damaged: {why}"))
+    };
+    match crate::sys::mmap::verified_ipc_frame(payload) {
+        Ok(df) if df.height() as u64 == m.rows => Ok(Hit {
+            df,
+            created: m.created,
+            expires: m.expires,
+        }),
+        Ok(_) => Err(damaged("row count mismatch")),
+        Err(reason) => Err(damaged(&reason)),
+    }
+}
+
 /// The stored form of a chunk's `raw` bytes: LZ4's block format behind [`LZ4`], or the
 /// bytes themselves behind [`RAW`] when LZ4 cannot make them smaller.
 /// The checksum a manifest holds: the xxh3-128 of its chunks' xxh3-128s, in order.
@@ -1460,6 +1471,135 @@ fn unpack(stored: &[u8], slot: &mut [u8]) -> Result<u128, &'static str> {
         return Err("chunk checksum mismatch");
     }
     Ok(sum)
+}
+
+// ----------------------------------------------------------------------------------------
+// The `redis_entry` fuzz target (`crate::fuzzing`): a manifest and its chunks as bytes,
+// through the very checks a hit from Redis passes.
+
+/// Offsets in an encoded manifest: created, expires, payload length, checksum, chunks,
+/// frame, which the fuzz input's flags fix up to get past the checks that damaged bytes
+/// do not get past.
+const M_CREATED: usize = 12;
+const M_EXPIRES: usize = 20;
+const M_PAYLOAD_LEN: usize = 36;
+const M_CHECKSUM: usize = 44;
+const M_CHUNKS: usize = 92;
+const M_FRAME: usize = 96;
+/// The fuzzer's payloads stay small: a manifest may ask for any size (that is a miss when
+/// there is no memory), but mapping gigabytes per input only slows the fuzzer.
+const FUZZ_PAYLOAD: u64 = 16 << 20;
+
+/// A fuzz input as a Redis entry: `flags`, then the manifest (a u16 length and its
+/// bytes), then its chunks (each a u32 length and its stored bytes). Flags: bit 0 fixes
+/// the manifest's own checksum, 1 its chunks' checksum to the chunks given, 2 its times to
+/// now and an hour on, 3 its chunk count to what its length and frame need. Returns the
+/// frame of a hit.
+pub(crate) fn fuzz_entry(data: &[u8]) -> Option<DataFrame> {
+    let (&flags, rest) = data.split_first()?;
+    let (len, rest) = rest.split_first_chunk::<2>()?;
+    let (manifest, mut rest) = rest.split_at_checked(usize::from(u16::from_le_bytes(*len)))?;
+    let mut chunks = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let len = (u32::from_le_bytes(*len) as usize).min(tail.len());
+        let (chunk, tail) = tail.split_at(len);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    let mut manifest = manifest.to_vec();
+    fix_up_manifest(&mut manifest, flags, &chunks);
+    if Manifest::decode(&manifest).is_ok_and(|m| m.payload_len > FUZZ_PAYLOAD) {
+        return None;
+    }
+    let fill = |m: &Manifest, payload: &mut [u8]| {
+        let frame = usize::try_from(m.frame).map_err(|_| "chunks too large for this host")?;
+        let mut given = chunks.iter();
+        payload
+            .chunks_mut(frame)
+            .map(|slot| unpack(given.next().ok_or("a chunk is missing")?, slot).map_err(Cow::from))
+            .collect()
+    };
+    assemble(
+        &manifest,
+        None,
+        Duration::from_secs(3600),
+        Duration::ZERO,
+        fill,
+    )
+    .ok()
+    .map(|h| h.df)
+}
+
+fn fix_up_manifest(m: &mut [u8], flags: u8, chunks: &[&[u8]]) {
+    if m.len() < M_FRAME + 8 + 8 {
+        return;
+    }
+    let u64_at =
+        |m: &[u8], at: usize| u64::from_le_bytes(m[at..at + 8].try_into().unwrap_or_default());
+    if flags & 4 != 0 {
+        let now = millis(SystemTime::now());
+        m[M_CREATED..M_CREATED + 8].copy_from_slice(&(now - 1000).to_le_bytes());
+        m[M_EXPIRES..M_EXPIRES + 8].copy_from_slice(&(now + 3_600_000).to_le_bytes());
+    }
+    if flags & 8 != 0 {
+        let (len, frame) = (u64_at(m, M_PAYLOAD_LEN), u64_at(m, M_FRAME));
+        if frame > 0 {
+            let n = u32::try_from(len.div_ceil(frame)).unwrap_or(u32::MAX);
+            m[M_CHUNKS..M_CHUNKS + 4].copy_from_slice(&n.to_le_bytes());
+        }
+    }
+    if flags & 2 != 0 {
+        let sums: Vec<u128> = chunks
+            .iter()
+            .filter_map(|c| c.get(1..CHUNK_HEAD))
+            .map(|s| u128::from_le_bytes(s.try_into().unwrap_or_default()))
+            .collect();
+        m[M_CHECKSUM..M_CHECKSUM + 16].copy_from_slice(&chunk_sums(&sums).to_le_bytes());
+    }
+    if flags & 1 != 0 {
+        let body = m.len() - 8;
+        let sum = xxhash_rust::xxh3::xxh3_64(&m[..body]);
+        m[body..].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// `df` stored as an entry of chunks of `frame` payload bytes, as a `redis_entry` input
+/// whose times are fixed up to now (flags 4 | 1).
+pub(crate) fn fuzz_seed(df: &DataFrame, frame: usize) -> Option<Vec<u8>> {
+    let mut payload = Vec::new();
+    let mut writer = crate::export::ipc_writer(&mut payload, df.schema(), None).ok()?;
+    writer.write_batch(&crate::export::aligned(df)).ok()?;
+    writer.finish().ok()?;
+    let frame = frame.max(1);
+    let mut stored = Vec::new();
+    let mut sums = Vec::new();
+    let mut packed = Vec::new();
+    for slice in payload.chunks(frame) {
+        sums.push(pack(slice, &mut packed));
+        stored.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+        stored.extend_from_slice(&packed);
+    }
+    // A fixed time, so that the seed is the same bytes each time; flags 4 make it fresh.
+    let made = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    let manifest = Manifest {
+        key: [7; 32],
+        created: made,
+        expires: made + Duration::from_secs(3600),
+        rows: df.height() as u64,
+        payload_len: payload.len() as u64,
+        checksum: chunk_sums(&sums),
+        chunks: sums.len() as u32,
+        frame: frame as u64,
+        id: [9; 16],
+        owner: [3; 16],
+        connection: "seed".to_owned(),
+    }
+    .encode();
+    let mut input = vec![4 | 1u8];
+    input.extend_from_slice(&(manifest.len() as u16).to_le_bytes());
+    input.extend_from_slice(&manifest);
+    input.extend_from_slice(&stored);
+    Some(input)
 }
 
 /// An entry being written: its chunks go to Redis as they fill (under a random id no
@@ -1840,6 +1980,62 @@ mod tests {
                 "{len} bytes in {chunks} chunks of {frame}"
             );
         }
+    }
+
+    #[test]
+    fn an_entry_from_bytes_is_a_hit_only_when_every_check_passes() {
+        use polars::prelude::*;
+        let df = df!("id" => [1i64, 2, 3], "name" => [Some("a"), None, Some("ç")]).unwrap();
+        for frame in [1 << 20, 100, 7] {
+            let seed = fuzz_seed(&df, frame).unwrap();
+            let hit = fuzz_entry(&seed).expect("a stored entry is a hit");
+            assert!(hit.equals_missing(&df), "frame {frame}");
+            // The manifest's times as stored (flags 0): long expired, a miss.
+            assert!(fuzz_entry(&[&[0], &seed[1..]].concat()).is_none());
+            // Any byte of a chunk changed: a miss, even with the manifest's checksums fixed
+            // up to the damaged chunks.
+            let manifest_end = 3 + usize::from(u16::from_le_bytes([seed[1], seed[2]]));
+            for at in [
+                manifest_end + 4,
+                manifest_end + 4 + CHUNK_HEAD,
+                seed.len() - 1,
+            ] {
+                let mut damaged = seed.clone();
+                damaged[at] ^= 0x40;
+                for flags in [4 | 1, 4 | 2 | 1] {
+                    damaged[0] = flags;
+                    assert!(
+                        fuzz_entry(&damaged).is_none(),
+                        "frame {frame}, byte {at}, {flags}"
+                    );
+                }
+            }
+            // A chunk missing: a miss.
+            let first = u32::from_le_bytes(seed[manifest_end..][..4].try_into().unwrap());
+            let one = &seed[..manifest_end + 4 + first as usize];
+            assert_eq!(
+                fuzz_entry(one).is_some(),
+                one.len() == seed.len(),
+                "frame {frame}"
+            );
+        }
+        // The manifest damaged: a miss; its own checksum fixed up but the payload's not
+        // matching: a miss.
+        let seed = fuzz_seed(&df, 100).unwrap();
+        let mut bad = seed.clone();
+        bad[0] = 4;
+        bad[3 + M_PAYLOAD_LEN] ^= 1;
+        assert!(fuzz_entry(&bad).is_none());
+        bad[0] = 4 | 1;
+        assert!(fuzz_entry(&bad).is_none());
+        bad[3 + M_PAYLOAD_LEN] ^= 1;
+        assert!(fuzz_entry(&bad).is_some());
+        // Expired: a miss.
+        let mut old = seed.clone();
+        old[0] = 4 | 1;
+        assert!(fuzz_entry(&old).is_some());
+        old[0] = 1;
+        assert!(fuzz_entry(&old).is_none());
     }
 
     #[test]
