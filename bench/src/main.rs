@@ -14,6 +14,7 @@
 //!   writes `bench/RESULTS.md`.
 
 mod data;
+mod floor;
 mod measure;
 mod report;
 

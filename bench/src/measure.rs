@@ -50,6 +50,9 @@ pub struct WorkerUse {
 const SELECT: &str = "SELECT * FROM trips";
 /// The floor a SQLite read is held to: rusqlite stepping every row and reading every value.
 pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
+/// The floor of a MySQL read: the server's binary result (the prepared statement every
+/// tool here runs) read off the socket and dropped by a minimal client.
+pub const MYSQL_FLOOR: &str = "MariaDB's binary result, read and dropped (floor)";
 const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
 /// The tool name of a read through an isolated plugin (`isolation = "process"`).
 pub const ISOLATED: &str = "plugboard (isolated)";
@@ -562,6 +565,8 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
         "plugboard",
         time(runs, || Ok(cold(&my, SELECT)?))?,
     ));
+    let rows = cold(&my, SELECT)?.height() as u64;
+    push(sample("mysql", MYSQL_FLOOR, mysql_floor(runs, Some(rows))?));
     push(sample(
         "mysql",
         "plugboard, 2 partitions",
@@ -1026,6 +1031,9 @@ pub fn repeat(dir: &Path, case: &str, isolated: bool, runs: usize) -> anyhow::Re
         let times = redis_hits(dir, &config, runs)?;
         return print_times(times);
     }
+    if case == "mysql_floor" {
+        return print_times(mysql_floor(runs, None)?);
+    }
     let host = host_in(dir, isolated)?;
     let (conn, query) = match case {
         "sqlite" => ("sqlite", SELECT),
@@ -1047,6 +1055,20 @@ pub fn repeat(dir: &Path, case: &str, isolated: bool, runs: usize) -> anyhow::Re
         Ok(read.fetch()?)
     })?;
     print_times(times)
+}
+
+/// The MySQL floor's times: [`SELECT`] on one connection, its rows counted (they must be
+/// the `expected` plugboard read, when given) and dropped.
+fn mysql_floor(runs: usize, expected: Option<u64>) -> anyhow::Result<Vec<f64>> {
+    let mut floor =
+        crate::floor::MySqlFloor::connect("127.0.0.1:3306", "root", crate::data::PG_DB)?;
+    time(runs, || {
+        let rows = floor.rows(SELECT)?;
+        if expected.is_some_and(|n| n != rows) || rows == 0 {
+            bail!("the MySQL floor read {rows} rows, plugboard {expected:?}");
+        }
+        Ok(())
+    })
 }
 
 fn print_times(times: Vec<f64>) -> anyhow::Result<()> {
