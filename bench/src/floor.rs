@@ -158,3 +158,92 @@ impl MySqlFloor {
         Ok(())
     }
 }
+
+/// A Redis connection speaking just enough RESP to list keys and fetch values, dropping
+/// them: on TCP, without a password.
+pub struct RedisFloor {
+    stream: BufReader<TcpStream>,
+    line: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl RedisFloor {
+    pub fn connect(port: u16) -> anyhow::Result<Self> {
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .with_context(|| format!("connect to redis on {port}"))?;
+        tcp.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::with_capacity(1 << 16, tcp),
+            line: Vec::new(),
+            value: Vec::new(),
+        })
+    }
+
+    /// The keys matching `pattern` (`KEYS`: the bench's own server holds a few).
+    pub fn keys(&mut self, pattern: &str) -> anyhow::Result<Vec<String>> {
+        self.send(&["KEYS", pattern])?;
+        let n = self.header(b'*')?;
+        (0..n)
+            .map(|_| {
+                self.bulk()?;
+                Ok(String::from_utf8(self.value.clone())?)
+            })
+            .collect()
+    }
+
+    /// `GET`s every key, all sent before the first reply is read; returns the bytes
+    /// received, each value read into one reused buffer and dropped.
+    pub fn fetch(&mut self, keys: &[String]) -> anyhow::Result<u64> {
+        let mut out = Vec::new();
+        for k in keys {
+            command(&mut out, &["GET", k]);
+        }
+        self.stream.get_mut().write_all(&out)?;
+        let mut bytes = 0;
+        for _ in keys {
+            bytes += self.bulk()? as u64;
+        }
+        Ok(bytes)
+    }
+
+    fn send(&mut self, args: &[&str]) -> anyhow::Result<()> {
+        let mut out = Vec::new();
+        command(&mut out, args);
+        Ok(self.stream.get_mut().write_all(&out)?)
+    }
+
+    /// A reply's first line, which must be of `kind` (`$`, `*`): its number.
+    fn header(&mut self, kind: u8) -> anyhow::Result<usize> {
+        self.line.clear();
+        let mut byte = [0u8];
+        while !self.line.ends_with(b"\r\n") {
+            self.stream.read_exact(&mut byte)?;
+            self.line.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&self.line[1..self.line.len() - 2]).into_owned();
+        ensure!(
+            self.line[0] == kind,
+            "redis replied {}",
+            String::from_utf8_lossy(&self.line)
+        );
+        Ok(text.parse()?)
+    }
+
+    /// A bulk string into `self.value`; its length.
+    fn bulk(&mut self) -> anyhow::Result<usize> {
+        let n = self.header(b'$')?;
+        self.value.resize(n + 2, 0);
+        self.stream.read_exact(&mut self.value)?;
+        self.value.truncate(n);
+        Ok(n)
+    }
+}
+
+fn command(out: &mut Vec<u8>, args: &[&str]) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}

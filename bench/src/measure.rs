@@ -52,6 +52,9 @@ const SELECT: &str = "SELECT * FROM trips";
 pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
 /// The floor of a MySQL read: the server's binary result (the prepared statement every
 /// tool here runs) read off the socket and dropped by a minimal client.
+/// The floor of a Redis hit, see [`redis_floor`].
+pub const REDIS_FLOOR: &str =
+    "Redis: the entry's chunks fetched and dropped, 2 connections (floor)";
 pub const MYSQL_FLOOR: &str = "MariaDB's binary result, read and dropped (floor)";
 const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
 /// The tool name of a read through an isolated plugin (`isolation = "process"`).
@@ -876,7 +879,29 @@ fn redis_cases(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow
         "plugboard redis hit (a new host's first read, loopback)",
         hits,
     ));
+    push(sample("cache", REDIS_FLOOR, redis_floor(server.1, runs)?));
     Ok(())
+}
+
+/// The floor of a Redis hit: the stored entry's chunks (all of the server's `c:` keys,
+/// one entry's) fetched on two new connections at once, every `GET` sent before the
+/// first reply is read, each value dropped. No decompression, no checks, no frame.
+fn redis_floor(port: u16, runs: usize) -> anyhow::Result<Vec<f64>> {
+    let keys = crate::floor::RedisFloor::connect(port)?.keys("plugboard:c:*")?;
+    anyhow::ensure!(!keys.is_empty(), "no chunks stored for the Redis floor");
+    let (a, b) = keys.split_at(keys.len() / 2);
+    time(runs, || {
+        let bytes = std::thread::scope(|s| {
+            let other = s.spawn(|| crate::floor::RedisFloor::connect(port)?.fetch(b));
+            let mine = crate::floor::RedisFloor::connect(port)?.fetch(a)?;
+            let theirs = other
+                .join()
+                .map_err(|_| anyhow::anyhow!("a floor thread panicked"))??;
+            anyhow::Ok(mine + theirs)
+        })?;
+        anyhow::ensure!(bytes > 0, "the Redis floor read nothing");
+        Ok(())
+    })
 }
 
 /// A host of the bench project with Redis configured and `cache` as its disk tier.
@@ -1029,7 +1054,9 @@ pub fn repeat(dir: &Path, case: &str, isolated: bool, runs: usize) -> anyhow::Re
         let config = plugboard::RedisConfig::new(&format!("redis://127.0.0.1:{}/", server.1))
             .map_err(anyhow::Error::msg)?;
         let times = redis_hits(dir, &config, runs)?;
-        return print_times(times);
+        print_times(times)?;
+        println!("floor:");
+        return print_times(redis_floor(server.1, runs)?);
     }
     if case == "mysql_floor" {
         return print_times(mysql_floor(runs, None)?);

@@ -151,9 +151,9 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// A ratio with two significant digits however small (a cache hit against a read).
 const REDIS_HIT: &str = "plugboard redis hit (a new host's first read, loopback)";
 
+/// A ratio with two significant digits however small (a cache hit against a read).
 fn ratio(r: f64) -> String {
     if r >= 0.1 {
         format!("{r:.2}×")
