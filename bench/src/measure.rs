@@ -52,10 +52,10 @@ const SELECT: &str = "SELECT * FROM trips";
 pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
 /// The floor of a MySQL read: the server's binary result (the prepared statement every
 /// tool here runs) read off the socket and dropped by a minimal client.
+pub const MYSQL_FLOOR: &str = "MariaDB's binary result, read and dropped (floor)";
 /// The floor of a Redis hit, see [`redis_floor`].
 pub const REDIS_FLOOR: &str =
     "Redis: the entry's chunks fetched and dropped, 2 connections (floor)";
-pub const MYSQL_FLOOR: &str = "MariaDB's binary result, read and dropped (floor)";
 const LOOKUP: &str = "SELECT * FROM trips WHERE id BETWEEN :lo AND :lo + 9";
 /// The tool name of a read through an isolated plugin (`isolation = "process"`).
 pub const ISOLATED: &str = "plugboard (isolated)";

@@ -1983,6 +1983,23 @@ mod tests {
     }
 
     #[test]
+    fn the_fuzz_offsets_are_where_encode_puts_the_fields() {
+        let seed = fuzz_seed(&DataFrame::empty(), 100).unwrap();
+        let len = usize::from(u16::from_le_bytes([seed[1], seed[2]]));
+        let manifest = &seed[3..3 + len];
+        let m = Manifest::decode(manifest).unwrap();
+        let u64_at = |at: usize| u64::from_le_bytes(manifest[at..at + 8].try_into().unwrap());
+        assert_eq!(u64_at(M_CREATED) as i64, millis(m.created));
+        assert_eq!(u64_at(M_EXPIRES) as i64, millis(m.expires));
+        assert_eq!(u64_at(M_PAYLOAD_LEN), m.payload_len);
+        assert_eq!(u64_at(M_FRAME), m.frame);
+        let checksum = u128::from_le_bytes(manifest[M_CHECKSUM..][..16].try_into().unwrap());
+        assert_eq!(checksum, m.checksum);
+        let chunks = u32::from_le_bytes(manifest[M_CHUNKS..][..4].try_into().unwrap());
+        assert_eq!(chunks, m.chunks);
+    }
+
+    #[test]
     fn an_entry_from_bytes_is_a_hit_only_when_every_check_passes() {
         use polars::prelude::*;
         let df = df!("id" => [1i64, 2, 3], "name" => [Some("a"), None, Some("ç")]).unwrap();
