@@ -1429,15 +1429,24 @@ fn array_spec(input: &mut Input<'_>, t: &CType, length: Option<i64>) -> ArraySpe
         null_children: false,
         dictionary: None,
     };
-    // The lies about counts and pointers that a consumer can check.
+    // The lies about counts and pointers that a consumer can check. Not a buffer more or
+    // less in a view array with data buffers: it reads its last buffer as their sizes, so
+    // either would hand over a buffer shorter than the sizes read from it (the view branch
+    // above makes the count lies that stay checkable). The bytes are consumed all the same,
+    // so that the rest of an input decodes as it did.
+    let sizes_last = matches!(t, CType::View { .. });
     match input.below(32) {
         0 => {
-            buffers.pop();
+            if !sizes_last || buffers.len() <= 4 {
+                buffers.pop();
+            }
         }
         1 => {
             let n = input.below(64);
-            let extra = input.bytes(n);
-            buffers.push(buffer(extra, input));
+            let extra = buffer(input.bytes(n), input);
+            if !sizes_last {
+                buffers.push(extra);
+            }
         }
         2 => spec.null_buffers = true,
         3 => {
