@@ -1436,10 +1436,8 @@ fn array_spec(input: &mut Input<'_>, t: &CType, length: Option<i64>) -> ArraySpe
     // so that the rest of an input decodes as it did.
     let sizes_last = matches!(t, CType::View { .. });
     match input.below(32) {
-        0 => {
-            if !sizes_last || buffers.len() <= 4 {
-                buffers.pop();
-            }
+        0 if !sizes_last || buffers.len() <= 4 => {
+            buffers.pop();
         }
         1 => {
             let n = input.below(64);
