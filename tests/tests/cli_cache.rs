@@ -109,6 +109,128 @@ fn damaged_entries_are_misses_and_are_replaced() {
     }
 }
 
+/// The header fields a forger rewrites (see `host/src/cache/disk.rs`): the header's length,
+/// the payload's length and xxh3-128, and the header's own xxh3-64.
+const H_LEN: usize = 12;
+const H_PAYLOAD_LEN: usize = 32;
+const H_CHECKSUM: usize = 40;
+const H_SUM: usize = 100;
+
+/// `entry` with its payload changed by `forge` and every checksum recomputed, as someone
+/// who can write the cache folder could: xxh3 is not keyed.
+fn forged(entry: &[u8], forge: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let header_len = u32::from_le_bytes(entry[H_LEN..H_LEN + 4].try_into().expect("len")) as usize;
+    let (mut header, mut payload) = (entry[..header_len].to_vec(), entry[header_len..].to_vec());
+    forge(&mut payload);
+    header[H_PAYLOAD_LEN..H_PAYLOAD_LEN + 8].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    let sum = xxhash_rust::xxh3::xxh3_128(&payload);
+    header[H_CHECKSUM..H_CHECKSUM + 16].copy_from_slice(&sum.to_le_bytes());
+    header[H_SUM..H_SUM + 8].fill(0);
+    let sum = xxhash_rust::xxh3::xxh3_64(&header);
+    header[H_SUM..H_SUM + 8].copy_from_slice(&sum.to_le_bytes());
+    [header, payload].concat()
+}
+
+/// A change to an entry's payload.
+type Forgery<'a> = Box<dyn FnOnce(&mut Vec<u8>) + 'a>;
+
+/// A cache entry forged with valid checksums but arrays that lie about their buffers: the
+/// host must not read past them (before the check, a debug build aborted here and a release
+/// build read out of bounds). Each forgery is a miss with the source's rows, reported.
+#[test]
+fn forged_entries_with_valid_checksums_are_misses_not_crashes() {
+    let p = project();
+    let query = || {
+        let run = cli!(
+            p,
+            [
+                "query",
+                "chinook",
+                "select Name, Composer from Track where TrackId = 1",
+                "-v",
+                "--format",
+                "csv"
+            ]
+        );
+        (run.ok(), run.outcome(), run.stderr())
+    };
+    let (want, outcome, _) = query();
+    assert_eq!(outcome, "miss");
+    assert!(
+        want.contains("For Those About To Rock (We Salute You)"),
+        "{want}"
+    );
+    assert_eq!(query().1, "disk hit");
+    let path = p.cache_entries().remove(0);
+    let good = std::fs::read(&path).expect("entry");
+    // The view of the track's name (39 bytes, too long to sit inline): length, prefix,
+    // buffer index, offset.
+    let name = b"For Those About To Rock (We Salute You)";
+    let mut view = (name.len() as u32).to_le_bytes().to_vec();
+    view.extend_from_slice(&name[..4]);
+    let at = |payload: &[u8]| {
+        let found: Vec<usize> = payload
+            .windows(8)
+            .enumerate()
+            .filter(|(_, w)| *w == view.as_slice())
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(found.len(), 1, "one view of the name in the payload");
+        found[0]
+    };
+    let forgeries: Vec<(&str, Forgery<'_>)> = vec![
+        (
+            "a view past its data buffer",
+            Box::new(|p: &mut Vec<u8>| {
+                let v = at(p);
+                p[v + 12..v + 16].copy_from_slice(&0x0fff_0000u32.to_le_bytes());
+            }),
+        ),
+        (
+            "a view into a buffer that is not there",
+            Box::new(|p: &mut Vec<u8>| {
+                let v = at(p);
+                p[v + 8..v + 12].copy_from_slice(&7u32.to_le_bytes());
+            }),
+        ),
+        (
+            "a view longer than its data",
+            Box::new(|p: &mut Vec<u8>| {
+                let v = at(p);
+                p[v..v + 4].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+            }),
+        ),
+        (
+            "text that is not UTF-8",
+            Box::new(|p: &mut Vec<u8>| {
+                let text = p
+                    .windows(name.len())
+                    .position(|w| w == name)
+                    .expect("the name's bytes");
+                p[text + 10] = 0xff;
+            }),
+        ),
+    ];
+    for (what, forge) in forgeries {
+        std::fs::write(&path, forged(&good, forge)).expect("forge the entry");
+        let (got, outcome, log) = query();
+        assert_eq!(
+            (got.as_str(), outcome),
+            (want.as_str(), "miss"),
+            "{what}: {log}"
+        );
+        assert!(
+            log.contains("ignoring damaged entry"),
+            "{what}: reported: {log}"
+        );
+        assert_eq!(query().1, "disk hit", "{what}: the entry was replaced");
+    }
+    // And the untouched entry, with its checksums recomputed, is still a hit: the check
+    // refuses forgeries, not entries.
+    std::fs::write(&path, forged(&good, |_| {})).expect("rewrite the entry");
+    assert_eq!(query().1, "disk hit");
+}
+
 #[test]
 fn the_byte_bound_evicts_the_oldest_entries() {
     let p = project();

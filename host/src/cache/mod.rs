@@ -21,6 +21,7 @@
 //! This module knows nothing about plugins.
 
 pub mod disk;
+pub(crate) mod ipc_check;
 pub(crate) mod key;
 pub(crate) mod memory;
 pub mod redis;

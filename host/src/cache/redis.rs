@@ -1570,6 +1570,12 @@ pub(crate) fn fuzz_seed(df: &DataFrame, frame: usize) -> Option<Vec<u8>> {
     let mut writer = crate::export::ipc_writer(&mut payload, df.schema(), None).ok()?;
     writer.write_batch(&crate::export::aligned(df)).ok()?;
     writer.finish().ok()?;
+    Some(fuzz_seed_of(&payload, df.height(), frame))
+}
+
+/// A `redis_entry` input of the IPC file `payload` (of `rows` rows), as the tier stores it
+/// in chunks of `frame` bytes: a forger's entry too, whose checksums all match.
+fn fuzz_seed_of(payload: &[u8], rows: usize, frame: usize) -> Vec<u8> {
     let frame = frame.max(1);
     let mut stored = Vec::new();
     let mut sums = Vec::new();
@@ -1585,7 +1591,7 @@ pub(crate) fn fuzz_seed(df: &DataFrame, frame: usize) -> Option<Vec<u8>> {
         key: [7; 32],
         created: made,
         expires: made + Duration::from_secs(3600),
-        rows: df.height() as u64,
+        rows: rows as u64,
         payload_len: payload.len() as u64,
         checksum: chunk_sums(&sums),
         chunks: sums.len() as u32,
@@ -1599,7 +1605,7 @@ pub(crate) fn fuzz_seed(df: &DataFrame, frame: usize) -> Option<Vec<u8>> {
     input.extend_from_slice(&(manifest.len() as u16).to_le_bytes());
     input.extend_from_slice(&manifest);
     input.extend_from_slice(&stored);
-    Some(input)
+    input
 }
 
 /// An entry being written: its chunks go to Redis as they fill (under a random id no
@@ -1931,6 +1937,33 @@ impl Tier for RedisTier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An entry whose chunks, manifest and checksums are all a forger's own, over a
+    /// payload whose text view points past its data: a miss, as the genuine one is a hit.
+    #[test]
+    fn a_forged_entry_with_matching_checksums_is_a_miss() {
+        let long = "a text too long to sit inside its view";
+        let df = DataFrame::new_infer_height(vec![polars::prelude::Column::new(
+            "s".into(),
+            [long, "b"],
+        )])
+        .expect("frame");
+        let mut payload = Vec::new();
+        let mut writer = crate::export::ipc_writer(&mut payload, df.schema(), None).expect("w");
+        writer.write_batch(&df).expect("batch");
+        writer.finish().expect("finish");
+        let hit = fuzz_entry(&fuzz_seed_of(&payload, 2, 64)).expect("the genuine entry is a hit");
+        assert!(hit.equals(&df));
+
+        let mut view = (long.len() as u32).to_le_bytes().to_vec();
+        view.extend_from_slice(&long.as_bytes()[..4]);
+        let at = payload
+            .windows(8)
+            .position(|w| w == view.as_slice())
+            .expect("the long text's view");
+        payload[at + 12..at + 16].copy_from_slice(&0x0fff_0000u32.to_le_bytes());
+        assert!(fuzz_entry(&fuzz_seed_of(&payload, 2, 64)).is_none());
+    }
 
     #[test]
     fn manifests_round_trip_and_damage_is_refused() {

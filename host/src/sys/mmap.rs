@@ -5,9 +5,13 @@
 //!
 //! Soundness rests on two things:
 //!
-//! * the payload's checksum is verified before polars looks at a single buffer (here for
-//!   a disk entry; chunk by chunk by the Redis tier as its chunks arrive), so the bytes
-//!   are exactly the ones a plugboard host's `IpcWriter` wrote from a valid `DataFrame`;
+//! * before polars maps a single buffer, [`check_ipc_file`] checks every array in the
+//!   payload against the lengths of the buffers that hold it: what polars' mapper and its
+//!   C-interface import take on trust (bitmap and buffer lengths, null counts, offsets,
+//!   views, UTF-8, dictionary keys). The payload's checksum (verified here for a disk
+//!   entry; chunk by chunk by the Redis tier) catches damage, but xxh3 is not keyed, so it
+//!   is no proof against an entry forged by someone who can write to the cache folder or
+//!   the shared Redis: the check is;
 //! * the bytes do not change while a frame uses them: disk entry files are never modified
 //!   in place (writers rename a fresh file over the old one and eviction unlinks), and an
 //!   [`Aligned`] buffer is owned by the frame's buffers alone. (Truncating a cache file
@@ -23,6 +27,8 @@ use polars::prelude::{Column, DataFrame, Series};
 use polars_arrow::array::Array;
 use polars_arrow::io::ipc::read::read_file_metadata;
 use polars_arrow::mmap::{mmap_dictionaries_unchecked, mmap_unchecked};
+
+use crate::cache::ipc_check::check_ipc_file;
 
 /// The bytes of a mapped file from `offset` on.
 struct Window {
@@ -117,15 +123,17 @@ fn decode<T: AsRef<[u8]> + Send + Sync + 'static>(bytes: T) -> Result<DataFrame,
     let window = Arc::new(bytes);
     let metadata = read_file_metadata(&mut Cursor::new(window.as_ref().as_ref()))
         .map_err(|e| format!("unreadable IPC footer: {e}"))?;
-    // SAFETY: the payload is byte for byte what `IpcWriter` wrote (checksum checked by
-    // both callers); polars still bounds- and alignment-checks every buffer it maps.
+    check_ipc_file(window.as_ref().as_ref(), &metadata)?;
+    // SAFETY: `check_ipc_file` has checked every dictionary and record batch against what
+    // the mapper assumes (see the module docs); polars itself bounds- and alignment-checks
+    // where each buffer starts.
     let dictionaries = unsafe { mmap_dictionaries_unchecked(&metadata, Arc::clone(&window)) }
         .map_err(|e| format!("unreadable dictionaries: {e}"))?;
     let fields = metadata.schema.as_ref();
     let mut chunks: Vec<Vec<Box<dyn Array>>> = vec![Vec::new(); fields.len()];
     let mut height = 0usize;
     for i in 0..metadata.blocks.len() {
-        // SAFETY: as above.
+        // SAFETY: as above: this batch was checked.
         let batch = unsafe { mmap_unchecked(&metadata, &dictionaries, Arc::clone(&window), i) }
             .map_err(|e| format!("unreadable batch {i}: {e}"))?;
         height += batch.height();
