@@ -322,25 +322,18 @@ impl<'a> Walk<'a> {
                 self.validity(len, nulls)?;
                 self.sized(len, width)?;
             }
-            PhysicalType::Utf8 | PhysicalType::Binary => {
+            physical @ (PhysicalType::Utf8
+            | PhysicalType::Binary
+            | PhysicalType::LargeUtf8
+            | PhysicalType::LargeBinary) => {
                 self.validity(len, nulls)?;
-                let offsets = self.offsets::<4>(len)?;
+                let offsets = match physical {
+                    PhysicalType::Utf8 | PhysicalType::Binary => self.offsets::<4>(len)?,
+                    _ => self.offsets::<8>(len)?,
+                };
                 let values = self.buffer()?;
-                check_text(
-                    &offsets,
-                    values,
-                    dtype.to_physical_type() == PhysicalType::Utf8,
-                )?;
-            }
-            PhysicalType::LargeUtf8 | PhysicalType::LargeBinary => {
-                self.validity(len, nulls)?;
-                let offsets = self.offsets::<8>(len)?;
-                let values = self.buffer()?;
-                check_text(
-                    &offsets,
-                    values,
-                    dtype.to_physical_type() == PhysicalType::LargeUtf8,
-                )?;
+                let utf8 = matches!(physical, PhysicalType::Utf8 | PhysicalType::LargeUtf8);
+                check_text(&offsets, values, utf8)?;
             }
             PhysicalType::Utf8View | PhysicalType::BinaryView => {
                 self.validity(len, nulls)?;
