@@ -302,7 +302,8 @@ impl<'a> Walk<'a> {
     fn array(&mut self, dtype: &ArrowDataType, ipc: &IpcField) -> Check<usize> {
         let (len, nulls) = self.node()?;
         let storage = dtype.to_storage();
-        match dtype.to_physical_type() {
+        let physical = dtype.to_physical_type();
+        match physical {
             PhysicalType::Null => {}
             PhysicalType::Boolean => {
                 self.validity(len, nulls)?;
@@ -322,10 +323,10 @@ impl<'a> Walk<'a> {
                 self.validity(len, nulls)?;
                 self.sized(len, width)?;
             }
-            physical @ (PhysicalType::Utf8
+            PhysicalType::Utf8
             | PhysicalType::Binary
             | PhysicalType::LargeUtf8
-            | PhysicalType::LargeBinary) => {
+            | PhysicalType::LargeBinary => {
                 self.validity(len, nulls)?;
                 let offsets = match physical {
                     PhysicalType::Utf8 | PhysicalType::Binary => self.offsets::<4>(len)?,
@@ -343,11 +344,7 @@ impl<'a> Walk<'a> {
                 let data = (0..count)
                     .map(|_| self.buffer())
                     .collect::<Check<Vec<_>>>()?;
-                check_views(
-                    views,
-                    &data,
-                    dtype.to_physical_type() == PhysicalType::Utf8View,
-                )?;
+                check_views(views, &data, physical == PhysicalType::Utf8View)?;
             }
             PhysicalType::FixedSizeBinary => {
                 let ArrowDataType::FixedSizeBinary(size) = storage else {
@@ -361,7 +358,7 @@ impl<'a> Walk<'a> {
                     return Err(format!("{dtype:?} is not a list"));
                 };
                 self.validity(len, nulls)?;
-                let offsets = if dtype.to_physical_type() == PhysicalType::List {
+                let offsets = if physical == PhysicalType::List {
                     self.offsets::<4>(len)?
                 } else {
                     self.offsets::<8>(len)?
