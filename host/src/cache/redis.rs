@@ -1942,27 +1942,30 @@ mod tests {
     /// payload whose text view points past its data: a miss, as the genuine one is a hit.
     #[test]
     fn a_forged_entry_with_matching_checksums_is_a_miss() {
-        let long = "a text too long to sit inside its view";
+        // Anyone who can write to the shared Redis can write a manifest and chunks whose
+        // checksums match. Here the forger lowers a column's null count below its bitmap's:
+        // polars trusts the count, so without the check this decodes into a frame whose
+        // nulls disagree with its own bitmap instead of being refused.
         let df = DataFrame::new_infer_height(vec![polars::prelude::Column::new(
-            "s".into(),
-            [long, "b"],
+            "n".into(),
+            [Some(1i64), None, None, Some(4), None],
         )])
         .expect("frame");
         let mut payload = Vec::new();
         let mut writer = crate::export::ipc_writer(&mut payload, df.schema(), None).expect("w");
         writer.write_batch(&df).expect("batch");
         writer.finish().expect("finish");
-        let hit = fuzz_entry(&fuzz_seed_of(&payload, 2, 64)).expect("the genuine entry is a hit");
-        assert!(hit.equals(&df));
+        let hit = fuzz_entry(&fuzz_seed_of(&payload, 5, 64)).expect("the genuine entry is a hit");
+        assert!(hit.equals_missing(&df));
 
-        let mut view = (long.len() as u32).to_le_bytes().to_vec();
-        view.extend_from_slice(&long.as_bytes()[..4]);
-        let at = payload
-            .windows(8)
-            .position(|w| w == view.as_slice())
-            .expect("the long text's view");
-        payload[at + 12..at + 16].copy_from_slice(&0x0fff_0000u32.to_le_bytes());
-        assert!(fuzz_entry(&fuzz_seed_of(&payload, 2, 64)).is_none());
+        // The record batch's field node: 5 values, 3 of them null.
+        let node: Vec<u8> = [5i64.to_le_bytes(), 3i64.to_le_bytes()].concat();
+        let at: Vec<usize> = (0..payload.len() - node.len())
+            .filter(|&i| payload[i..i + node.len()] == node[..])
+            .collect();
+        assert_eq!(at.len(), 1, "one field node of 5 values and 3 nulls");
+        payload[at[0] + 8..at[0] + 16].copy_from_slice(&1i64.to_le_bytes());
+        assert!(fuzz_entry(&fuzz_seed_of(&payload, 5, 64)).is_none());
     }
 
     #[test]
