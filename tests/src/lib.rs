@@ -138,6 +138,8 @@ impl Project {
             .env("PLUGBOARD_SECRETS", "secrets.toml")
             .env_remove("PLUGBOARD_LOG")
             .env_remove("PLUGBOARD_CACHE_MAX_BYTES")
+            // Tables fit $COLUMNS when standard output is not a terminal.
+            .env_remove("COLUMNS")
             .env("HOME", self.dir.path())
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("PLUGBOARD_CACHE_DIR", self.cache_dir())

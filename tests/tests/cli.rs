@@ -66,7 +66,7 @@ fn the_pets_flow() {
         "barbara",
         "alex",
         "puppy",
-        "(3 rows × 2 columns)",
+        "3 rows × 2 columns",
     ] {
         assert!(table.contains(word), "{word} missing from\n{table}");
     }
@@ -218,4 +218,70 @@ fn plugins_list_and_check() {
     let bad = plugboard_tests::lib("fixture_not_a_plugin");
     let e = cli!(p, ["plugins", "check", bad.to_str().expect("utf8")]).fails();
     assert!(e.contains("not a plugboard plugin"), "{e}");
+}
+
+/// `table` output against its snapshots in `tests/snapshots/` (set `PLUGBOARD_BLESS=1` to
+/// write them anew, then read the diff): a result wider than 80 columns leaves out middle
+/// columns and cuts long cells; at 200 every column shows; a long result shows its first
+/// and last rows. The footer's time is the one thing that differs between runs.
+#[test]
+fn tables_fit_80_and_200_columns() {
+    let p = project();
+    let q = "SELECT * FROM Track ORDER BY TrackId";
+    for (width, rows, snapshot) in [("80", "10", "track-80.txt"), ("200", "6", "track-200.txt")] {
+        let out = cli!(
+            p,
+            [
+                "query",
+                "chinook",
+                q,
+                "-f",
+                "table",
+                "--max-width",
+                width,
+                "--max-rows",
+                rows
+            ]
+        )
+        .ok();
+        let (table, time) = out
+            .trim_end()
+            .rsplit_once(" · ")
+            .expect("a time in the footer");
+        assert!(time.ends_with(" ms") || time.ends_with(" s"), "{time}");
+        let table = format!("{table}\n");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("snapshots")
+            .join(snapshot);
+        if std::env::var_os("PLUGBOARD_BLESS").is_some() {
+            std::fs::write(&path, &table).expect("bless");
+        }
+        let expected = std::fs::read_to_string(&path).expect("the snapshot");
+        assert_eq!(table, expected, "{snapshot}");
+        let limit: usize = width.parse().expect("width");
+        for line in table.lines() {
+            assert!(line.chars().count() <= limit, "{line}");
+        }
+    }
+    // Without --max-width, $COLUMNS is the width of a terminal it cannot ask.
+    let out = cli!(p, ["query", "chinook", q, "-f", "table"], env = ["COLUMNS" => "100"]).ok();
+    assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
+    assert!(out.contains("3503 rows (40 shown) × 9 columns ("), "{out}");
+    // A table in a file is whole, and has no time in it.
+    cli!(
+        p,
+        ["query", "chinook", q, "-f", "table", "-o", "tracks.txt"]
+    )
+    .ok();
+    let file = std::fs::read_to_string(p.path("tracks.txt")).expect("written");
+    assert!(
+        file.ends_with("\n3503 rows × 9 columns\n"),
+        "{}",
+        &file[file.len() - 200..]
+    );
+    assert!(file.contains("Quintet for Horn, Violin, 2 Violas, and Cello in E Flat Major"));
+    assert!(!file.contains('…'));
+    // The two settings are the table's.
+    let e = cli!(p, ["query", "chinook", q, "-f", "csv", "--max-rows", "5"]).fails();
+    assert!(e.contains("--max-rows") && e.contains("table"), "{e}");
 }

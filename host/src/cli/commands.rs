@@ -201,6 +201,11 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
 
+    if format != Format::Table && (args.max_rows.is_some() || args.max_width.is_some()) {
+        bail!("--max-rows and --max-width shape table output, not {format:?}");
+    }
+
+    let started = std::time::Instant::now();
     let conn = connect(host, &args.conn)?;
     let mut read = conn.query(&args.query).params(params);
     if let Some(ttl) = ttl {
@@ -216,6 +221,32 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         read = read.option(key.trim(), option_value(value));
     }
     read = read.refresh(args.refresh);
+    if format == Format::Table {
+        // Batch by batch too: the table holds only the rows it shows.
+        let default = match args.output {
+            Some(_) => output::TableLayout::WHOLE,
+            None => output::TableLayout::for_stdout(),
+        };
+        let layout = output::TableLayout {
+            max_width: args.max_width.unwrap_or(default.max_width),
+            max_rows: args.max_rows.unwrap_or(default.max_rows),
+        };
+        let mut stream = read.stream()?;
+        let schema = stream.schema().clone();
+        let table = output::table_of_stream(&mut stream, &schema, layout)?;
+        match &args.output {
+            Some(path) => output::write_text_file(&table.render(None), path)?,
+            None => {
+                let text = table.render(Some(started.elapsed()));
+                let stdout = std::io::stdout();
+                let mut out = stdout.lock();
+                writeln!(out, "{text}")
+                    .and_then(|()| out.flush())
+                    .context("writing to standard output")?;
+            }
+        }
+        return Ok(());
+    }
     if format.streams() {
         // Batch by batch: an export of any size holds one batch at a time.
         let mut stream = read.stream()?;

@@ -145,6 +145,17 @@ struct ReadArgs {
     /// Write to this file (atomically) instead of standard output
     #[arg(long, short, value_name = "PATH")]
     output: Option<PathBuf>,
+
+    /// Table output: show at most N rows, the first and last halves (0 = all)
+    /// [default: 40 on standard output, all in a file]
+    #[arg(long, value_name = "N")]
+    max_rows: Option<usize>,
+
+    /// Table output: fit lines in N characters, leaving out middle columns and cutting
+    /// long cells with … (0 = no limit, cells whole)
+    /// [default: the terminal's width, else $COLUMNS, else no limit; no limit in a file]
+    #[arg(long, value_name = "N")]
+    max_width: Option<usize>,
 }
 
 #[derive(Debug, Args)]
