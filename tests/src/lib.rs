@@ -187,12 +187,13 @@ impl Run {
         self.stdout()
     }
 
-    /// Asserts a failure with exit code 1 (not a signal) and a one-line `error:`; returns it.
+    /// Asserts a failure with one of the documented error codes (1 to 4: not a signal,
+    /// not 0) and a one-line `error:`; returns it.
     pub fn fails(&self) -> String {
-        assert_eq!(
-            self.0.status.code(),
-            Some(1),
-            "expected exit 1, got {:?}\nstdout: {}\nstderr: {}",
+        let code = self.0.status.code();
+        assert!(
+            matches!(code, Some(1..=4)),
+            "expected exit 1 to 4, got {:?}\nstdout: {}\nstderr: {}",
             self.0.status,
             self.stdout(),
             self.stderr()
@@ -201,6 +202,13 @@ impl Run {
         let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(lines.len(), 1, "expected one error line, got: {err}");
         lines[0].to_owned()
+    }
+
+    /// As [`Run::fails`], with exactly this exit code.
+    pub fn fails_with(&self, code: i32) -> String {
+        let line = self.fails();
+        assert_eq!(self.0.status.code(), Some(code), "{line}");
+        line
     }
 }
 

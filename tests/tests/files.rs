@@ -235,11 +235,11 @@ fn read_options_override_what_the_name_says() {
             "read",
             "files",
             "data/raw.txt",
-            "-O",
+            "-x",
             "format=csv",
-            "-O",
+            "-x",
             "delimiter=|",
-            "-O",
+            "-x",
             "columns=y"
         ]
     );
@@ -251,11 +251,11 @@ fn read_options_override_what_the_name_says() {
             "read",
             "files",
             "raw.txt",
-            "-O",
+            "-x",
             "format=csv",
-            "-O",
+            "-x",
             "delimiter=|",
-            "-O",
+            "-x",
             "columns=y"
         ]
     )
@@ -267,17 +267,17 @@ fn read_options_override_what_the_name_says() {
             "read",
             "files",
             "raw.txt",
-            "-O",
+            "-x",
             "format=csv",
-            "-O",
+            "-x",
             "delimiter=|",
-            "-O",
+            "-x",
             "null_values=NA"
         ]
     )
     .ok();
     assert_eq!(out, "x,y\n1,\n2,b\n");
-    let err = cli!(p, ["read", "files", "raw.txt", "-O", "fromat=csv"]).fails();
+    let err = cli!(p, ["read", "files", "raw.txt", "-x", "fromat=csv"]).fails();
     assert!(err.contains("unknown read option \"fromat\""), "{err}");
     let err = cli!(p, ["read", "files", "raw.txt", "-p", "v=1"]).fails();
     assert!(err.contains("takes no parameters"), "{err}");

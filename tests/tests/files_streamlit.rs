@@ -110,7 +110,7 @@ client_kwargs = {{ region_name = "us-east-1" }}
             &p,
             "s3",
             &target,
-            &["--type", FILES_CONNECTION, "-O", &option],
+            &["--type", FILES_CONNECTION, "-x", &option],
             &secrets,
         );
         assert_eq!(out, PETS_CSV, "{target}");
@@ -216,7 +216,7 @@ AWS_ENDPOINT_URL = "{endpoint}"
         &[
             "--type",
             FILES_CONNECTION,
-            "-O",
+            "-x",
             "format=csv",
             "--ttl",
             "10m",
@@ -319,7 +319,7 @@ endpoint_url = "{}"
     // alone says files too, as Streamlit infers it.
     for extra in [&["--type", FILES_CONNECTION][..], &[][..]] {
         let mut args = extra.to_vec();
-        args.extend(["-O", "format=csv", "--ttl", "10m"]);
+        args.extend(["-x", "format=csv", "--ttl", "10m"]);
         let out = read_csv(&p, "gcs", &target, &args, &secrets);
         assert_eq!(out, MYFILE_CSV, "{extra:?}");
     }

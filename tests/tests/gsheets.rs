@@ -214,7 +214,7 @@ fn a_public_sheet_reads_by_title_and_by_gid_through_the_cli() {
             "read",
             "public",
             "",
-            "-O",
+            "-x",
             "worksheet=42",
             "--format",
             "csv"
@@ -329,7 +329,7 @@ fn a_service_account_reads_typed_values_by_title_and_gid() {
         p.cli(env!("CARGO_BIN_EXE_plugboard-under-test"), &all, &[])
             .ok()
     };
-    let orders = csv(&["Orders", "-O", "usecols=id,ordered,shipped_at"]);
+    let orders = csv(&["Orders", "-x", "usecols=id,ordered,shipped_at"]);
     assert_eq!(
         orders,
         "id,ordered,shipped_at\n1,2024-01-31,2024-01-31T08:30:00.000\n2,2024-02-01,2024-02-01T00:00:00.000\n3,,\n"
@@ -338,29 +338,29 @@ fn a_service_account_reads_typed_values_by_title_and_gid() {
     assert_eq!(notes, "k,v\na,1\nb,2\n");
     assert_eq!(csv(&["777"]), notes, "by gid");
     assert_eq!(
-        csv(&["", "-O", "worksheet=777"]),
+        csv(&["", "-x", "worksheet=777"]),
         notes,
         "by gid, as an option"
     );
     // gsheets-connection's read options, and a range.
     assert_eq!(
-        csv(&["Orders", "-O", "usecols=0,1", "-O", "nrows=1"]),
+        csv(&["Orders", "-x", "usecols=0,1", "-x", "nrows=1"]),
         "id,item\n1,apple\n"
     );
     assert_eq!(
-        csv(&["Notes", "-O", "skiprows=1", "-O", "header=0"]),
+        csv(&["Notes", "-x", "skiprows=1", "-x", "header=0"]),
         "a,1\nb,2\n"
     );
     assert_eq!(
-        csv(&["Notes", "-O", "header=false"]),
+        csv(&["Notes", "-x", "header=false"]),
         "column_1,column_2\nk,v\na,1\nb,2\n"
     );
     assert_eq!(
-        csv(&["Notes!A2:B3", "-O", "header=none"]),
+        csv(&["Notes!A2:B3", "-x", "header=none"]),
         "column_1,column_2\na,1\nb,2\n"
     );
     assert_eq!(
-        csv(&["Orders", "--limit", "1", "-O", "usecols=item"]),
+        csv(&["Orders", "--limit", "1", "-x", "usecols=item"]),
         "item\napple\n"
     );
 
@@ -372,7 +372,7 @@ fn a_service_account_reads_typed_values_by_title_and_gid() {
         missing.contains("no worksheet \"Nope\"") && missing.contains("\"Notes\" (gid 777)"),
         "{missing}"
     );
-    let option = cli!(p, ["read", "gsheets", "Notes", "-O", "nrow=1"]).fails();
+    let option = cli!(p, ["read", "gsheets", "Notes", "-x", "nrow=1"]).fails();
     assert!(option.contains("unknown read option `nrow`"), "{option}");
 }
 
@@ -467,7 +467,7 @@ fn forbidden_missing_and_over_quota_spreadsheets_fail_in_one_line() {
             "read",
             "gsheets",
             "",
-            "-O",
+            "-x",
             &format!("spreadsheet={FORBIDDEN_ID}")
         ]
     )
@@ -478,7 +478,7 @@ fn forbidden_missing_and_over_quota_spreadsheets_fail_in_one_line() {
         "{forbidden}"
     );
     assert!(forbidden.contains("403 PERMISSION_DENIED"), "{forbidden}");
-    let missing = cli!(p, ["read", "gsheets", "", "-O", "spreadsheet=1NoSuchBook"]).fails();
+    let missing = cli!(p, ["read", "gsheets", "", "-x", "spreadsheet=1NoSuchBook"]).fails();
     assert!(missing.contains("query error"), "{missing}");
     assert!(
         missing.contains("1NoSuchBook") && missing.contains(EMAIL),
@@ -491,7 +491,7 @@ fn forbidden_missing_and_over_quota_spreadsheets_fail_in_one_line() {
             "read",
             "gsheets",
             "",
-            "-O",
+            "-x",
             &format!("spreadsheet={QUOTA_ID}")
         ]
     )

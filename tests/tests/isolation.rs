@@ -1,5 +1,5 @@
 //! Plugins in worker processes (issue 15). A plugin with `isolation = "process"` that
-//! segfaults, aborts, calls `exit(3)`, overflows its stack, hangs, allocates without bound
+//! segfaults, aborts, calls `exit(42)`, overflows its stack, hangs, allocates without bound
 //! or panics — in `connect`, in a read, or midway through a stream — fails that one call
 //! with one line naming the plugin, the connection and what happened. The host keeps
 //! running, the next call gets a fresh worker, and every other connection keeps serving.
@@ -80,7 +80,7 @@ impl Fail {
                 has(&format!("{PLUGIN} crashed (SIGABRT"));
                 has(&format!(") {during}"));
             }
-            Fail::Exit => has(&format!("{PLUGIN} exited with status 3 {during}")),
+            Fail::Exit => has(&format!("{PLUGIN} exited with status 42 {during}")),
             Fail::Stack => {
                 has(&format!("{PLUGIN} crashed (SIGABRT"));
                 // What the worker's runtime printed as it died says why.
@@ -769,7 +769,7 @@ fn plugin_path_folders_run_isolated_unless_the_environment_says_none() {
     let run = cli!(p, ["query", "bad", "exit"], env = ["PLUGBOARD_PLUGIN_PATH" => &path]);
     Fail::Exit.check(&failed(&run), "while reading connection \"bad\"");
 
-    // Turned off, the plugin runs in the CLI's own process: its exit(3) is the CLI's.
+    // Turned off, the plugin runs in the CLI's own process: its exit(42) is the CLI's.
     let none = [
         ("PLUGBOARD_PLUGIN_PATH", path.as_str()),
         ("PLUGBOARD_PLUGIN_PATH_ISOLATION", "none"),
@@ -782,7 +782,7 @@ fn plugin_path_folders_run_isolated_unless_the_environment_says_none() {
         .expect("listed");
     assert!(row.contains("none") && !row.contains("process"), "{list}");
     let run = p.cli(bin, &["query", "bad", "exit"], &none);
-    assert_eq!(run.0.status.code(), Some(3), "in process: {:?}", run.0);
+    assert_eq!(run.0.status.code(), Some(42), "in process: {:?}", run.0);
 }
 
 #[test]

@@ -869,7 +869,7 @@ fn the_s3_sections_read_from_an_s3_server() {
             &id,
             "--set",
             &sec,
-            "-O",
+            "-x",
             "format=csv",
             "--format",
             "csv",

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::exit::usage;
 use super::params::{connect, option_value, parse_param};
+use super::progress::Progress;
 use super::{ExecArgs, ReadArgs};
 use crate::Host;
 use crate::export::{self as output, Format};
@@ -174,16 +176,30 @@ pub(super) fn cache_clear(
     Ok(())
 }
 
-pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
+/// `query` and `read`; `(quiet, verbose)` decide whether progress shows.
+pub(super) fn read(
+    host: &Host,
+    args: &ReadArgs,
+    (quiet, verbose): (bool, u8),
+) -> anyhow::Result<()> {
     let format = match (args.format, &args.output) {
         (Some(f), _) => f,
-        (None, Some(path)) => Format::from_path(path).with_context(|| {
-            format!(
-                "cannot tell the format of {} from its extension; pass --format",
-                path.display()
-            )
-        })?,
-        (None, None) if std::io::stdout().is_terminal() => Format::Table,
+        (None, Some(path)) => Format::from_path(path)
+            .with_context(|| {
+                format!(
+                    "cannot tell the format of {} from its extension; pass --format",
+                    path.display()
+                )
+            })
+            .map_err(usage)?,
+        // Asking for a table's shape asks for a table, in a pipe too.
+        (None, None)
+            if std::io::stdout().is_terminal()
+                || args.max_rows.is_some()
+                || args.max_width.is_some() =>
+        {
+            Format::Table
+        }
         (None, None) => Format::Csv,
     };
     if format.is_binary() && args.output.is_none() && std::io::stdout().is_terminal() {
@@ -193,21 +209,28 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         .param
         .iter()
         .map(|p| parse_param(p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(usage)?;
     let ttl: Option<Duration> = args
         .ttl
         .as_deref()
         .map(crate::duration::parse)
         .transpose()
-        .map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+        .map_err(|e| usage(anyhow::anyhow!("--ttl: {e}")))?;
 
     if format != Format::Table && (args.max_rows.is_some() || args.max_width.is_some()) {
-        bail!("--max-rows and --max-width shape table output, not {format:?}");
+        return Err(usage(anyhow::anyhow!(
+            "--max-rows and --max-width shape table output, not {}",
+            format!("{format:?}").to_lowercase()
+        )));
     }
 
-    let started = std::time::Instant::now();
+    let query = &query_text(args.query.as_deref(), args.file.as_deref())?;
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let show = Progress::wanted(quiet, verbose, to_terminal && format.streams());
+    let progress = Progress::start(format!("reading {:?}", args.conn.connection), show);
     let conn = connect(host, &args.conn)?;
-    let mut read = conn.query(&args.query).params(params);
+    let mut read = conn.query(query).params(params);
     if let Some(ttl) = ttl {
         read = read.ttl(ttl);
     }
@@ -217,7 +240,8 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
     for option in &args.option {
         let (key, value) = option
             .split_once('=')
-            .with_context(|| format!("--option {option:?}: expected KEY=VALUE"))?;
+            .with_context(|| format!("--option {option:?}: expected KEY=VALUE"))
+            .map_err(usage)?;
         read = read.option(key.trim(), option_value(value));
     }
     read = read.refresh(args.refresh);
@@ -233,11 +257,14 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         };
         let mut stream = read.stream()?;
         let schema = stream.schema().clone();
-        let table = output::table_of_stream(&mut stream, &schema, layout)?;
+        let batches = counted(&mut stream, &progress);
+        let table = output::table_of_stream(batches, &schema, layout)?;
+        let elapsed = progress.elapsed();
+        progress.finish();
         match &args.output {
             Some(path) => output::write_text_file(&table.render(None), path)?,
             None => {
-                let text = table.render(Some(started.elapsed()));
+                let text = table.render(Some(elapsed));
                 let stdout = std::io::stdout();
                 let mut out = stdout.lock();
                 writeln!(out, "{text}")
@@ -251,20 +278,23 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
         // Batch by batch: an export of any size holds one batch at a time.
         let mut stream = read.stream()?;
         let schema = stream.schema().clone();
+        let batches = counted(&mut stream, &progress);
         match &args.output {
             Some(path) => {
-                output::write_stream_file(&mut stream, &schema, format, path)?;
+                output::write_stream_file(batches, &schema, format, path)?;
             }
             None => {
                 let stdout = std::io::stdout();
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                output::write_stream(&mut stream, &schema, format, &mut out)?;
+                output::write_stream(batches, &schema, format, &mut out)?;
                 out.flush().context("writing to standard output")?;
             }
         }
         return Ok(());
     }
     let (df, _) = read.fetch_shared()?;
+    progress.batch(&df);
+    progress.finish();
     match &args.output {
         Some(path) => output::write_file(&df, format, path)?,
         None => {
@@ -277,6 +307,63 @@ pub(super) fn read(host: &Host, args: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The batches of `stream`, each counted by `progress` as it passes.
+fn counted<'a>(
+    stream: &'a mut crate::Stream,
+    progress: &'a Progress,
+) -> impl Iterator<Item = crate::Result<polars::prelude::DataFrame>> + 'a {
+    stream.inspect(|batch| {
+        if let Ok(df) = batch {
+            progress.batch(df);
+        }
+    })
+}
+
+/// The most a query file (or standard input) may hold: `-f /dev/zero` is an error, not a
+/// process that reads until memory runs out.
+const MAX_QUERY_BYTES: u64 = 16 << 20;
+
+/// The query: the argument itself, or the text of `--file` (`-`, or a `-` argument, reads
+/// standard input), without the whitespace around it.
+fn query_text(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    use std::io::Read;
+    let path = match (arg, file) {
+        (Some(q), None) if q != "-" => return Ok(q.to_owned()),
+        (Some(_), None) => None,
+        (None, Some(p)) if p.as_os_str() == "-" => None,
+        (None, Some(p)) => Some(p),
+        (None, None) | (Some(_), Some(_)) => bail!("give the query as an argument or --file"),
+    };
+    let name = path.map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
+    let mut bytes = Vec::new();
+    let read = match path {
+        Some(p) => {
+            std::fs::File::open(p).and_then(|f| f.take(MAX_QUERY_BYTES + 1).read_to_end(&mut bytes))
+        }
+        None => std::io::stdin()
+            .lock()
+            .take(MAX_QUERY_BYTES + 1)
+            .read_to_end(&mut bytes),
+    };
+    read.with_context(|| format!("cannot read the query from {name}"))?;
+    if bytes.len() as u64 > MAX_QUERY_BYTES {
+        bail!(
+            "the query in {name} is longer than {}; is it the right file?",
+            crate::disk::show_bytes(MAX_QUERY_BYTES)
+        );
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the query in {name} is not UTF-8 text (bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    match text.trim() {
+        "" => bail!("no query in {name}: it is empty"),
+        q => Ok(q.to_owned()),
+    }
+}
+
 pub(super) fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
     let conn = connect(host, &args.conn)?;
     let mut statements = args.statements.iter();
@@ -286,7 +373,7 @@ pub(super) fn exec(host: &Host, args: &ExecArgs) -> anyhow::Result<()> {
         exec = exec.statement(s.as_str());
     }
     for p in &args.param {
-        let (name, value) = parse_param(p)?;
+        let (name, value) = parse_param(p).map_err(usage)?;
         exec = exec.param(&name, value);
     }
     let n = exec.run()?;

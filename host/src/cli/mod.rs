@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use self::commands::{
@@ -13,11 +14,19 @@ use crate::export::Format;
 use crate::{Host, HostBuilder};
 
 mod commands;
+mod interrupt;
 mod params;
+mod progress;
 
 /// Query data sources through connector plugins, with a shared cache.
 #[derive(Debug, Parser)]
-#[command(name = "plugboard", version, about, max_term_width = 100)]
+#[command(
+    name = "plugboard",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// The plugins.toml to load [default: ./plugins.toml]
     #[arg(long, global = true, env = "PLUGBOARD_PLUGINS", value_name = "PATH")]
@@ -32,6 +41,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
+    /// No progress line and no warnings: only results and errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -39,27 +52,91 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a query and print the table
+    #[command(after_help = QUERY_EXAMPLES)]
     Query(ReadArgs),
     /// Read a target (a file connector's path, an API's resource) and print the table
+    #[command(after_help = READ_EXAMPLES)]
     Read(ReadArgs),
     /// Run statements in one transaction and print the rows affected
+    #[command(after_help = EXEC_EXAMPLES)]
     Exec(ExecArgs),
     /// Show the loaded plugins
+    #[command(after_help = PLUGINS_EXAMPLES)]
     Plugins {
         #[command(subcommand)]
         action: Option<PluginsAction>,
     },
     /// Show the configured connections (secrets as ***)
+    #[command(after_help = CONNECTIONS_EXAMPLES)]
     Connections {
         #[command(subcommand)]
         action: Option<ConnectionsAction>,
     },
     /// Show or clear the disk cache shared by plugboard processes
+    #[command(after_help = CACHE_EXAMPLES)]
     Cache {
         #[command(subcommand)]
         action: Option<CacheAction>,
     },
+    /// Print a completion script for a shell
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// bash, zsh, fish, powershell or elvish
+        shell: clap_complete::Shell,
+    },
 }
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    an error of another kind: a config file, a plugin, the cache, an output file
+  2    usage: the command line is wrong (an unknown option, a bad --param)
+  3    connection: unknown, misconfigured, refused or unreachable
+  4    query: the source refused the query or statement
+  130  interrupted (Ctrl-C)";
+
+const QUERY_EXAMPLES: &str = "\
+Examples:
+  plugboard query chinook \"SELECT * FROM Album WHERE ArtistId = :id\" -p id=1
+  plugboard query chinook -f report.sql -o report.parquet
+  echo \"SELECT count(*) FROM Track\" | plugboard query chinook -
+  plugboard query chinook \"SELECT * FROM Track\" --ttl 1h --max-width 80 --max-rows 10
+  plugboard query pg \"SELECT * FROM orders\" -m ndjson | jq .id";
+
+const READ_EXAMPLES: &str = "\
+Examples:
+  plugboard read files data/trips.parquet --limit 10
+  plugboard read files raw/export.txt -x format=csv -x delimiter=';' -o trips.csv
+  plugboard read gsheets Sheet1 -x usecols=0,1";
+
+const EXEC_EXAMPLES: &str = "\
+Examples:
+  plugboard exec pets_db \"INSERT INTO pet_owners VALUES (:owner, :pet)\" -p owner=kim -p pet=cat
+  plugboard exec pg \"UPDATE t SET v = 1\" \"DELETE FROM log\"    # one transaction";
+
+const PLUGINS_EXAMPLES: &str = "\
+Examples:
+  plugboard plugins list
+  plugboard plugins check target/debug/libplugboard_sqlite.so --isolation process
+  plugboard plugins pin";
+
+const CONNECTIONS_EXAMPLES: &str = "\
+Examples:
+  plugboard connections list
+  plugboard --secrets .streamlit/secrets.toml connections";
+
+const CACHE_EXAMPLES: &str = "\
+Examples:
+  plugboard cache stats
+  plugboard cache clear chinook
+  plugboard cache clear";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  plugboard completions bash > ~/.local/share/bash-completion/completions/plugboard
+  plugboard completions zsh > \"${fpath[1]}/_plugboard\"
+  plugboard completions fish > ~/.config/fish/completions/plugboard.fish
+  plugboard completions powershell >> $PROFILE";
 
 #[derive(Debug, Subcommand)]
 enum CacheAction {
@@ -112,8 +189,13 @@ struct ReadArgs {
     #[command(flatten)]
     conn: ConnArgs,
 
-    /// The query (SQL) or target (path)
-    query: String,
+    /// The query (SQL) or target (path); `-` reads it from standard input
+    #[arg(required_unless_present = "file")]
+    query: Option<String>,
+
+    /// Read the query from this file (`-`: standard input)
+    #[arg(long, short, value_name = "PATH", conflicts_with = "query")]
+    file: Option<PathBuf>,
 
     /// Bind a parameter: NAME=VALUE (typed by its look: 5, 2.5, true, else text),
     /// or NAME:TYPE=VALUE with TYPE one of str, int, float, bool, null, hex
@@ -130,7 +212,7 @@ struct ReadArgs {
 
     /// A connector read option, KEY=VALUE (typed like --param): for files, format=csv,
     /// delimiter=';', header=false, columns=a,b, ...
-    #[arg(short = 'O', long = "option", value_name = "KEY=VALUE")]
+    #[arg(short = 'x', long = "option", value_name = "KEY=VALUE")]
     option: Vec<String>,
 
     /// Read again even if a cached result is fresh, and replace it
@@ -139,7 +221,7 @@ struct ReadArgs {
 
     /// Output format: table, csv, json, ndjson, parquet, arrow
     /// [default: from --output's extension, else table on a terminal, csv otherwise]
-    #[arg(long, short, value_name = "FORMAT")]
+    #[arg(long, short = 'm', visible_alias = "mode", value_name = "FORMAT")]
     format: Option<Format>,
 
     /// Write to this file (atomically) instead of standard output
@@ -189,6 +271,7 @@ pub fn main() -> std::process::ExitCode {
     }
     RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
     panic_report::install();
+    interrupt::install();
     let outcome = std::panic::catch_unwind(|| {
         let cli = match Cli::try_parse() {
             Ok(cli) => cli,
@@ -198,8 +281,9 @@ pub fn main() -> std::process::ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
+                interrupt::wait_if_interrupted(&e);
                 eprintln!("error: {}", crate::error::one_line(&format!("{e:#}")));
-                ExitCode::FAILURE
+                ExitCode::from(exit::code_of(&e))
             }
         }
     });
@@ -216,8 +300,8 @@ pub(crate) fn is_running() -> bool {
     RUNNING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// A mistyped command line: clap's first line (what is wrong, naming the argument) and exit
-/// code 1, like every other error. Help and version requests print as clap prints them.
+/// A mistyped command line: clap's first line (what is wrong, naming the argument) and
+/// exit code 2. Help and version requests print as clap prints them.
 fn usage_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -232,7 +316,70 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
                 "error: {}; see plugboard --help",
                 crate::error::one_line(first)
             );
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// The exit codes, which `plugboard --help` and the README list: a script can tell a typo
+/// from a source that is down from a query the source refused.
+pub(crate) mod exit {
+    use plugboard_api::ErrorKind;
+
+    use crate::Error;
+
+    /// Any other error: a config file, a plugin that failed, the cache, an output file.
+    pub const ERROR: u8 = 1;
+    /// The command line is wrong: an unknown option, a bad `--param`, a missing argument.
+    pub const USAGE: u8 = 2;
+    /// The connection could not be made: unknown, misconfigured, refused or unreachable.
+    pub const CONNECTION: u8 = 3;
+    /// The source refused the query or statement (bad SQL, a missing table or parameter).
+    pub const QUERY: u8 = 4;
+    /// Ctrl-C (SIGINT) stopped it.
+    pub const INTERRUPTED: u8 = 130;
+
+    /// A command-line mistake found after parsing (a `--param` that does not parse): exit
+    /// code [`USAGE`], its message as given.
+    #[derive(Debug)]
+    pub struct Usage(pub String);
+
+    impl std::fmt::Display for Usage {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Usage {}
+
+    /// The error as a usage error, keeping its whole message.
+    pub fn usage(e: anyhow::Error) -> anyhow::Error {
+        anyhow::Error::new(Usage(format!("{e:#}")))
+    }
+
+    /// The exit code for an error: the first cause in its chain that tells.
+    pub fn code_of(e: &anyhow::Error) -> u8 {
+        e.chain()
+            .find_map(|c| {
+                c.downcast_ref::<Usage>()
+                    .map(|_| USAGE)
+                    .or_else(|| c.downcast_ref::<Error>().and_then(of_host_error))
+            })
+            .unwrap_or(ERROR)
+    }
+
+    fn of_host_error(e: &Error) -> Option<u8> {
+        match e {
+            Error::UnknownConnection { .. }
+            | Error::Connection { .. }
+            | Error::UnknownType { .. } => Some(CONNECTION),
+            Error::Plugin { kind, .. } => match *kind {
+                ErrorKind::CONFIG | ErrorKind::AUTH | ErrorKind::CONNECT => Some(CONNECTION),
+                ErrorKind::QUERY | ErrorKind::UNSUPPORTED => Some(QUERY),
+                _ => None,
+            },
+            Error::Shared(inner) => of_host_error(inner),
+            _ => None,
         }
     }
 }
@@ -312,7 +459,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Runs the CLI; `Ok` means exit 0.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet);
     let build_host = || -> anyhow::Result<Host> {
         let mut b = HostBuilder::default();
         if let Some(p) = &cli.plugins {
@@ -328,7 +475,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(host)
     };
     match &cli.command {
-        Command::Query(args) | Command::Read(args) => read(&build_host()?, args),
+        Command::Query(args) | Command::Read(args) => {
+            read(&build_host()?, args, (cli.quiet, cli.verbose))
+        }
         Command::Exec(args) => exec(&build_host()?, args),
         Command::Plugins { action } => match action {
             None | Some(PluginsAction::List) => list_plugins(&build_host()?),
@@ -354,14 +503,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "plugboard", &mut out);
+            std::io::Write::flush(&mut out).context("writing to standard output")
+        }
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("PLUGBOARD_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
         _ => EnvFilter::new(match verbose {
+            0 if quiet => "error",
             0 => "warn",
             // Plugins log under their own names (`sqlite`, `postgres`): info and up.
             1 => "info,plugboard=debug",

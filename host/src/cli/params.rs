@@ -1,5 +1,5 @@
 //! Parsing what a user types for a connection: `--set KEY=VALUE`, `-p NAME[:TYPE]=VALUE`,
-//! `-O KEY=VALUE`.
+//! `-x KEY=VALUE`.
 
 use anyhow::{Context, bail};
 use plugboard_api::Value;
@@ -13,27 +13,33 @@ pub(super) fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Con
         options = options.kind(k);
     }
     for s in &args.set {
-        let (key, value) = s
-            .split_once('=')
-            .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
-        if key.is_empty() {
-            bail!("--set {s:?}: the key is empty");
-        }
-        // Each `.` is a level of nested tables; tens of thousands of them overflowed the
-        // stack (dropping the nested TOML value recurses) and aborted the process.
-        let depth = key.split('.').count();
-        if depth > MAX_SET_DEPTH {
-            let shown: String = s.chars().take(40).collect();
-            bail!(
-                "--set {shown:?}…: the key nests {depth} tables deep; at most {MAX_SET_DEPTH} \
-                 (a.b.c is 3)"
-            );
-        }
+        let (key, value) = parse_set(s).map_err(super::exit::usage)?;
         // Typed by the key's declared type once the plugin is known (a declared string
         // is the exact text), else by its look.
         options = options.set_text(key, value);
     }
     Ok(host.connection_with(&args.connection, options)?)
+}
+
+/// `--set KEY=VALUE`, refused when the key is empty or nests too deep.
+fn parse_set(s: &str) -> anyhow::Result<(&str, &str)> {
+    let (key, value) = s
+        .split_once('=')
+        .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+    if key.is_empty() {
+        bail!("--set {s:?}: the key is empty");
+    }
+    // Each `.` is a level of nested tables; tens of thousands of them overflowed the
+    // stack (dropping the nested TOML value recurses) and aborted the process.
+    let depth = key.split('.').count();
+    if depth > MAX_SET_DEPTH {
+        let shown: String = s.chars().take(40).collect();
+        bail!(
+            "--set {shown:?}…: the key nests {depth} tables deep; at most {MAX_SET_DEPTH} \
+             (a.b.c is 3)"
+        );
+    }
+    Ok((key, value))
 }
 
 /// How many `.`-separated parts a `--set` key may have: far more than any connector's

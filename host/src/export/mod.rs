@@ -20,7 +20,7 @@ use std::str::FromStr;
 
 use polars::prelude::*;
 
-pub(crate) use self::atomic::write_atomically;
+pub(crate) use self::atomic::{remove_unfinished, write_atomically};
 pub use self::table::{DEFAULT_MAX_ROWS, TableLayout, TableRows, render_table};
 use crate::error::{Error, Result};
 

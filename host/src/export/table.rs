@@ -254,7 +254,9 @@ pub fn render_table(df: &DataFrame, layout: TableLayout) -> Result<String> {
 fn choose_columns(floor: &[usize], max_width: usize) -> (Vec<usize>, Option<usize>) {
     let n = floor.len();
     let narrowest = |c: usize| floor[c] + 3;
-    if max_width == 0 || 1 + (0..n).map(narrowest).sum::<usize>() <= max_width {
+    // The left border, then each column at its narrowest.
+    let whole = 1 + (0..n).map(narrowest).sum::<usize>();
+    if max_width == 0 || whole <= max_width {
         return ((0..n).collect(), None);
     }
     // The border, and the `…` column.

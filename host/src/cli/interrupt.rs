@@ -1,0 +1,71 @@
+//! Ctrl-C: the CLI stops at once with exit code 130, leaving no temporary file beside
+//! `--output` and no half-written file in its place.
+//!
+//! A thread waits for SIGINT (through `signal-hook`'s safe iterator, so no `unsafe`
+//! here). Plugins run blocking calls on the main thread, which a signal cannot safely
+//! unwind; so the waiting thread does the cleanup and ends the process itself. A
+//! connection the process held closes with it: the source sees its client go. Plugins
+//! in worker processes share the terminal's process group, so Ctrl-C stops them too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the thread that turns SIGINT into a clean exit with code 130. If the signal
+/// cannot be hooked, Ctrl-C keeps its default (the process ends, without the cleanup).
+pub(super) fn install() {
+    use signal_hook::consts::SIGINT;
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT]) else {
+        return;
+    };
+    let started = std::thread::Builder::new()
+        .name("plugboard-sigint".to_owned())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                crate::export::remove_unfinished();
+                // Over a progress line, if one is showing.
+                let wipe = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    "\r\x1b[2K"
+                } else {
+                    ""
+                };
+                eprintln!("{wipe}interrupted");
+                std::process::exit(i32::from(super::exit::INTERRUPTED));
+            }
+        });
+    if started.is_err() {
+        tracing::debug!("cannot start the thread that handles Ctrl-C");
+    }
+}
+
+/// Called before reporting an error: if Ctrl-C caused it (a worker it stopped, a pipe
+/// it closed), the interrupt's exit is the one to happen, not an error line. Waits a
+/// moment for the signal to arrive when `e` looks like its effect.
+pub(super) fn wait_if_interrupted(e: &anyhow::Error) {
+    let by_sigint = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<crate::Error>(),
+            Some(crate::Error::Worker { failure, .. }) if failure.contains("SIGINT")
+        )
+    });
+    let patience = if by_sigint {
+        Duration::from_secs(2)
+    } else {
+        Duration::ZERO
+    };
+    let since = std::time::Instant::now();
+    loop {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            // The handler thread is exiting the process.
+            loop {
+                std::thread::park();
+            }
+        }
+        if since.elapsed() >= patience {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
