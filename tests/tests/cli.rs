@@ -533,12 +533,17 @@ fn ctrl_c_stops_an_export_with_130_and_leaves_no_file() {
         assert!(sent.success());
     };
 
-    let child = p
-        .command(bin, &["query", "chinook", endless, "-o", "out.csv"], &[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let spawn = |how: &[&str]| {
+        let mut args = vec!["query", "chinook", endless];
+        args.extend_from_slice(how);
+        p.command(bin, &args, &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+
+    let child = spawn(&["-o", "out.csv"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     // Until the export has written something to its temporary file.
     while !unfinished()
@@ -560,11 +565,7 @@ fn ctrl_c_stops_an_export_with_130_and_leaves_no_file() {
 
     // An existing file is left as it was.
     p.write("out.csv", "old\n");
-    let child = p
-        .command(bin, &["query", "chinook", endless, "-o", "out.csv"], &[])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn(&["-o", "out.csv"]);
     while unfinished().is_empty() {
         assert!(std::time::Instant::now() < deadline + std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -579,12 +580,7 @@ fn ctrl_c_stops_an_export_with_130_and_leaves_no_file() {
     assert!(unfinished().is_empty());
 
     // A table holds a head and a tail however long the result: it is still reading.
-    let child = p
-        .command(bin, &["query", "chinook", endless, "-m", "table"], &[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let child = spawn(&["-m", "table"]);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     interrupt(&child);
     let run = plugboard_tests::Run(child.wait_with_output().expect("wait"));

@@ -120,7 +120,7 @@ fn a_plugin_that_crashes_in_connect_fails_a_check_instead_of_ending_the_caller()
     for (failure, how) in [
         ("segv", "crashed (SIGSEGV"),
         ("abort", "crashed (SIGABRT"),
-        ("exit", "exited with status 3"),
+        ("exit", "exited with status 42"),
     ] {
         let case = case(serde_json::json!({
             "config": {"crash_on_connect": failure},
