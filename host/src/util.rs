@@ -15,11 +15,17 @@ pub(crate) fn closest<'a>(
 /// The bytes of `path`, if there are at most `max` of them (`None` past that). Reads at
 /// most `max + 1`, so a file that never ends (`/dev/zero`) cannot exhaust memory.
 pub(crate) fn read_at_most(path: &std::path::Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    read_at_most_from(std::fs::File::open(path)?, max)
+}
+
+/// As [`read_at_most`], from any reader (standard input).
+pub(crate) fn read_at_most_from(
+    reader: impl std::io::Read,
+    max: u64,
+) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(max.saturating_add(1))
-        .read_to_end(&mut bytes)?;
+    reader.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 

@@ -182,6 +182,7 @@ pub(super) fn read(
     args: &ReadArgs,
     (quiet, verbose): (bool, u8),
 ) -> anyhow::Result<()> {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let format = match (args.format, &args.output) {
         (Some(f), _) => f,
         (None, Some(path)) => Format::from_path(path)
@@ -193,16 +194,12 @@ pub(super) fn read(
             })
             .map_err(usage)?,
         // Asking for a table's shape asks for a table, in a pipe too.
-        (None, None)
-            if std::io::stdout().is_terminal()
-                || args.max_rows.is_some()
-                || args.max_width.is_some() =>
-        {
+        (None, None) if to_terminal || args.max_rows.is_some() || args.max_width.is_some() => {
             Format::Table
         }
         (None, None) => Format::Csv,
     };
-    if format.is_binary() && args.output.is_none() && std::io::stdout().is_terminal() {
+    if format.is_binary() && to_terminal {
         bail!("{format:?} output is binary: write it to a file with --output PATH, or pipe it");
     }
     let params = args
@@ -226,7 +223,6 @@ pub(super) fn read(
     }
 
     let query = &query_text(args.query.as_deref(), args.file.as_deref())?;
-    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let show = Progress::wanted(quiet, verbose, to_terminal && format.streams());
     let progress = Progress::start(format!("reading {:?}", args.conn.connection), show);
     let conn = connect(host, &args.conn)?;
@@ -326,7 +322,6 @@ const MAX_QUERY_BYTES: u64 = 16 << 20;
 /// The query: the argument itself, or the text of `--file` (`-`, or a `-` argument, reads
 /// standard input), without the whitespace around it.
 fn query_text(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
-    use std::io::Read;
     let path = match (arg, file) {
         (Some(q), None) if q != "-" => return Ok(q.to_owned()),
         (Some(_), None) => None,
@@ -335,23 +330,16 @@ fn query_text(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Resu
         (None, None) | (Some(_), Some(_)) => bail!("give the query as an argument or --file"),
     };
     let name = path.map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
-    let mut bytes = Vec::new();
     let read = match path {
-        Some(p) => {
-            std::fs::File::open(p).and_then(|f| f.take(MAX_QUERY_BYTES + 1).read_to_end(&mut bytes))
-        }
-        None => std::io::stdin()
-            .lock()
-            .take(MAX_QUERY_BYTES + 1)
-            .read_to_end(&mut bytes),
+        Some(p) => crate::util::read_at_most(p, MAX_QUERY_BYTES),
+        None => crate::util::read_at_most_from(std::io::stdin().lock(), MAX_QUERY_BYTES),
     };
-    read.with_context(|| format!("cannot read the query from {name}"))?;
-    if bytes.len() as u64 > MAX_QUERY_BYTES {
+    let Some(bytes) = read.with_context(|| format!("cannot read the query from {name}"))? else {
         bail!(
             "the query in {name} is longer than {}; is it the right file?",
             crate::disk::show_bytes(MAX_QUERY_BYTES)
         );
-    }
+    };
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "the query in {name} is not UTF-8 text (bad byte at offset {})",

@@ -166,7 +166,7 @@ impl TableRows {
         let left_out = (self.rows > kept).then(|| format!("… {} rows …", self.rows - kept));
         if let Some(text) = &left_out {
             // Room for the line saying so, where the terminal has it.
-            let inner = widths.iter().map(|w| w + 3).sum::<usize>() - 3;
+            let inner = inner_width(&widths);
             let mut more = width(text).saturating_sub(inner);
             if self.layout.max_width > 0 {
                 more = more.min(self.layout.max_width.saturating_sub(inner + 4));
@@ -214,9 +214,8 @@ impl TableRows {
             row(&mut out, &|c| r[c].as_str());
         }
         if let Some(text) = &left_out {
-            let inner = widths.iter().map(|w| w + 3).sum::<usize>() - 3;
             out.push_str("│ ");
-            pad_centred(&mut out, text, inner);
+            pad_centred(&mut out, text, inner_width(&widths));
             out.push_str(" │\n");
         }
         for r in &self.tail {
@@ -238,6 +237,12 @@ impl TableRows {
         }
         out
     }
+}
+
+/// The characters between a row's outer `│ ` and ` │`: the columns and the ` │ ` between
+/// them.
+fn inner_width(widths: &[usize]) -> usize {
+    widths.iter().map(|w| w + 3).sum::<usize>() - 3
 }
 
 /// A table of `df` laid out by `layout`, without a time in its footer.
