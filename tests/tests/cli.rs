@@ -419,6 +419,17 @@ fn exit_codes_tell_usage_connection_and_query_errors_apart() {
     ] {
         p.cli(bin, args, &[]).fails_with(code);
     }
+    // The value of a --set that is refused may be a password: it is not echoed.
+    let e = cli!(p, ["query", "chinook", "SELECT 1", "--set", "=hunter2"]).fails_with(2);
+    assert!(
+        e.contains("the key before `=` is empty") && !e.contains("hunter2"),
+        "{e}"
+    );
+    let e = cli!(p, ["query", "chinook", "SELECT 1", "--set", "hunter2"]).fails_with(2);
+    assert!(
+        e.contains("--set takes KEY=VALUE") && !e.contains("hunter2"),
+        "{e}"
+    );
     // A write to a read-only database is the source refusing the statement.
     cli!(p, ["exec", "chinook", "DELETE FROM Track"]).fails_with(4);
 

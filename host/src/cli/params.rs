@@ -25,9 +25,13 @@ pub(super) fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Con
 fn parse_set(s: &str) -> anyhow::Result<(&str, &str)> {
     let (key, value) = s
         .split_once('=')
-        .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+        // Not shown: a value typed without its key may be a password.
+        .context(
+            "--set takes KEY=VALUE; one argument has no `=` (not shown, in case it is a secret)",
+        )?;
     if key.is_empty() {
-        bail!("--set {s:?}: the key is empty");
+        // Not the argument itself: what follows `=` may be a password.
+        bail!("--set =…: the key before `=` is empty");
     }
     // Each `.` is a level of nested tables; tens of thousands of them overflowed the
     // stack (dropping the nested TOML value recurses) and aborted the process.
