@@ -69,6 +69,20 @@ pub enum Error {
         stopped: bool,
     },
 
+    /// The connection's plugin lacks a capability the call needs: it was built against a
+    /// plugboard-api older than the one that brought it.
+    #[error(
+        "connection {connection:?}: {what} is not supported by plugin {plugin} (built against plugboard-api {api}; {what} came in {since})"
+    )]
+    Unsupported {
+        connection: String,
+        /// Name and version: `sqlite 0.1.0`.
+        plugin: String,
+        api: String,
+        what: &'static str,
+        since: &'static str,
+    },
+
     #[error("invalid argument: {0}")]
     Argument(String),
 

@@ -38,7 +38,7 @@ use abi_stable::{
 use arrow_array::{RecordBatch, RecordBatchReader, ffi_stream::FFI_ArrowArrayStream};
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::{ConnectRequest, Connector, ExecuteRequest, PluginError, ReadRequest};
+use crate::{Catalog, ConnectRequest, Connector, ExecuteRequest, PluginError, ReadRequest};
 
 /// Re-exports used by [`crate::export_connector!`]'s expansion; not part of the public API.
 #[doc(hidden)]
@@ -667,7 +667,22 @@ impl<C: Connector> FfiConnection for Glue<C> {
     fn read(&self, request: RStr<'_>) -> RResult<FfiArrowArrayStream, PluginError> {
         guard(|| {
             let request: ReadRequest = parse_json(request, "read request")?;
-            FfiArrowArrayStream::from_reader(self.0.read(&request)?)
+            match &request.catalog {
+                None => FfiArrowArrayStream::from_reader(self.0.read(&request)?),
+                Some(catalog) => {
+                    let batch = match catalog {
+                        Catalog::Tables => crate::catalog::tables_batch(self.0.tables()?)?,
+                        Catalog::Columns { table } => {
+                            crate::catalog::columns_batch(self.0.describe(table)?)?
+                        }
+                    };
+                    let schema = batch.schema();
+                    FfiArrowArrayStream::from_reader(arrow_array::RecordBatchIterator::new(
+                        [Ok(batch)],
+                        schema,
+                    ))
+                }
+            }
         })
     }
 

@@ -62,6 +62,7 @@
 // `unsafe` is denied workspace-wide; only `ffi` allows it.
 
 pub mod bind;
+pub mod catalog;
 mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -82,6 +83,7 @@ pub use arrow_schema;
 /// host's log, with the plugin's name as their target.
 pub use log;
 
+pub use crate::catalog::{Catalog, ColumnInfo, TableInfo};
 pub use crate::config::{from_table, parse_duration};
 pub use crate::error::{ErrorKind, PluginError};
 pub use crate::release::{API_RELEASE, ApiRelease};
@@ -149,6 +151,28 @@ pub trait Connector: Sized + Send + Sync + 'static {
         &self,
         request: &ReadRequest,
     ) -> Result<impl RecordBatchReader + Send + 'static, PluginError>;
+
+    /// Since 1.6: the schemas, tables and views this connection can see, for `plugboard
+    /// tables` and completion in the shell. Cached like a read.
+    ///
+    /// Default: an `unsupported` error.
+    fn tables(&self) -> Result<Vec<TableInfo>, PluginError> {
+        Err(PluginError::unsupported(
+            "this connector cannot list its tables",
+        ))
+    }
+
+    /// Since 1.6: the columns of `table` (as the user named it: maybe `schema.table`, see
+    /// [`catalog::split_qualified`]) with the Arrow types a read gives them. A table the
+    /// connection cannot see is [`catalog::unknown_table`]. Cached like a read.
+    ///
+    /// Default: an `unsupported` error.
+    fn describe(&self, table: &str) -> Result<Vec<ColumnInfo>, PluginError> {
+        let _ = table;
+        Err(PluginError::unsupported(
+            "this connector cannot describe a table",
+        ))
+    }
 
     /// Runs statements in one transaction and returns the rows they affected.
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {

@@ -129,6 +129,13 @@ pub struct ReadRequest {
     /// connector that ignores it is still correct, only not flat in memory.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// Since 1.6: instead of running `query`, list the connection's tables or one table's
+    /// columns (see [`crate::catalog`]). The host sends it only to a plugin built against
+    /// 1.6 or later; [`crate::export_connector!`] answers it from
+    /// [`Connector::tables`](crate::Connector::tables) and
+    /// [`Connector::describe`](crate::Connector::describe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<crate::catalog::Catalog>,
 }
 
 /// One statement of a write.

@@ -36,6 +36,7 @@ pub(crate) fn canonical_read(request: &plugboard_api::ReadRequest) -> Vec<u8> {
         batch_size,
         options,
         stream: _,
+        catalog,
     } = request;
     let mut out = Vec::with_capacity(query.len() + 64);
     let mut bytes = |tag: u8, b: &[u8]| {
@@ -60,6 +61,11 @@ pub(crate) fn canonical_read(request: &plugboard_api::ReadRequest) -> Vec<u8> {
     }
     if let Some(n) = batch_size {
         bytes(b'z', &(*n as u64).to_le_bytes());
+    }
+    match catalog {
+        None => {}
+        Some(plugboard_api::Catalog::Tables) => bytes(b'T', &[]),
+        Some(plugboard_api::Catalog::Columns { table }) => bytes(b'C', table.as_bytes()),
     }
     // serde_json values hold no NaN and always print.
     let options = crate::util::canonical_json(&serde_json::Value::Object(options.clone()));
@@ -140,5 +146,22 @@ mod tests {
             canonical_read(&streamed),
             canonical_read(&ReadRequest::default())
         );
+        let catalog = |c: Option<plugboard_api::Catalog>| {
+            canonical_read(&ReadRequest {
+                catalog: c,
+                ..ReadRequest::default()
+            })
+        };
+        let lists: std::collections::HashSet<Vec<u8>> = [
+            catalog(None),
+            catalog(Some(plugboard_api::Catalog::Tables)),
+            catalog(Some(plugboard_api::Catalog::Columns {
+                table: String::new(),
+            })),
+            catalog(Some(plugboard_api::Catalog::Columns { table: "t".into() })),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(lists.len(), 4, "a catalog read never shares a query's key");
     }
 }

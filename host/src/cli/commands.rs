@@ -2,14 +2,13 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use super::exit::usage;
 use super::params::{connect, option_value, parse_param};
 use super::progress::Progress;
-use super::{ExecArgs, ReadArgs};
+use super::{CacheArgs, DescribeArgs, ExecArgs, OutputArgs, ReadArgs, TablesArgs};
 use crate::Host;
 use crate::export::{self as output, Format};
 
@@ -176,60 +175,153 @@ pub(super) fn cache_clear(
     Ok(())
 }
 
+/// Where a result goes and in what shape, resolved from the command line: the format
+/// (from `--format`, else `--output`'s extension, else a table on a terminal and CSV in a
+/// pipe) and the table's layout.
+pub(super) struct Sink {
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub layout: output::TableLayout,
+    /// Whether the result goes to a terminal.
+    pub to_terminal: bool,
+}
+
+impl Sink {
+    pub(super) fn from_args(args: &OutputArgs) -> anyhow::Result<Self> {
+        let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+        let format = match (args.format, &args.output) {
+            (Some(f), _) => f,
+            (None, Some(path)) => Format::from_path(path)
+                .with_context(|| {
+                    format!(
+                        "cannot tell the format of {} from its extension; pass --format",
+                        path.display()
+                    )
+                })
+                .map_err(usage)?,
+            // Asking for a table's shape asks for a table, in a pipe too.
+            (None, None) if to_terminal || args.max_rows.is_some() || args.max_width.is_some() => {
+                Format::Table
+            }
+            (None, None) => Format::Csv,
+        };
+        if format.is_binary() && to_terminal {
+            bail!("{format:?} output is binary: write it to a file with --output PATH, or pipe it");
+        }
+        if format != Format::Table && (args.max_rows.is_some() || args.max_width.is_some()) {
+            return Err(usage(anyhow::anyhow!(
+                "--max-rows and --max-width shape table output, not {}",
+                format!("{format:?}").to_lowercase()
+            )));
+        }
+        let default = match args.output {
+            Some(_) => output::TableLayout::WHOLE,
+            None => output::TableLayout::for_stdout(),
+        };
+        Ok(Self {
+            format,
+            output: args.output.clone(),
+            layout: output::TableLayout {
+                max_width: args.max_width.unwrap_or(default.max_width),
+                max_rows: args.max_rows.unwrap_or(default.max_rows),
+            },
+            to_terminal,
+        })
+    }
+
+    /// Runs `read` and writes its result: batch by batch where the format allows (a
+    /// table keeps only the rows it shows), atomically into `--output`.
+    pub(super) fn emit(&self, read: crate::Read<'_>, progress: Progress) -> anyhow::Result<()> {
+        let format = self.format;
+        if format == Format::Table {
+            let mut stream = read.stream()?;
+            let schema = stream.schema().clone();
+            let batches = counted(&mut stream, &progress);
+            let table = output::table_of_stream(batches, &schema, self.layout)?;
+            let elapsed = progress.elapsed();
+            progress.finish();
+            return match &self.output {
+                Some(path) => Ok(output::write_text_file(&table.render(None), path)?),
+                None => {
+                    let text = table.render(Some(elapsed));
+                    let stdout = std::io::stdout();
+                    let mut out = stdout.lock();
+                    writeln!(out, "{text}")
+                        .and_then(|()| out.flush())
+                        .context("writing to standard output")
+                }
+            };
+        }
+        if format.streams() {
+            let mut stream = read.stream()?;
+            let schema = stream.schema().clone();
+            let batches = counted(&mut stream, &progress);
+            return match &self.output {
+                Some(path) => output::write_stream_file(batches, &schema, format, path)
+                    .map(drop)
+                    .map_err(Into::into),
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    output::write_stream(batches, &schema, format, &mut out)?;
+                    out.flush().context("writing to standard output")
+                }
+            };
+        }
+        let (df, _) = read.fetch_shared()?;
+        progress.batch(&df);
+        progress.finish();
+        self.write_frame(&df)
+    }
+
+    /// Writes a table already in hand.
+    pub(super) fn write_frame(&self, df: &polars::prelude::DataFrame) -> anyhow::Result<()> {
+        match (&self.output, self.format) {
+            (Some(path), Format::Table) => Ok(output::write_text_file(
+                &output::render_table(df, self.layout)?,
+                path,
+            )?),
+            (Some(path), format) => Ok(output::write_file(df, format, path)?),
+            (None, format) => {
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                match format {
+                    Format::Table => writeln!(out, "{}", output::render_table(df, self.layout)?)?,
+                    format => output::write(df, format, &mut out)?,
+                }
+                out.flush().context("writing to standard output")
+            }
+        }
+    }
+}
+
+/// `--ttl` and `--refresh` applied to a read.
+fn with_cache<'c>(mut read: crate::Read<'c>, args: &CacheArgs) -> anyhow::Result<crate::Read<'c>> {
+    if let Some(ttl) = &args.ttl {
+        let ttl = crate::duration::parse(ttl).map_err(|e| usage(anyhow::anyhow!("--ttl: {e}")))?;
+        read = read.ttl(ttl);
+    }
+    Ok(read.refresh(args.refresh))
+}
+
 /// `query` and `read`; `(quiet, verbose)` decide whether progress shows.
 pub(super) fn read(
     host: &Host,
     args: &ReadArgs,
     (quiet, verbose): (bool, u8),
 ) -> anyhow::Result<()> {
-    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
-    let format = match (args.format, &args.output) {
-        (Some(f), _) => f,
-        (None, Some(path)) => Format::from_path(path)
-            .with_context(|| {
-                format!(
-                    "cannot tell the format of {} from its extension; pass --format",
-                    path.display()
-                )
-            })
-            .map_err(usage)?,
-        // Asking for a table's shape asks for a table, in a pipe too.
-        (None, None) if to_terminal || args.max_rows.is_some() || args.max_width.is_some() => {
-            Format::Table
-        }
-        (None, None) => Format::Csv,
-    };
-    if format.is_binary() && to_terminal {
-        bail!("{format:?} output is binary: write it to a file with --output PATH, or pipe it");
-    }
+    let sink = Sink::from_args(&args.out)?;
     let params = args
         .param
         .iter()
         .map(|p| parse_param(p))
         .collect::<anyhow::Result<Vec<_>>>()
         .map_err(usage)?;
-    let ttl: Option<Duration> = args
-        .ttl
-        .as_deref()
-        .map(crate::duration::parse)
-        .transpose()
-        .map_err(|e| usage(anyhow::anyhow!("--ttl: {e}")))?;
-
-    if format != Format::Table && (args.max_rows.is_some() || args.max_width.is_some()) {
-        return Err(usage(anyhow::anyhow!(
-            "--max-rows and --max-width shape table output, not {}",
-            format!("{format:?}").to_lowercase()
-        )));
-    }
-
     let query = &query_text(args.query.as_deref(), args.file.as_deref())?;
-    let show = Progress::wanted(quiet, verbose, to_terminal && format.streams());
+    let show = Progress::wanted(quiet, verbose, sink.to_terminal && sink.format.streams());
     let progress = Progress::start(format!("reading {:?}", args.conn.connection), show);
     let conn = connect(host, &args.conn)?;
-    let mut read = conn.query(query).params(params);
-    if let Some(ttl) = ttl {
-        read = read.ttl(ttl);
-    }
+    let mut read = with_cache(conn.query(query).params(params), &args.cache)?;
     if let Some(n) = args.limit {
         read = read.limit(n);
     }
@@ -240,67 +332,51 @@ pub(super) fn read(
             .map_err(usage)?;
         read = read.option(key.trim(), option_value(value));
     }
-    read = read.refresh(args.refresh);
-    if format == Format::Table {
-        // Batch by batch too: the table holds only the rows it shows.
-        let default = match args.output {
-            Some(_) => output::TableLayout::WHOLE,
-            None => output::TableLayout::for_stdout(),
-        };
-        let layout = output::TableLayout {
-            max_width: args.max_width.unwrap_or(default.max_width),
-            max_rows: args.max_rows.unwrap_or(default.max_rows),
-        };
-        let mut stream = read.stream()?;
-        let schema = stream.schema().clone();
-        let batches = counted(&mut stream, &progress);
-        let table = output::table_of_stream(batches, &schema, layout)?;
-        let elapsed = progress.elapsed();
-        progress.finish();
-        match &args.output {
-            Some(path) => output::write_text_file(&table.render(None), path)?,
-            None => {
-                let text = table.render(Some(elapsed));
-                let stdout = std::io::stdout();
-                let mut out = stdout.lock();
-                writeln!(out, "{text}")
-                    .and_then(|()| out.flush())
-                    .context("writing to standard output")?;
-            }
-        }
-        return Ok(());
-    }
-    if format.streams() {
-        // Batch by batch: an export of any size holds one batch at a time.
-        let mut stream = read.stream()?;
-        let schema = stream.schema().clone();
-        let batches = counted(&mut stream, &progress);
-        match &args.output {
-            Some(path) => {
-                output::write_stream_file(batches, &schema, format, path)?;
-            }
-            None => {
-                let stdout = std::io::stdout();
-                let mut out = std::io::BufWriter::new(stdout.lock());
-                output::write_stream(batches, &schema, format, &mut out)?;
-                out.flush().context("writing to standard output")?;
-            }
-        }
-        return Ok(());
-    }
-    let (df, _) = read.fetch_shared()?;
-    progress.batch(&df);
+    sink.emit(read, progress)
+}
+
+/// `tables CONN [PATTERN]`.
+pub(super) fn tables(
+    host: &Host,
+    args: &TablesArgs,
+    (quiet, verbose): (bool, u8),
+) -> anyhow::Result<()> {
+    let sink = Sink::from_args(&args.out)?;
+    let progress = Progress::start(
+        format!("listing the tables of {:?}", args.conn.connection),
+        Progress::wanted(quiet, verbose, false),
+    );
+    let conn = connect(host, &args.conn)?;
+    let (df, _) = with_cache(conn.tables(), &args.cache)?.fetch_shared()?;
     progress.finish();
-    match &args.output {
-        Some(path) => output::write_file(&df, format, path)?,
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            output::write(&df, format, &mut out)?;
-            out.flush().context("writing to standard output")?;
+    let df = match &args.pattern {
+        Some(pattern) => crate::client::catalog::matching(&df, pattern)?,
+        None => df.as_ref().clone(),
+    };
+    sink.write_frame(&df)
+}
+
+/// `describe CONN TABLE`; an unknown table's error names the closest table there is.
+pub(super) fn describe(
+    host: &Host,
+    args: &DescribeArgs,
+    (quiet, verbose): (bool, u8),
+) -> anyhow::Result<()> {
+    let sink = Sink::from_args(&args.out)?;
+    let progress = Progress::start(
+        format!("describing {:?}", args.table),
+        Progress::wanted(quiet, verbose, false),
+    );
+    let conn = connect(host, &args.conn)?;
+    let described = with_cache(conn.describe(&args.table), &args.cache)?.fetch_shared();
+    progress.finish();
+    let df = match described {
+        Ok((df, _)) => df,
+        Err(e) => {
+            return Err(crate::client::catalog::with_suggestion(&conn, &args.table, e).into());
         }
-    }
-    Ok(())
+    };
+    sink.write_frame(&df)
 }
 
 /// The batches of `stream`, each counted by `progress` as it passes.

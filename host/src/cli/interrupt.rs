@@ -11,6 +11,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether Ctrl-C cancels a statement (the shell) instead of ending the process.
+static CANCELS: AtomicBool = AtomicBool::new(false);
+/// A Ctrl-C the shell has not yet acted on.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// In the shell, Ctrl-C only asks to cancel the running statement ([`take_cancel`]);
+/// outside it, it ends the process.
+pub(super) fn cancel_instead_of_exit(on: bool) {
+    CANCELS.store(on, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C was pressed since the last call.
+pub(super) fn take_cancel() -> bool {
+    CANCEL.swap(false, Ordering::SeqCst)
+}
 
 /// Starts the thread that turns SIGINT into a clean exit with code 130. If the signal
 /// cannot be hooked, Ctrl-C keeps its default (the process ends, without the cleanup).
@@ -22,7 +37,11 @@ pub(super) fn install() {
     let started = std::thread::Builder::new()
         .name("plugboard-sigint".to_owned())
         .spawn(move || {
-            if signals.forever().next().is_some() {
+            for _ in signals.forever() {
+                if CANCELS.load(Ordering::SeqCst) {
+                    CANCEL.store(true, Ordering::SeqCst);
+                    continue;
+                }
                 INTERRUPTED.store(true, Ordering::SeqCst);
                 crate::export::remove_unfinished();
                 // Over a progress line, if one is showing.

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use self::commands::{
-    cache_clear, cache_stats, check_plugin, disk_cache, exec, list_connections, list_plugins,
-    pin_plugins, read, redis_cache,
+    cache_clear, cache_stats, check_plugin, describe, disk_cache, exec, list_connections,
+    list_plugins, pin_plugins, read, redis_cache, tables,
 };
 use crate::export::Format;
 use crate::{Host, HostBuilder};
@@ -17,6 +17,7 @@ mod commands;
 mod interrupt;
 mod params;
 mod progress;
+mod shell;
 
 /// Query data sources through connector plugins, with a shared cache.
 #[derive(Debug, Parser)]
@@ -60,6 +61,15 @@ enum Command {
     /// Run statements in one transaction and print the rows affected
     #[command(after_help = EXEC_EXAMPLES)]
     Exec(ExecArgs),
+    /// List the schemas, tables and views a connection can see
+    #[command(after_help = TABLES_EXAMPLES)]
+    Tables(TablesArgs),
+    /// Show a table's columns: their types and whether they may be null
+    #[command(after_help = DESCRIBE_EXAMPLES)]
+    Describe(DescribeArgs),
+    /// An interactive SQL shell on a connection (also: plugboard CONN)
+    #[command(after_help = SHELL_EXAMPLES)]
+    Shell(ShellArgs),
     /// Show the loaded plugins
     #[command(after_help = PLUGINS_EXAMPLES)]
     Plugins {
@@ -113,6 +123,26 @@ const EXEC_EXAMPLES: &str = "\
 Examples:
   plugboard exec pets_db \"INSERT INTO pet_owners VALUES (:owner, :pet)\" -p owner=kim -p pet=cat
   plugboard exec pg \"UPDATE t SET v = 1\" \"DELETE FROM log\"    # one transaction";
+
+const TABLES_EXAMPLES: &str = "\
+Examples:
+  plugboard tables chinook
+  plugboard tables chinook 'in*'          # Invoice, InvoiceLine
+  plugboard tables pg 'public.*' -m csv";
+
+const DESCRIBE_EXAMPLES: &str = "\
+Examples:
+  plugboard describe chinook Track
+  plugboard describe pg public.orders -m json";
+
+const SHELL_EXAMPLES: &str = "\
+Examples:
+  plugboard shell chinook
+  plugboard chinook                       # the same
+  plugboard shell chinook -c '.tables'
+  plugboard shell chinook < report.sql    # statements from a file, no prompt
+
+In the shell, end a statement with ; and type .help for the dot-commands.";
 
 const PLUGINS_EXAMPLES: &str = "\
 Examples:
@@ -202,9 +232,8 @@ struct ReadArgs {
     #[arg(short, long = "param", value_name = "NAME=VALUE")]
     param: Vec<String>,
 
-    /// Serve from the cache for this long (600, 10m, 1h, 1d; 0 = no caching)
-    #[arg(long, value_name = "DURATION")]
-    ttl: Option<String>,
+    #[command(flatten)]
+    cache: CacheArgs,
 
     /// Return at most N rows
     #[arg(long, value_name = "N", value_parser = parse_row_count, allow_hyphen_values = true)]
@@ -215,10 +244,25 @@ struct ReadArgs {
     #[arg(short = 'x', long = "option", value_name = "KEY=VALUE")]
     option: Vec<String>,
 
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// How long a result may come from the cache.
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Serve from the cache for this long (600, 10m, 1h, 1d; 0 = no caching)
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
+
     /// Read again even if a cached result is fresh, and replace it
     #[arg(long)]
     refresh: bool,
+}
 
+/// Where a result goes and in what shape.
+#[derive(Debug, Args)]
+struct OutputArgs {
     /// Output format: table, csv, json, ndjson, parquet, arrow
     /// [default: from --output's extension, else table on a terminal, csv otherwise]
     #[arg(long, short = 'm', visible_alias = "mode", value_name = "FORMAT")]
@@ -238,6 +282,52 @@ struct ReadArgs {
     /// [default: the terminal's width, else $COLUMNS, else no limit; no limit in a file]
     #[arg(long, value_name = "N")]
     max_width: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct TablesArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// Only names that match this pattern: * any text, ? one character, case ignored;
+    /// matched against the name and against schema.name
+    pattern: Option<String>,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct DescribeArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// The table or view (schema.table where the source has schemas)
+    table: String,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+struct ShellArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+
+    /// Serve reads from the cache for this long (600, 10m, 1h; 0 = no caching); `.ttl`
+    /// changes it in the shell
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
+
+    /// Run these statements and dot-commands, then leave (as `.read FILE` would)
+    #[arg(long, short = 'c', value_name = "TEXT")]
+    command: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +363,7 @@ pub fn main() -> std::process::ExitCode {
     panic_report::install();
     interrupt::install();
     let outcome = std::panic::catch_unwind(|| {
-        let cli = match Cli::try_parse() {
+        let cli = match Cli::try_parse_from(shell_by_default(std::env::args_os().collect())) {
             Ok(cli) => cli,
             Err(e) => return usage_error(e),
         };
@@ -291,6 +381,28 @@ pub fn main() -> std::process::ExitCode {
         eprintln!("error: {}", panic_report::describe(payload.as_ref()));
         ExitCode::FAILURE
     })
+}
+
+/// `plugboard CONN` is `plugboard shell CONN`: when the first word after the global
+/// options is not a command, `shell` goes before it.
+fn shell_by_default(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let mut i = 1;
+    while let Some(arg) = argv.get(i).and_then(|a| a.to_str()) {
+        match arg {
+            "--plugins" | "--secrets" => i += 2,
+            _ if arg.starts_with('-') => i += 1,
+            _ => {
+                let known = command.find_subcommand(arg).is_some() || arg == "help";
+                if !known {
+                    argv.insert(i, "shell".into());
+                }
+                break;
+            }
+        }
+    }
+    argv
 }
 
 static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -378,6 +490,7 @@ pub(crate) mod exit {
                 ErrorKind::QUERY | ErrorKind::UNSUPPORTED => Some(QUERY),
                 _ => None,
             },
+            Error::Unsupported { .. } => Some(QUERY),
             Error::Shared(inner) => of_host_error(inner),
             _ => None,
         }
@@ -479,6 +592,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             read(&build_host()?, args, (cli.quiet, cli.verbose))
         }
         Command::Exec(args) => exec(&build_host()?, args),
+        Command::Tables(args) => tables(&build_host()?, args, (cli.quiet, cli.verbose)),
+        Command::Describe(args) => describe(&build_host()?, args, (cli.quiet, cli.verbose)),
+        Command::Shell(args) => shell::run(&build_host()?, args, cli.quiet),
         Command::Plugins { action } => match action {
             None | Some(PluginsAction::List) => list_plugins(&build_host()?),
             Some(PluginsAction::Check { path, isolation }) => {

@@ -334,6 +334,11 @@ impl Connection {
         &self.shared.plugin.manifest.name
     }
 
+    /// The version of the plugin serving it.
+    pub fn plugin_version(&self) -> &str {
+        &self.shared.plugin.manifest.version
+    }
+
     /// A cheap health check through the plugin.
     pub fn ping(&self) -> Result<()> {
         self.shared.with_retry("ping", |c| c.ping())

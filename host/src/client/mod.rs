@@ -3,6 +3,7 @@
 //! ([`read`]: [`Read`], [`Stream`]) and writes ([`execute`]: [`Execute`]) through the
 //! host's result cache.
 
+pub(crate) mod catalog;
 pub(crate) mod connection;
 pub(crate) mod execute;
 pub(crate) mod host;

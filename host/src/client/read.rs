@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use plugboard_api::{ErrorKind, ReadRequest, Value};
+use plugboard_api::{Catalog, ErrorKind, ReadRequest, Value};
 use polars::prelude::{DataFrame, Schema};
 
 use super::connection::{ConnShared, Connection, param_name};
 use crate::cache::{Lookup, Outcome, Store, canonical_read};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plugin::Batches;
 
 impl Connection {
@@ -22,7 +22,30 @@ impl Connection {
     pub fn read(&self, target: impl Into<String>) -> Read<'_> {
         Read::new(self, target.into())
     }
+
+    /// The schemas, tables and views the connection can see: a table with the columns
+    /// `schema` (null where the source has none), `name` and `kind` (`table`, `view`,
+    /// `file`, …). Cached like any read (`.ttl`, `.refresh`); a write through the
+    /// connection invalidates it. Needs a plugin built against plugboard-api 1.6 or later.
+    pub fn tables(&self) -> Read<'_> {
+        Read::catalog(self, Catalog::Tables)
+    }
+
+    /// The columns of `table` (`schema.table` where the source has schemas): a table with
+    /// the columns `column`, `type` (the Arrow type a read gives it), `nullable` and
+    /// `native_type`. Cached like [`Connection::tables`].
+    pub fn describe(&self, table: impl Into<String>) -> Read<'_> {
+        Read::catalog(
+            self,
+            Catalog::Columns {
+                table: table.into(),
+            },
+        )
+    }
 }
+
+/// The first plugboard-api minor whose plugins answer catalog reads.
+const CATALOG_SINCE: u32 = 6;
 
 /// A read being built; finish it with [`Read::fetch`].
 #[derive(Debug)]
@@ -45,6 +68,38 @@ impl<'c> Read<'c> {
             ttl: None,
             refresh: false,
         }
+    }
+
+    fn catalog(conn: &'c Connection, catalog: Catalog) -> Self {
+        let mut read = Self::new(conn, String::new());
+        read.request.catalog = Some(catalog);
+        read
+    }
+
+    /// Refuses a catalog read to a plugin built before catalog reads existed: it would
+    /// ignore the field and run the empty query instead.
+    fn check_supported(&self) -> Result<()> {
+        if self.request.catalog.is_none() {
+            return Ok(());
+        }
+        let plugin = &self.conn.shared.plugin;
+        if plugin
+            .api
+            .minor()
+            .is_some_and(|minor| minor >= CATALOG_SINCE)
+        {
+            return Ok(());
+        }
+        Err(Error::Unsupported {
+            connection: self.conn.shared.name.to_string(),
+            plugin: format!("{} {}", plugin.manifest.name, plugin.manifest.version),
+            api: plugin.api.to_string(),
+            what: match self.request.catalog {
+                Some(Catalog::Columns { .. }) => "describing a table",
+                _ => "listing tables",
+            },
+            since: "plugboard-api 1.6",
+        })
     }
 
     /// Binds a named parameter (`:owner` in the query is `param("owner", ...)`).
@@ -121,6 +176,7 @@ impl<'c> Read<'c> {
 
     /// Like [`Read::fetch`], returning the cached frame itself and where it came from.
     pub fn fetch_shared(self) -> Result<(Arc<DataFrame>, Outcome)> {
+        self.check_supported()?;
         let shared = &self.conn.shared;
         let lookup = self.lookup();
         let started = Instant::now();
@@ -211,6 +267,7 @@ impl Read<'_> {
     /// Opening the stream is retried like any read; an error after the first batch ends
     /// the stream with that error, and nothing is cached.
     pub fn stream(mut self) -> Result<Stream> {
+        self.check_supported()?;
         let lookup = self.lookup();
         let shared = Arc::clone(&self.conn.shared);
         let started = Instant::now();

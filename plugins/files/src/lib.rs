@@ -399,6 +399,37 @@ impl Connector for Files {
         ))
     }
 
+    /// Every file under the root (a folder's listing: hidden and `_`-prefixed ones
+    /// skipped) that reads as a table: its format known from its name, or the
+    /// connection's `format` set. Named by its path under the root, as `read` takes it.
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        let sources = match self.location.resolve(".") {
+            Ok(sources) => sources,
+            // An empty folder has no tables; it is not an error to ask.
+            Err(e) if e.message().ends_with("the folder holds no files") => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(sources
+            .into_iter()
+            .filter(|s| self.format.is_some() || format::sniff(&s.name).0.is_some())
+            .map(|s| plugboard_api::TableInfo::file(s.name))
+            .collect())
+    }
+
+    /// The columns a read of `path` (a file, folder or glob) gives: the schema of a
+    /// zero-row read, so types are what the reader infers.
+    fn describe(&self, path: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        let request = ReadRequest {
+            query: path.to_owned(),
+            limit: Some(0),
+            ..ReadRequest::default()
+        };
+        let reader = self.read(&request)?;
+        Ok(plugboard_api::ColumnInfo::from_schema(
+            &plugboard_api::RecordBatchReader::schema(&reader),
+        ))
+    }
+
     fn ping(&self) -> Result<(), PluginError> {
         self.location.ping()
     }

@@ -17,6 +17,7 @@
 //!   `connect_timeout` (default 10 s).
 #![forbid(unsafe_code)]
 
+mod catalog;
 pub mod config;
 pub mod fuzzing;
 mod sql;
@@ -330,6 +331,14 @@ impl Connector for Postgres {
             conn.discard();
         }
         result
+    }
+
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        catalog::tables(&mut *self.pool.get()?)
+    }
+
+    fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        catalog::describe(&mut *self.pool.get()?, table)
     }
 
     fn ping(&self) -> Result<(), PluginError> {

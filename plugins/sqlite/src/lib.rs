@@ -16,6 +16,7 @@
 //! * `execute` runs statements in one `BEGIN IMMEDIATE` transaction: all or nothing.
 //! * Thread safety: a small pool (see [`pool`]); each call holds one SQLite connection.
 
+mod catalog;
 pub mod config;
 pub mod fuzzing;
 pub mod pool;
@@ -117,6 +118,14 @@ impl Connector for Sqlite {
             batches.into_iter().map(Ok::<RecordBatch, ArrowError>),
             schema,
         )))
+    }
+
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        catalog::tables(&*self.pool.get()?)
+    }
+
+    fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        catalog::describe(&*self.pool.get()?, table)
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
