@@ -82,6 +82,46 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_works() {
     assert!(out.contains("legacy 1.0.0"), "{out}");
 }
 
+/// Schema discovery came in 1.6 as a field of the read request, which a 1.0 plugin would
+/// ignore (running the empty query instead): the host does not ask it, and says why.
+#[test]
+fn a_plugin_built_before_1_6_is_not_asked_for_its_tables() {
+    let lib = legacy_plugin();
+    let p = project_with(
+        &lib,
+        "[connections.old]\ntype = \"legacy\"\ngreeting = \"hello\"\n",
+    );
+    let host = p.host();
+    let c = host.connection("old").expect("connect");
+    let e = c.tables().fetch().expect_err("not supported");
+    assert_eq!(
+        e.to_string(),
+        "connection \"old\": listing tables is not supported by plugin legacy 1.0.0 (built \
+         against plugboard-api 1.0 (inferred); listing tables came in plugboard-api 1.6)"
+    );
+    let e = c.describe("t").fetch().expect_err("not supported");
+    assert!(
+        e.to_string().starts_with(
+            "connection \"old\": describing a table is not supported by plugin legacy 1.0.0"
+        ),
+        "{e}"
+    );
+    let err = cli!(p, ["tables", "old"]).fails_with(4);
+    assert!(
+        err.contains("not supported by plugin legacy 1.0.0"),
+        "{err}"
+    );
+    // Reads still work.
+    assert_eq!(
+        c.query("rows")
+            .param("n", 2)
+            .fetch()
+            .expect("read")
+            .height(),
+        2
+    );
+}
+
 /// The question `tests/compat/vtable` settles: can a minor append a method to the
 /// connection vtable (`FfiConnection`) and still load plugins built before it? No: a plugin
 /// whose vtable is shorter than the host's is refused when it is loaded, by abi_stable's
@@ -205,7 +245,7 @@ fn the_api_release_a_plugin_was_built_against_is_recorded_or_inferred() {
             "{name}"
         );
     }
-    assert_eq!(api("echo").minor(), Some(5));
+    assert_eq!(api("echo").minor(), Some(6));
 
     let list = cli!(p, ["plugins", "list"]).ok();
     let row = |name: &str| {

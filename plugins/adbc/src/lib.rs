@@ -38,6 +38,7 @@
 //! each connection runs in a worker process of its own, so a driver that crashes takes
 //! down only its worker.
 
+mod catalog;
 pub mod config;
 pub mod driver;
 pub mod fuzzing;
@@ -332,6 +333,14 @@ impl Connector for Adbc {
             _statement: statement,
             _conn: conn,
         })
+    }
+
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        catalog::tables(self)
+    }
+
+    fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        catalog::describe(self, table)
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {

@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod catalog;
 pub mod config;
 pub mod types;
 
@@ -212,6 +213,14 @@ impl Connector for DuckDb {
             batches.into_iter().map(Ok::<RecordBatch, ArrowError>),
             Arc::clone(&conversion.schema),
         )))
+    }
+
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        catalog::tables(self)
+    }
+
+    fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        catalog::describe(self, table)
     }
 
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {

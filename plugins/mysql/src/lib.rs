@@ -24,6 +24,7 @@
 //!   retried; a server that does not answer fails after `connect_timeout` (default 10 s).
 #![forbid(unsafe_code)]
 
+mod catalog;
 pub mod config;
 pub mod fuzzing;
 mod sql;
@@ -389,6 +390,21 @@ impl Connector for Mysql {
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
         let mut server = self.pool.get()?;
         let result = execute(&mut server.conn, request);
+        mark(&mut server, &result);
+        result
+    }
+
+    fn tables(&self) -> Result<Vec<plugboard_api::TableInfo>, PluginError> {
+        let mut server = self.pool.get()?;
+        let result = catalog::tables(&mut server.conn);
+        mark(&mut server, &result);
+        result
+    }
+
+    fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
+        let mut server = self.pool.get()?;
+        let zero_dates = self.pool.manager().settings.zero_dates;
+        let result = catalog::describe(&mut server.conn, table, zero_dates);
         mark(&mut server, &result);
         result
     }

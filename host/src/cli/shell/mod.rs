@@ -3,7 +3,8 @@
 //! A line editor (rustyline) with history in a file, statements ended by `;` over as
 //! many lines as they take, Tab completion from the connection's own catalog, and the
 //! dot-commands of `sqlite3` and the `duckdb` CLI ([`dot`]). Every read goes through the
-//! host's cache, so running a query again is a memory hit. Ctrl-C cancels the running
+//! host's cache, memory tier included (a shell's results are whole frames, as in
+//! Streamlit), so running a query again is a memory hit. Ctrl-C cancels the running
 //! statement and the shell goes on; Ctrl-D leaves.
 //!
 //! Without a terminal (`plugboard shell db < script.sql`, or `-c TEXT`) the input runs as
@@ -398,7 +399,7 @@ impl<'h> Shell<'h> {
         let mode = self.mode;
         let layout = self.layout;
         let dest = self.output.as_ref().map(|(_, f)| Arc::clone(f));
-        let show = Progress::wanted(self.quiet, 0, dest.is_none() && mode.streams());
+        let show = Progress::wanted(self.quiet, 0, false);
         let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         interrupt::take_cancel();
@@ -477,8 +478,8 @@ fn with_writer(
     }
 }
 
-/// Runs `read` and writes its result in `mode`: batch by batch (a table keeps only the
-/// rows it shows), stopping at the first batch after `cancel` is set.
+/// Runs `read` through the memory tier (so running it again is a memory hit) and writes
+/// its result in `mode`, unless `cancel` was set meanwhile.
 fn render(
     read: crate::Read<'_>,
     mode: Format,
@@ -487,46 +488,24 @@ fn render(
     cancel: &AtomicBool,
     progress: Progress,
 ) -> anyhow::Result<Outcome> {
-    let mut stream = read.stream()?;
-    let outcome = stream.outcome();
-    let schema = stream.schema().clone();
-    let batches = stream
-        .by_ref()
-        .take_while(|_| !cancel.load(Ordering::SeqCst))
-        .inspect(|b| {
-            if let Ok(df) = b {
-                progress.batch(df);
-            }
-        });
-    if mode == Format::Table {
-        let table = output::table_of_stream(batches, &schema, layout)?;
-        let elapsed = progress.elapsed();
-        progress.finish();
-        if !cancel.load(Ordering::SeqCst) {
-            with_writer(file, |out| {
-                Ok(writeln!(out, "{}", table.render(Some(elapsed)))?)
-            })?;
-        }
-        return Ok(outcome);
-    }
-    if mode.streams() {
-        with_writer(file, |out| {
-            output::write_stream(batches, &schema, mode, out)?;
-            Ok(())
-        })?;
-        progress.finish();
-        return Ok(outcome);
-    }
-    let frames: Vec<DataFrame> = batches.collect::<crate::Result<_>>()?;
+    let (df, outcome) = read.fetch_shared()?;
+    progress.batch(&df);
+    let elapsed = progress.elapsed();
     progress.finish();
-    let mut df = DataFrame::empty_with_schema(&schema);
-    for frame in &frames {
-        df.vstack_mut(frame)
-            .context("joining the result's batches")?;
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(outcome);
     }
-    if !cancel.load(Ordering::SeqCst) {
-        with_writer(file, |out| Ok(output::write(&df, mode, out)?))?;
-    }
+    with_writer(file, |out| {
+        match mode {
+            Format::Table => {
+                let mut table = output::TableRows::new(df.schema(), layout);
+                table.push(&df)?;
+                writeln!(out, "{}", table.render(Some(elapsed)))?;
+            }
+            mode => output::write(&df, mode, out)?,
+        }
+        Ok(())
+    })?;
     Ok(outcome)
 }
 
