@@ -761,3 +761,52 @@ fn streamlits_snowflake_sections_reach_the_snowflake_driver() {
         );
     }
 }
+
+#[test]
+fn tables_and_describe_go_through_get_objects_and_get_table_schema() {
+    let p = chinook_project();
+    let h = host(&p);
+    let c = h.connection("adbc_sqlite").expect("connect");
+    let tables = c.tables().fetch().expect("tables");
+    let names: Vec<String> = tables
+        .column("name")
+        .expect("name")
+        .str()
+        .expect("text")
+        .iter()
+        .flatten()
+        .map(str::to_owned)
+        .collect();
+    assert!(
+        names.contains(&"Album".to_owned()) && names.contains(&"Track".to_owned()),
+        "{names:?}"
+    );
+    let columns = c.describe("Album").fetch().expect("describe");
+    let column = |name: &str| -> Vec<String> {
+        columns
+            .column(name)
+            .expect(name)
+            .str()
+            .expect("text")
+            .iter()
+            .map(|v| v.unwrap_or("-").to_owned())
+            .collect()
+    };
+    assert_eq!(column("column"), ["AlbumId", "Title", "ArtistId"]);
+    assert_eq!(column("type")[0], "Int64");
+
+    let pg = h.connection("adbc_pg").expect("connect");
+    let tables = pg.tables().fetch().expect("tables");
+    assert!(
+        tables
+            .column("name")
+            .expect("name")
+            .str()
+            .expect("text")
+            .iter()
+            .any(|n| n == Some("artist")),
+        "{tables}"
+    );
+    let e = pg.describe("no_such_table").fetch().expect_err("missing");
+    assert_eq!(e.plugin_kind(), Some(ErrorKind::QUERY), "{e}");
+}

@@ -71,7 +71,15 @@ pub(super) fn run(host: &Host, args: &ShellArgs, quiet: bool) -> anyhow::Result<
         })?;
         return shell.script(&text, "standard input").map(drop);
     }
-    shell.interactive()
+    let result = shell.interactive();
+    if shell.abandoned {
+        // A cancelled read may still be running at the source (a driver that cannot be
+        // interrupted), holding its connection: closing the host would wait for it.
+        // Nothing is being written (writes are never cancelled), so leave now.
+        let _ = std::io::stdout().flush();
+        std::process::exit(i32::from(result.is_err()));
+    }
+    result
 }
 
 /// What a piece of input asks of the loop.
@@ -99,6 +107,8 @@ struct Shell<'h> {
     quiet: bool,
     /// How deep in `.read` files the shell is.
     depth: usize,
+    /// Whether a cancelled read was left running.
+    abandoned: bool,
 }
 
 impl<'h> Shell<'h> {
@@ -132,6 +142,7 @@ impl<'h> Shell<'h> {
             known: Arc::new(Mutex::new(known)),
             quiet,
             depth: 0,
+            abandoned: false,
         }
     }
 
@@ -421,6 +432,7 @@ impl<'h> Shell<'h> {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if interrupt::take_cancel() {
                         cancel.store(true, Ordering::SeqCst);
+                        self.abandoned = true;
                         eprintln!("cancelled");
                         return Ok(None);
                     }

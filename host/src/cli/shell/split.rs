@@ -29,7 +29,7 @@ pub(super) fn split(text: &str) -> (Vec<Piece>, String) {
     let mut pieces = Vec::new();
     let mut rest = text;
     loop {
-        let trimmed = rest.trim_start();
+        let trimmed = skip_comments(rest);
         if trimmed.is_empty() {
             return (pieces, String::new());
         }
@@ -48,6 +48,25 @@ pub(super) fn split(text: &str) -> (Vec<Piece>, String) {
                 rest = &trimmed[end + 1..];
             }
             None => return (pieces, trimmed.trim().to_owned()),
+        }
+    }
+}
+
+/// `text` after the blanks and comments it starts with: a comment line before a
+/// dot-command does not make the dot-command SQL.
+fn skip_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            match rest.split_once("*/") {
+                Some((_, r)) => text = r,
+                // Unclosed: the statement is still being typed.
+                None => return text,
+            }
+        } else {
+            return text;
         }
     }
 }
@@ -179,7 +198,8 @@ mod tests {
 
     #[test]
     fn dot_commands_are_lines_between_statements() {
-        let (pieces, rest) = split(".mode csv\nSELECT 1;\n  .tables Al*\nSELECT\n 2");
+        let (pieces, rest) =
+            split("-- setup\n.mode csv\nSELECT 1;\n /* c */ .tables Al*\nSELECT\n 2");
         assert_eq!(
             pieces,
             [
