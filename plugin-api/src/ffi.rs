@@ -387,7 +387,7 @@ pub type ConnectV2 = extern "C" fn(RStr<'_>) -> RResult<FfiConnected, PluginErro
 /// The symbol of the recorded release (since 1.4): an [`ApiReleaseV1`], exported by
 /// [`crate::export_plugin_module!`] (and so by [`crate::export_connector!`]). It returns
 /// the version of the plugboard-api crate the library was compiled with
-/// ([`crate::API_RELEASE`], `"1.5.0"`), not the plugin's own version: the text is fixed
+/// ([`crate::API_RELEASE`], `"1.6.0"`), not the plugin's own version: the text is fixed
 /// when plugboard-api itself is compiled.
 ///
 /// The root module's `api_version` is the major only, and cannot gain a field (see

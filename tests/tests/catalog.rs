@@ -309,7 +309,7 @@ fn mysql_lists_databases_tables_and_describes_column_types() {
     );
     assert_eq!(
         described(
-            &c.describe(&format!("`{db}`.cat_t"))
+            &c.describe(format!("`{db}`.cat_t"))
                 .fetch()
                 .expect("describe")
         )

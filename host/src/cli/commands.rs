@@ -353,6 +353,10 @@ pub(super) fn tables(
         Some(pattern) => crate::client::catalog::matching(&df, pattern)?,
         None => df.as_ref().clone(),
     };
+    let df = match sink.format {
+        Format::Table => crate::client::catalog::for_display(df),
+        _ => df,
+    };
     sink.write_frame(&df)
 }
 

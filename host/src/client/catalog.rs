@@ -66,6 +66,19 @@ pub fn matching(tables: &DataFrame, pattern: &str) -> Result<DataFrame> {
     })
 }
 
+/// A table list as a terminal table shows it: without the `schema` column when no row
+/// has one (a SQLite file, a folder of files).
+pub fn for_display(tables: DataFrame) -> DataFrame {
+    let unused = tables
+        .column("schema")
+        .is_ok_and(|c| c.null_count() == c.len());
+    if unused {
+        tables.drop("schema").unwrap_or(tables)
+    } else {
+        tables
+    }
+}
+
 /// Whether `text` matches the glob `pattern` (`*`, `?`), by the classic greedy walk with
 /// one backtrack point: linear in practice, never exponential.
 fn glob(pattern: &[char], text: &str) -> bool {

@@ -32,7 +32,7 @@ pub struct PluginInfo {
     pub path: PathBuf,
     pub manifest: Manifest,
     /// The plugboard-api release it was built against: recorded by the plugin since 1.4
-    /// (`1.5.0`), else inferred from the capabilities it exports (`1.3 (inferred)`).
+    /// (`1.6.0`), else inferred from the capabilities it exports (`1.3 (inferred)`).
     pub api: plugboard_api::ApiRelease,
     /// Where it runs: in the host's process, or in a worker process of its own.
     pub isolation: Isolation,

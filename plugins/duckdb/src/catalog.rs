@@ -57,6 +57,14 @@ fn text(batch: &RecordBatch, i: usize) -> Vec<String> {
     vec![String::new(); batch.num_rows()]
 }
 
+/// The first `n` columns of `batch` as text, row by row.
+fn text_rows(batch: &RecordBatch, n: usize) -> Vec<Vec<String>> {
+    let columns: Vec<Vec<String>> = (0..n).map(|i| text(batch, i)).collect();
+    (0..batch.num_rows())
+        .map(|r| columns.iter().map(|c| c[r].clone()).collect())
+        .collect()
+}
+
 pub(crate) fn tables(db: &DuckDb) -> Result<Vec<TableInfo>, PluginError> {
     let batches = rows(
         db,
@@ -70,15 +78,14 @@ pub(crate) fn tables(db: &DuckDb) -> Result<Vec<TableInfo>, PluginError> {
     )?;
     let mut out = Vec::new();
     for batch in &batches {
-        let columns: Vec<Vec<String>> = (0..5).map(|i| text(batch, i)).collect();
-        for r in 0..batch.num_rows() {
-            let table = TableInfo::table(columns[2][r].clone()).kind(columns[3][r].clone());
-            out.push(
-                match shown_schema(columns[0][r].clone(), columns[1][r].clone(), &columns[4][r]) {
-                    Some(s) => table.in_schema(s),
-                    None => table,
-                },
-            );
+        for row in text_rows(batch, 5) {
+            let [database, schema, name, kind, current]: [String; 5] =
+                row.try_into().unwrap_or_default();
+            let table = TableInfo::table(name).kind(kind);
+            out.push(match shown_schema(database, schema, &current) {
+                Some(s) => table.in_schema(s),
+                None => table,
+            });
         }
     }
     Ok(out)
@@ -108,13 +115,11 @@ pub(crate) fn describe(db: &DuckDb, table: &str) -> Result<Vec<ColumnInfo>, Plug
             ("database", database.as_deref()),
         ],
     )?;
-    let mut columns: Vec<[String; 6]> = Vec::new();
-    for batch in &batches {
-        let c: Vec<Vec<String>> = (0..6).map(|i| text(batch, i)).collect();
-        for r in 0..batch.num_rows() {
-            columns.push(std::array::from_fn(|i| c[i][r].clone()));
-        }
-    }
+    let columns: Vec<[String; 6]> = batches
+        .iter()
+        .flat_map(|b| text_rows(b, 6))
+        .map(|row| row.try_into().unwrap_or_default())
+        .collect();
     let Some([database, schema, name, ..]) = columns.first() else {
         return Err(catalog::unknown_table(table));
     };

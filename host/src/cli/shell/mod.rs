@@ -240,6 +240,10 @@ impl<'h> Shell<'h> {
                     Some(p) => crate::client::catalog::matching(&df, &p)?,
                     None => df.as_ref().clone(),
                 };
+                let df = match self.mode {
+                    Format::Table => crate::client::catalog::for_display(df),
+                    _ => df,
+                };
                 self.write_frame(&df)?;
             }
             Dot::Describe(table) => {
