@@ -408,7 +408,9 @@ fn exit_codes_tell_usage_connection_and_query_errors_apart() {
         (&["query", "chinook", "SELECT 1", "-x", "novalue"], 2),
         (&["query", "chinook", "SELECT 1", "--set", "=1"], 2),
         (&["query", "chinook", "SELECT 1", "-o", "out.xyz"], 2),
-        (&["nope"], 2),
+        (&["qurey"], 2),
+        // Not a command: a connection, for the shell (`plugboard CONN`).
+        (&["nope"], 3),
         (&["--secrets", "gone.toml", "query", "gone", "SELECT 1"], 3),
         (&["query", "chinook", "SELECT * FROM NoSuchTable"], 4),
         (&["exec", "chinook", "DELETE FROM NoSuchTable"], 4),

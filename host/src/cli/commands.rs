@@ -399,6 +399,33 @@ fn counted<'a>(
 /// process that reads until memory runs out.
 const MAX_QUERY_BYTES: u64 = 16 << 20;
 
+/// The text of `path` (`None`: standard input), at most [`MAX_QUERY_BYTES`] of UTF-8; the
+/// errors name it, after `in_` (`the query in x.sql is not UTF-8 text`) or `from` (`cannot
+/// read the query from x.sql`).
+pub(super) fn read_text(
+    path: Option<&std::path::Path>,
+    in_: &str,
+    from: &str,
+) -> anyhow::Result<String> {
+    let name = path.map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
+    let read = match path {
+        Some(p) => crate::util::read_at_most(p, MAX_QUERY_BYTES),
+        None => crate::util::read_at_most_from(std::io::stdin().lock(), MAX_QUERY_BYTES),
+    };
+    let Some(bytes) = read.with_context(|| format!("cannot read {from}{name}"))? else {
+        bail!(
+            "{in_}{name} is longer than {}; is it the right file?",
+            crate::disk::show_bytes(MAX_QUERY_BYTES)
+        );
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{in_}{name} is not UTF-8 text (bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
 /// The query: the argument itself, or the text of `--file` (`-`, or a `-` argument, reads
 /// standard input), without the whitespace around it.
 fn query_text(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
@@ -409,23 +436,8 @@ fn query_text(arg: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Resu
         (None, Some(p)) => Some(p),
         (None, None) | (Some(_), Some(_)) => bail!("give the query as an argument or --file"),
     };
+    let text = read_text(path, "the query in ", "the query from ")?;
     let name = path.map_or_else(|| "standard input".to_owned(), |p| p.display().to_string());
-    let read = match path {
-        Some(p) => crate::util::read_at_most(p, MAX_QUERY_BYTES),
-        None => crate::util::read_at_most_from(std::io::stdin().lock(), MAX_QUERY_BYTES),
-    };
-    let Some(bytes) = read.with_context(|| format!("cannot read the query from {name}"))? else {
-        bail!(
-            "the query in {name} is longer than {}; is it the right file?",
-            crate::disk::show_bytes(MAX_QUERY_BYTES)
-        );
-    };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "the query in {name} is not UTF-8 text (bad byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
     match text.trim() {
         "" => bail!("no query in {name}: it is empty"),
         q => Ok(q.to_owned()),

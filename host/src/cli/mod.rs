@@ -384,7 +384,8 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// `plugboard CONN` is `plugboard shell CONN`: when the first word after the global
-/// options is not a command, `shell` goes before it.
+/// options is not a command, `shell` goes before it (and a connection of that name that
+/// does not exist but looks like a misspelt command is a usage error: see `shell::run`).
 fn shell_by_default(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory;
     let command = Cli::command();
@@ -397,6 +398,7 @@ fn shell_by_default(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
                 let known = command.find_subcommand(arg).is_some() || arg == "help";
                 if !known {
                     argv.insert(i, "shell".into());
+                    shell::IMPLIED.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 break;
             }

@@ -38,11 +38,15 @@ use crate::{Connection, Host, Outcome};
 pub const HISTORY_ENV: &str = "PLUGBOARD_HISTORY";
 /// How deep `.read` may nest (a file that reads itself stops here).
 const MAX_READ_DEPTH: usize = 16;
-/// The most a `.read` file or a piped script may hold.
-const MAX_SCRIPT_BYTES: u64 = 16 << 20;
+
+/// Whether `shell` was implied (`plugboard CONN`) rather than typed.
+pub(super) static IMPLIED: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn run(host: &Host, args: &ShellArgs, quiet: bool) -> anyhow::Result<()> {
-    let conn = connect(host, &args.conn)?;
+    let conn = match connect(host, &args.conn) {
+        Ok(conn) => conn,
+        Err(e) => return Err(misspelt_command(&args.conn.connection, e)),
+    };
     let ttl = args
         .ttl
         .as_deref()
@@ -55,20 +59,7 @@ pub(super) fn run(host: &Host, args: &ShellArgs, quiet: bool) -> anyhow::Result<
         return shell.script(text, "-c").map(drop);
     }
     if !interactive {
-        let bytes = crate::util::read_at_most_from(std::io::stdin().lock(), MAX_SCRIPT_BYTES)
-            .context("cannot read standard input")?
-            .with_context(|| {
-                format!(
-                    "standard input holds more than {}",
-                    crate::disk::show_bytes(MAX_SCRIPT_BYTES)
-                )
-            })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "standard input is not UTF-8 text (bad byte at offset {})",
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        let text = super::commands::read_text(None, "", "")?;
         return shell.script(&text, "standard input").map(drop);
     }
     let result = shell.interactive();
@@ -80,6 +71,30 @@ pub(super) fn run(host: &Host, args: &ShellArgs, quiet: bool) -> anyhow::Result<
         std::process::exit(i32::from(result.is_err()));
     }
     result
+}
+
+/// `plugboard qurey`: no connection has that name, and a command nearly does. A usage
+/// error naming the command, rather than an unknown connection.
+fn misspelt_command(word: &str, e: anyhow::Error) -> anyhow::Error {
+    use clap::CommandFactory;
+    let unknown = matches!(
+        e.downcast_ref::<crate::Error>(),
+        Some(crate::Error::UnknownConnection { .. })
+    );
+    if !unknown || !IMPLIED.load(Ordering::Relaxed) {
+        return e;
+    }
+    let command = super::Cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    match crate::util::closest(word, names.iter().map(String::as_str)) {
+        Some(near) => super::exit::usage(anyhow::anyhow!(
+            "{word:?} is neither a command nor a connection; did you mean the command {near}?"
+        )),
+        None => e,
+    }
 }
 
 /// What a piece of input asks of the loop.
@@ -318,22 +333,7 @@ impl<'h> Shell<'h> {
                 path.display()
             );
         }
-        let bytes = crate::util::read_at_most(path, MAX_SCRIPT_BYTES)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .with_context(|| {
-                format!(
-                    "{} holds more than {}",
-                    path.display(),
-                    crate::disk::show_bytes(MAX_SCRIPT_BYTES)
-                )
-            })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{} is not UTF-8 text (bad byte at offset {})",
-                path.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })?;
+        let text = super::commands::read_text(Some(path), "", "")?;
         self.depth += 1;
         let next = self.script(&text, &path.display().to_string());
         self.depth -= 1;
