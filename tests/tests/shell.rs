@@ -391,6 +391,27 @@ fn dot_commands_do_what_sqlite3_users_expect() {
     t.line("SELECT TrackId FROM Track;");
     t.wait_for("3503 rows (4 shown)");
 
+    t.line(".describe Genre");
+    t.wait_for("NVARCHAR(120)");
+    t.line(".maxwidth 40");
+    t.line("SELECT * FROM Track WHERE TrackId = 1;");
+    let screen = t.wait_for("1 row × 9 columns (");
+    let grid: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("WHERE TrackId = 1;"))
+        .skip(1)
+        .take_while(|l| l.starts_with(['┌', '│', '╞', '└']))
+        .collect();
+    assert!(!grid.is_empty(), "{screen}");
+    for line in &grid {
+        assert!(
+            line.chars().count() <= 40,
+            "{line:?} is wider than .maxwidth 40"
+        );
+    }
+    assert!(grid.iter().any(|l| l.contains('…')), "{screen}");
+    t.line(".maxwidth 0");
+
     t.line(".connections");
     let screen = t.wait_for("* chinook");
     assert!(screen.contains("  pets"), "{screen}");
@@ -506,6 +527,43 @@ fn scripts_run_without_a_prompt_and_stop_at_the_first_error() {
     assert!(err.contains("unknown connection \"nowhere\""), "{err}");
     let err = cli!(p, ["nowhere"]).fails_with(3);
     assert!(err.contains("unknown connection \"nowhere\""), "{err}");
+}
+
+#[test]
+fn ttl_keeps_a_result_on_disk_for_the_next_shell() {
+    let p = project();
+    let first = cli!(
+        p,
+        ["chinook", "-c", ".ttl 10m\n.timer on\nSELECT 'kept' AS k;"]
+    );
+    assert_eq!(first.ok(), "k\nkept\n");
+    assert!(first.stderr().contains("(miss)"), "{}", first.stderr());
+    let second = cli!(
+        p,
+        ["chinook", "-c", ".ttl 10m\n.timer on\nSELECT 'kept' AS k;"]
+    );
+    assert_eq!(second.ok(), "k\nkept\n");
+    assert!(
+        second.stderr().contains("(disk hit)"),
+        "{}",
+        second.stderr()
+    );
+    // --ttl sets it from the start.
+    let third = cli!(
+        p,
+        [
+            "shell",
+            "chinook",
+            "--ttl",
+            "10m",
+            "-c",
+            ".timer on\nSELECT 'kept' AS k;"
+        ]
+    );
+    assert!(third.stderr().contains("(disk hit)"), "{}", third.stderr());
+    // Without a TTL nothing is kept between processes.
+    let fourth = cli!(p, ["chinook", "-c", ".timer on\nSELECT 'kept' AS k;"]);
+    assert!(fourth.stderr().contains("(miss)"), "{}", fourth.stderr());
 }
 
 #[test]
