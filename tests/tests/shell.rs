@@ -329,6 +329,35 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
 }
 
 #[test]
+fn ctrl_c_stops_an_isolated_plugin_at_its_source_and_the_next_statement_reconnects() {
+    let p = project();
+    p.write(
+        "plugins.toml",
+        &format!(
+            "[[plugin]]\npath = {:?}\nisolation = \"process\"\n",
+            plugboard_tests::lib("plugboard_sqlite")
+                .display()
+                .to_string()
+        ),
+    );
+    let t = Tmux::start(&p, &["chinook"]);
+    t.line(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) \
+         SELECT count(*) AS n FROM c;",
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    t.press("C-c");
+    let screen = t.wait_for("cancelled");
+    assert!(!screen.contains("error:"), "{screen}");
+    t.line("SELECT 5 AS five;");
+    let screen = t.wait_for("1 row × 1 column");
+    // The prompt is whole: nothing drew over it.
+    assert!(screen.contains("chinook> SELECT 5 AS five;"), "{screen}");
+    t.line(".quit");
+    assert_eq!(t.wait_exit(), 0);
+}
+
+#[test]
 fn dot_commands_do_what_sqlite3_users_expect() {
     let p = project();
     p.write(

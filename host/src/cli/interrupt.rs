@@ -59,16 +59,21 @@ pub(super) fn install() {
     }
 }
 
-/// Called before reporting an error: if Ctrl-C caused it (a worker it stopped, a pipe
-/// it closed), the interrupt's exit is the one to happen, not an error line. Waits a
-/// moment for the signal to arrive when `e` looks like its effect.
-pub(super) fn wait_if_interrupted(e: &anyhow::Error) {
-    let by_sigint = e.chain().any(|c| {
+/// Whether `e` is a plugin worker that SIGINT (Ctrl-C at the terminal they share) stopped.
+pub(super) fn stopped_by_sigint(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
         matches!(
             c.downcast_ref::<crate::Error>(),
             Some(crate::Error::Worker { failure, .. }) if failure.contains("SIGINT")
         )
-    });
+    })
+}
+
+/// Called before reporting an error: if Ctrl-C caused it (a worker it stopped, a pipe
+/// it closed), the interrupt's exit is the one to happen, not an error line. Waits a
+/// moment for the signal to arrive when `e` looks like its effect.
+pub(super) fn wait_if_interrupted(e: &anyhow::Error) {
+    let by_sigint = stopped_by_sigint(e);
     let patience = if by_sigint {
         Duration::from_secs(2)
     } else {

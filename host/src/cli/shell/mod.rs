@@ -413,12 +413,8 @@ impl<'h> Shell<'h> {
         let refresh = self.refresh_always || std::mem::take(&mut self.refresh_next);
         let mode = self.mode;
         let layout = self.layout;
-        let dest = self.output.as_ref().map(|(_, f)| Arc::clone(f));
-        let show = Progress::wanted(self.quiet, 0, false);
-        let cancel = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         interrupt::take_cancel();
-        let stop = Arc::clone(&cancel);
         let spawned = std::thread::Builder::new()
             .name("plugboard-shell-read".to_owned())
             .spawn(move || {
@@ -426,16 +422,31 @@ impl<'h> Shell<'h> {
                 if let Some(ttl) = ttl {
                     read = read.ttl(ttl);
                 }
-                let progress = Progress::start("reading".to_owned(), show);
-                let _ = tx.send(render(read, mode, layout, dest.as_deref(), &stop, progress));
+                let _ = tx.send(render(read, mode, layout));
             });
         spawned.context("cannot start a thread for the statement")?;
+        // The progress line is this thread's, so that a cancelled read cannot draw over
+        // the next prompt; the result is written here too, after the line is wiped.
+        let progress =
+            Progress::start("reading".to_owned(), Progress::wanted(self.quiet, 0, false));
         loop {
             match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(result) => return result.map(Some),
+                Ok(Err(e)) if interrupt::stopped_by_sigint(&e) || interrupt::take_cancel() => {
+                    // An isolated plugin's worker shares the terminal: Ctrl-C stopped the
+                    // statement at its source. The next statement starts a new worker.
+                    progress.finish();
+                    eprintln!("cancelled (the plugin's worker stopped with it)");
+                    return Ok(None);
+                }
+                Ok(result) => {
+                    progress.finish();
+                    let (text, outcome) = result?;
+                    self.with_writer(|out| Ok(out.write_all(&text)?))?;
+                    return Ok(Some(outcome));
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if interrupt::take_cancel() {
-                        cancel.store(true, Ordering::SeqCst);
+                        progress.finish();
                         self.abandoned = true;
                         eprintln!("cancelled");
                         return Ok(None);
@@ -494,35 +505,25 @@ fn with_writer(
     }
 }
 
-/// Runs `read` through the memory tier (so running it again is a memory hit) and writes
-/// its result in `mode`, unless `cancel` was set meanwhile.
+/// Runs `read` through the memory tier (so running it again is a memory hit) and renders
+/// its result in `mode`.
 fn render(
     read: crate::Read<'_>,
     mode: Format,
     layout: TableLayout,
-    file: Option<&Mutex<std::fs::File>>,
-    cancel: &AtomicBool,
-    progress: Progress,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<(Vec<u8>, Outcome)> {
+    let started = Instant::now();
     let (df, outcome) = read.fetch_shared()?;
-    progress.batch(&df);
-    let elapsed = progress.elapsed();
-    progress.finish();
-    if cancel.load(Ordering::SeqCst) {
-        return Ok(outcome);
-    }
-    with_writer(file, |out| {
-        match mode {
-            Format::Table => {
-                let mut table = output::TableRows::new(df.schema(), layout);
-                table.push(&df)?;
-                writeln!(out, "{}", table.render(Some(elapsed)))?;
-            }
-            mode => output::write(&df, mode, out)?,
+    let mut out = Vec::new();
+    match mode {
+        Format::Table => {
+            let mut table = output::TableRows::new(df.schema(), layout);
+            table.push(&df)?;
+            writeln!(out, "{}", table.render(Some(started.elapsed())))?;
         }
-        Ok(())
-    })?;
-    Ok(outcome)
+        mode => output::write(&df, mode, &mut out)?,
+    }
+    Ok((out, outcome))
 }
 
 /// What a statement does, by its first word.
