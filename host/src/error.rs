@@ -125,6 +125,11 @@ impl Error {
         }
     }
 
+    /// Whether the call was stopped by [`crate::Connection::cancel`].
+    pub fn is_cancelled(&self) -> bool {
+        self.plugin_kind() == Some(ErrorKind::CANCELLED)
+    }
+
     /// How many attempts were made, for an error that came from a plugin.
     pub fn attempts(&self) -> Option<u32> {
         match self {

@@ -54,7 +54,16 @@ pub struct Case {
     pub failing: ReadRequest,
     /// A config with one bad key, and that key.
     pub bad_config: (serde_json::Map<String, serde_json::Value>, String),
+    /// A read that runs for a long while (PostgreSQL's `select pg_sleep(60)`, a recursive
+    /// count to a billion), for a connector that can cancel (plugin-api 1.7): the suite
+    /// cancels it and checks that it stops within [`CANCEL_WITHIN`] with an error saying
+    /// so, and that the connection then reads on. Empty: not checked. Give it only when
+    /// [`crate::Connector::cancel`] works: the suite waits for the read to end.
+    pub slow: ReadRequest,
 }
+
+/// How soon a cancelled [`Case::slow`] read must stop.
+pub const CANCEL_WITHIN: Duration = Duration::from_secs(5);
 
 /// One check's outcome.
 #[derive(Debug, Clone)]
@@ -122,6 +131,11 @@ pub trait SubjectConnection {
     /// Opens a read: its declared schema, and its batches as they are pulled. Dropping the
     /// table before its end must release what it holds, as dropping the plugin's stream does.
     fn read(&self, request: &ReadRequest) -> Result<Table<'_>, PluginError>;
+    /// Stops what the connection is running (plugin-api 1.7); `unsupported` when the
+    /// plugin cannot, which the suite accepts.
+    fn cancel(&self) -> Result<(), PluginError> {
+        Err(PluginError::unsupported("this subject cannot cancel"))
+    }
     fn close(&self);
 }
 
@@ -242,6 +256,9 @@ impl SubjectConnection for ModuleConnection {
         let columns = arrow_columns(&reader.schema());
         let batches = reader.map(|b| b.map(|b| arrow_batch(&b)).map_err(|e| e.to_string()));
         Ok(Table::new(columns, batches))
+    }
+    fn cancel(&self) -> Result<(), PluginError> {
+        ModuleConnection::cancel(self)
     }
     fn close(&self) {
         ModuleConnection::close(self);
@@ -521,9 +538,105 @@ fn run_checks<S: Subject>(subject: &S, case: &Case, reads: bool) -> Report {
             })
         })(),
     );
+    check(
+        "a cancel stops nothing that starts after it",
+        check_cancel(&conn, &rows, &case.rows),
+    );
+    if !case.slow.query.is_empty() {
+        check(
+            "a cancel stops a running read at once",
+            check_cancel_slow(&conn, &case.slow, &case.rows),
+        );
+    }
     conn.close();
     report.plugin = plugin;
     report
+}
+
+/// Starts the slow read on a thread and cancels it (again every 250 ms, as a host does,
+/// in case the statement had not reached its source yet) until it ends.
+fn check_cancel_slow<C: SubjectConnection + Sync>(
+    conn: &C,
+    slow: &ReadRequest,
+    rows: &ReadRequest,
+) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(drain(conn, slow));
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = std::time::Instant::now();
+        loop {
+            if let Err(e) = conn.cancel() {
+                return Err(format!("cancel failed: {}", err(e)));
+            }
+            match rx.recv_timeout(Duration::from_millis(250)) {
+                Ok(result) => return Ok((result, asked.elapsed())),
+                Err(_) if asked.elapsed() > CANCEL_WITHIN => {
+                    // The scope still waits for the read: say why the suite is stuck.
+                    eprintln!(
+                        "conformance: the slow read was not stopped within {CANCEL_WITHIN:?}; waiting for it to end"
+                    );
+                    return Err(format!(
+                        "the cancelled read was still running after {CANCEL_WITHIN:?}"
+                    ));
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    let (result, took) = outcome?;
+    match result {
+        Ok((_, n)) => Err(format!(
+            "the cancelled read ended normally with {n} rows; the `slow` read must run longer"
+        )),
+        Err(e) if e.contains("panic") => Err(format!("the cancelled read: {e}")),
+        Err(e) if !e.to_lowercase().contains("cancel") => Err(format!(
+            "the cancelled read failed without saying it was cancelled: {e}"
+        )),
+        Err(_) if took > CANCEL_WITHIN => Err(format!("it took {took:?} to stop")),
+        Err(_) => drain(conn, rows)
+            .map(drop)
+            .map_err(|e| format!("the read after the cancelled one: {e}")),
+    }
+}
+
+/// A cancel between statements, and one in the middle of a stream: neither may panic,
+/// and the connection must then serve the next read in full. A connector that cannot
+/// cancel passes.
+fn check_cancel<C: SubjectConnection>(
+    conn: &C,
+    one_by_one: &ReadRequest,
+    rows: &ReadRequest,
+) -> Result<(), String> {
+    let cancel = |when: &str| match conn.cancel() {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind == ErrorKind::UNSUPPORTED => Ok(false),
+        Err(e) => Err(format!("cancel {when} failed: {}", err(e))),
+    };
+    if !cancel("with nothing running")? {
+        return Ok(());
+    }
+    let expected = drain(conn, rows).map_err(|e| format!("the read after a cancel: {e}"))?;
+    let mut table = conn.read(one_by_one).map_err(err)?;
+    table.batches.next().ok_or("no first batch")??;
+    cancel("during a stream")?;
+    for batch in table.batches.by_ref() {
+        match batch {
+            Ok(_) => {}
+            Err(e) if e.contains("panic") => return Err(format!("the cancelled stream: {e}")),
+            Err(_) => break,
+        }
+    }
+    drop(table);
+    match drain(conn, rows) {
+        Ok(again) if again == expected => Ok(()),
+        Ok(again) => Err(format!(
+            "the read after a cancelled stream returned {again:?} (columns, rows), not {expected:?}"
+        )),
+        Err(e) => Err(format!("the read after a cancelled stream: {e}")),
+    }
 }
 
 fn check_echo<C: SubjectConnection>(
@@ -807,7 +920,7 @@ mod tests {
         let report = run_subject(&Neutral { died: false }, &case);
         assert!(report.passed(), "{report}");
         assert_eq!(report.plugin, "neutral");
-        assert_eq!(report.checks.len(), 7, "{report}");
+        assert_eq!(report.checks.len(), 8, "{report}");
         assert_eq!(run_basic_subject(&Neutral { died: false }).checks.len(), 2);
 
         // A plugin that dies in every read fails every read's check, as a panic would.

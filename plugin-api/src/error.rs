@@ -25,6 +25,9 @@ impl ErrorKind {
     pub const PANIC: Self = Self(6);
     /// A bug or an unexpected state inside the connector.
     pub const INTERNAL: Self = Self(7);
+    /// The statement was stopped by [`crate::Connector::cancel`] (since 1.7); never
+    /// retried. A host older than 1.7 reads it as [`ErrorKind::INTERNAL`].
+    pub const CANCELLED: Self = Self(8);
 
     /// A lowercase name for messages and logs.
     pub fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl ErrorKind {
             Self::QUERY => "query",
             Self::UNSUPPORTED => "unsupported",
             Self::PANIC => "panic",
+            Self::CANCELLED => "cancelled",
             _ => "internal",
         }
     }
@@ -49,6 +53,7 @@ impl ErrorKind {
             Self::UNSUPPORTED,
             Self::PANIC,
             Self::INTERNAL,
+            Self::CANCELLED,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -106,6 +111,11 @@ impl PluginError {
 
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::UNSUPPORTED, message)
+    }
+
+    /// A statement that [`crate::Connector::cancel`] stopped. Not retryable.
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::CANCELLED, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

@@ -31,7 +31,7 @@ use abi_stable::{
     library::RootModule,
     prefix_type::PrefixTypeTrait,
     sabi_trait,
-    sabi_trait::TD_Opaque,
+    sabi_trait::TD_CanDowncast,
     sabi_types::VersionStrings,
     std_types::{RBox, RErr, RNone, ROk, ROption, RResult, RStr, RString},
 };
@@ -387,7 +387,7 @@ pub type ConnectV2 = extern "C" fn(RStr<'_>) -> RResult<FfiConnected, PluginErro
 /// The symbol of the recorded release (since 1.4): an [`ApiReleaseV1`], exported by
 /// [`crate::export_plugin_module!`] (and so by [`crate::export_connector!`]). It returns
 /// the version of the plugboard-api crate the library was compiled with
-/// ([`crate::API_RELEASE`], `"1.6.0"`), not the plugin's own version: the text is fixed
+/// ([`crate::API_RELEASE`], `"1.7.0"`), not the plugin's own version: the text is fixed
 /// when plugboard-api itself is compiled.
 ///
 /// The root module's `api_version` is the major only, and cannot gain a field (see
@@ -430,6 +430,34 @@ pub const STREAM_ERROR_SYMBOL: &[u8] = b"plugboard_stream_error_v1\0";
 /// is live or released, never freed memory.
 pub type StreamErrorV1 =
     unsafe extern "C" fn(stream: *const FfiArrowArrayStream) -> ROption<PluginError>;
+
+/// The symbol of the cancel capability (since 1.7): a [`CancelV1`], exported by
+/// [`crate::export_connector!`]. It stops every statement the given connection is running
+/// ([`crate::Connector::cancel`]), from any thread, while another thread is inside a call
+/// on the same connection or reading one of its streams.
+///
+/// A symbol, as every capability since 1.1 is: the connection's vtable is frozen (see
+/// [`FfiConnection`]). The function finds the connector behind the trait object by its
+/// type: since 1.7 connections are built downcastable ([`TD_CanDowncast`], which changes
+/// no layout), and a connection of another type gets an `unsupported` error, never a
+/// wrong cast. A plugin without the symbol (older than 1.7, or a raw-ABI plugin) cannot
+/// cancel; the host then stops waiting and lets the statement finish on its own.
+pub const CANCEL_SYMBOL: &[u8] = b"plugboard_cancel_v1\0";
+
+/// The signature behind [`CANCEL_SYMBOL`]: `connection` must be one this library's
+/// `connect` returned, not yet dropped.
+pub type CancelV1 = extern "C" fn(connection: &FfiConnectionBox) -> RResult<(), PluginError>;
+
+/// The [`CancelV1`] of a connector type; exported by [`crate::export_connector!`].
+#[doc(hidden)]
+pub extern "C" fn cancel<C: Connector>(connection: &FfiConnectionBox) -> RResult<(), PluginError> {
+    guard(|| match connection.obj.downcast_as::<Glue<C>>() {
+        Ok(glue) => glue.0.cancel(),
+        Err(_) => Err(PluginError::unsupported(
+            "this connection was not opened by this plugin's connector; it cannot be cancelled",
+        )),
+    })
+}
 
 /// The [`StreamErrorV1`] of every plugin; exported by [`crate::export_plugin_module!`].
 ///
@@ -612,7 +640,7 @@ extern "C" fn manifest_glue<C: Connector>() -> RResult<RString, PluginError> {
 extern "C" fn connect_glue<C: Connector>(args: RStr<'_>) -> RResult<FfiConnectionBox, PluginError> {
     guard(|| {
         let glue = open::<C>(args)?;
-        Ok(FfiConnection_TO::from_value(glue, TD_Opaque))
+        Ok(FfiConnection_TO::from_value(glue, TD_CanDowncast))
     })
 }
 
@@ -629,7 +657,7 @@ pub extern "C" fn connect_v2<C: Connector>(args: RStr<'_>) -> RResult<FfiConnect
             .filter(|t| !t.is_empty())
             .map(|t| RString::from(t.to_json()));
         Ok(FfiConnected {
-            connection: FfiConnection_TO::from_value(glue, TD_Opaque),
+            connection: FfiConnection_TO::from_value(glue, TD_CanDowncast),
             target: target.into(),
         })
     })
@@ -730,6 +758,8 @@ pub struct Module {
     release: Option<ApiReleaseV1>,
     /// Whether the plugin has the 1.1 log sink.
     log_sink: bool,
+    /// The 1.7 cancel, if the plugin has it.
+    cancel: Option<CancelV1>,
 }
 
 impl std::fmt::Debug for Module {
@@ -746,6 +776,7 @@ impl std::fmt::Debug for Module {
 pub struct ModuleConnection {
     conn: FfiConnectionBox,
     target: Option<String>,
+    cancel: Option<CancelV1>,
 }
 
 impl std::fmt::Debug for ModuleConnection {
@@ -762,6 +793,7 @@ impl Module {
             connect_v2: Some(connect_v2::<C>),
             release: Some(api_release),
             log_sink: true,
+            cancel: Some(cancel::<C>),
         }
     }
 
@@ -786,11 +818,16 @@ impl Module {
             .map(|symbol| *symbol);
         // SAFETY: as above; only whether the symbol exists is read.
         let log_sink = unsafe { library.get::<extern "C" fn(FfiLogSink)>(LOG_SINK_SYMBOL) }.is_ok();
+        // SAFETY: as above.
+        let cancel = unsafe { library.get::<CancelV1>(CANCEL_SYMBOL) }
+            .ok()
+            .map(|symbol| *symbol);
         Ok(Self {
             root,
             connect_v2,
             release,
             log_sink,
+            cancel,
         })
     }
 
@@ -827,14 +864,20 @@ impl Module {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
         let args = RStr::from_str(&json);
+        let cancel = self.cancel;
         match self.connect_v2 {
             Some(connect) => connect(args).into_result().map(|c| ModuleConnection {
                 conn: c.connection,
                 target: c.target.into_option().map(RString::into_string),
+                cancel,
             }),
             None => (self.root.connect())(args)
                 .into_result()
-                .map(|conn| ModuleConnection { conn, target: None }),
+                .map(|conn| ModuleConnection {
+                    conn,
+                    target: None,
+                    cancel,
+                }),
         }
     }
 }
@@ -856,6 +899,23 @@ impl ModuleConnection {
     /// plugin older than 1.3 or a connector that reports nothing.
     pub fn target(&self) -> Option<&str> {
         self.target.as_deref()
+    }
+
+    pub fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
+        let json = serde_json::to_string(request)
+            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
+        self.conn.execute(RStr::from_str(&json)).into_result()
+    }
+
+    /// Stops the statements running on this connection (1.7); `unsupported` for a plugin
+    /// without the capability.
+    pub fn cancel(&self) -> Result<(), PluginError> {
+        match self.cancel {
+            Some(cancel) => cancel(&self.conn).into_result(),
+            None => Err(PluginError::unsupported(
+                "the plugin was built before plugboard-api 1.7 and cannot cancel",
+            )),
+        }
     }
 
     pub fn close(&self) {

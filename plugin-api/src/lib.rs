@@ -189,6 +189,22 @@ pub trait Connector: Sized + Send + Sync + 'static {
 
     /// Called once before the host drops the connection.
     fn close(&self) {}
+
+    /// Stops every statement this connection is running, now (since 1.7): the host calls
+    /// it from another thread while a `read` (or its stream), `execute`, `tables` or
+    /// `describe` is under way, when the user presses Ctrl-C or the application gives
+    /// up. Return at once; the stopped calls then fail with [`PluginError::cancelled`].
+    ///
+    /// It may come when nothing is running, or just after a statement ended: it must then
+    /// do nothing, and must never stop a statement that starts later. A connector on
+    /// [`pool::Pool`] gives each connection a [`pool::Manage::canceller`] and calls
+    /// [`pool::Pool::cancel`] here. The default says the connector cannot; the host then
+    /// stops waiting and leaves the statement to finish on its own.
+    fn cancel(&self) -> Result<(), PluginError> {
+        Err(PluginError::unsupported(
+            "this connector cannot cancel a running statement",
+        ))
+    }
 }
 
 /// Exports a [`Connector`] as this library's plugin root module.
@@ -199,7 +215,8 @@ macro_rules! export_connector {
     ($connector:ty) => {
         $crate::export_plugin_module!(
             $crate::ffi::root_module::<$connector>,
-            connect_v2 = $crate::ffi::connect_v2::<$connector>
+            connect_v2 = $crate::ffi::connect_v2::<$connector>,
+            cancel = $crate::ffi::cancel::<$connector>
         );
     };
 }
@@ -209,9 +226,22 @@ macro_rules! export_connector {
 /// For plugins written against the raw ABI instead of [`Connector`]; most authors want
 /// [`export_connector!`]. With `connect_v2 = f` (an [`ffi::ConnectV2`]), it also exports
 /// the 1.3 connect that reports the connection's [`Target`]; without it, the host connects
-/// through the root module and the connection reports none.
+/// through the root module and the connection reports none. With `connect_v2 = f, cancel =
+/// g` (an [`ffi::CancelV1`]), it also exports the 1.7 cancel.
 #[macro_export]
 macro_rules! export_plugin_module {
+    ($root:expr, connect_v2 = $connect:expr, cancel = $cancel:expr) => {
+        $crate::export_plugin_module!($root, connect_v2 = $connect);
+
+        /// The cancel capability (plugin-api 1.7): `plugboard_api::ffi::CANCEL_SYMBOL`.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn plugboard_cancel_v1(
+            connection: &$crate::ffi::FfiConnectionBox,
+        ) -> $crate::ffi::__private::RResult<(), $crate::PluginError> {
+            let cancel: $crate::ffi::CancelV1 = $cancel;
+            cancel(connection)
+        }
+    };
     ($root:expr, connect_v2 = $connect:expr) => {
         $crate::export_plugin_module!($root);
 

@@ -41,7 +41,23 @@ pub trait Manage: Send + Sync {
     fn reusable(&self, _conn: &mut Self::Conn) -> bool {
         true
     }
+
+    /// How to stop, from another thread, whatever statement `conn` is running: the
+    /// driver's interrupt handle, cancel token or connection id, taken when `conn` is
+    /// checked out. `None` (the default) when the driver has no way; [`Pool::cancel`]
+    /// then leaves it running.
+    ///
+    /// The canceller may be called when `conn` is between statements, or after its
+    /// statement ended: it must then do nothing, and must never stop the *next*
+    /// statement (SQLite's interrupt flag is cleared when a statement starts; a
+    /// PostgreSQL or MySQL cancel names the statement running at the server, if any).
+    fn canceller(&self, _conn: &Self::Conn) -> Option<Canceller> {
+        None
+    }
 }
+
+/// Stops the statement one checked-out connection is running (see [`Manage::canceller`]).
+pub type Canceller = Box<dyn Fn() -> Result<(), PluginError> + Send + Sync>;
 
 /// A pool of at most `max` connections.
 pub struct Pool<M: Manage> {
@@ -54,6 +70,9 @@ pub struct Pool<M: Manage> {
 struct State<C> {
     idle: Vec<C>,
     open: usize,
+    /// The cancellers of the checked-out connections, by checkout.
+    busy: Vec<(u64, Canceller)>,
+    checkouts: u64,
 }
 
 /// A checked-out connection; it goes back to the pool when dropped.
@@ -63,6 +82,8 @@ struct State<C> {
 pub struct Pooled<'a, M: Manage> {
     pool: PoolRef<'a, M>,
     conn: Option<M::Conn>,
+    /// This checkout's number, when its connection has a canceller.
+    checkout: Option<u64>,
 }
 
 enum PoolRef<'a, M: Manage> {
@@ -90,6 +111,8 @@ impl<M: Manage> Pool<M> {
             state: Mutex::new(State {
                 idle: vec![first],
                 open: 1,
+                busy: Vec::new(),
+                checkouts: 0,
             }),
             returned: Condvar::new(),
         })
@@ -107,8 +130,10 @@ impl<M: Manage> Pool<M> {
 
     /// An idle connection, a new one if fewer than `max` are open, else the next one back.
     pub fn get(&self) -> Result<Pooled<'_, M>, PluginError> {
+        let conn = self.checkout()?;
         Ok(Pooled {
-            conn: Some(self.checkout()?),
+            checkout: self.register(&conn),
+            conn: Some(conn),
             pool: PoolRef::Borrowed(self),
         })
     }
@@ -116,10 +141,40 @@ impl<M: Manage> Pool<M> {
     /// Like [`Pool::get`], for a pool behind an `Arc`: the checkout holds the pool itself,
     /// so it can outlive the call that took it (a reader producing batches on a thread).
     pub fn get_owned(self: &Arc<Self>) -> Result<Pooled<'static, M>, PluginError> {
+        let conn = self.checkout()?;
         Ok(Pooled {
-            conn: Some(self.checkout()?),
+            checkout: self.register(&conn),
+            conn: Some(conn),
             pool: PoolRef::Shared(Arc::clone(self)),
         })
+    }
+
+    /// Records the canceller of a connection being checked out.
+    fn register(&self, conn: &M::Conn) -> Option<u64> {
+        let canceller = self.manager.canceller(conn)?;
+        let mut state = self.lock();
+        state.checkouts += 1;
+        let checkout = state.checkouts;
+        state.busy.push((checkout, canceller));
+        Some(checkout)
+    }
+
+    /// Stops the statements of every checked-out connection that has a canceller, now;
+    /// their calls fail with the driver's error, which the connector reports as
+    /// [`PluginError::cancelled`]. Idle connections are untouched. Returns how many
+    /// were asked; the first canceller's error, if one failed (the others still ran).
+    pub fn cancel(&self) -> Result<usize, PluginError> {
+        // Under the lock, so that no connection goes back and serves the next caller
+        // while it is being cancelled: a cancel that reached the server late would stop
+        // the next caller's statement. Returns wait for it (a network round trip at most).
+        let state = self.lock();
+        let mut first_error = None;
+        for (_, canceller) in &state.busy {
+            if let Err(e) = canceller() {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(state.busy.len()), Err)
     }
 
     fn checkout(&self) -> Result<M::Conn, PluginError> {
@@ -156,9 +211,18 @@ impl<M: Manage> Pooled<'_, M> {
     /// Closes this connection instead of returning it (after an error that broke it).
     pub fn discard(mut self) {
         if self.conn.take().is_some() {
-            self.pool.lock().open -= 1;
+            let mut state = self.pool.lock();
+            state.open -= 1;
+            unregister(&mut state, self.checkout.take());
+            drop(state);
             self.pool.returned.notify_one();
         }
+    }
+}
+
+fn unregister<C>(state: &mut State<C>, checkout: Option<u64>) {
+    if let Some(checkout) = checkout {
+        state.busy.retain(|(n, _)| *n != checkout);
     }
 }
 
@@ -184,6 +248,7 @@ impl<M: Manage> Drop for Pooled<'_, M> {
         if let Some(mut conn) = self.conn.take() {
             let keep = !std::thread::panicking() && self.pool.manager.reusable(&mut conn);
             let mut state = self.pool.lock();
+            unregister(&mut state, self.checkout.take());
             if keep {
                 state.idle.push(conn);
             } else {
@@ -250,5 +315,56 @@ mod tests {
         drop(x);
         pool.clear();
         assert_eq!(pool.get().expect("z").0, 3);
+    }
+
+    /// A connection whose canceller counts the cancels it was given.
+    struct Cancellable;
+
+    impl Manage for Cancellable {
+        type Conn = Arc<AtomicUsize>;
+        fn connect(&self) -> Result<Arc<AtomicUsize>, PluginError> {
+            Ok(Arc::new(AtomicUsize::new(0)))
+        }
+        fn canceller(&self, conn: &Arc<AtomicUsize>) -> Option<Canceller> {
+            let conn = Arc::clone(conn);
+            Some(Box::new(move || {
+                conn.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }))
+        }
+    }
+
+    #[test]
+    fn cancel_reaches_exactly_the_checked_out_connections() {
+        let pool = Arc::new(Pool::open(Cancellable, 3).expect("pool"));
+        let a = pool.get().expect("a");
+        let b = pool.get_owned().expect("b");
+        let idle = pool.get().expect("c");
+        let idle_count = Arc::clone(&idle);
+        drop(idle);
+        assert_eq!(pool.cancel().expect("cancel"), 2);
+        assert_eq!((a.load(Ordering::SeqCst), b.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!(
+            idle_count.load(Ordering::SeqCst),
+            0,
+            "an idle one is left alone"
+        );
+        let b_count = Arc::clone(&b);
+        std::thread::spawn(move || drop(b)).join().expect("join");
+        a.discard();
+        assert_eq!(
+            pool.cancel().expect("cancel"),
+            0,
+            "returned and discarded ones are not busy"
+        );
+        assert_eq!(b_count.load(Ordering::SeqCst), 1);
+
+        let plain = Pool::open(Counting(AtomicUsize::new(0)), 1).expect("pool");
+        let _held = plain.get().expect("held");
+        assert_eq!(
+            plain.cancel().expect("cancel"),
+            0,
+            "no canceller, nothing asked"
+        );
     }
 }

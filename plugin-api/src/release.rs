@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-/// The version of this plugboard-api crate (`1.6.0`), as its `Cargo.toml` says.
+/// The version of this plugboard-api crate (`1.7.0`), as its `Cargo.toml` says.
 ///
 /// `env!` is expanded when this crate is compiled, so a plugin that reports it reports the
 /// plugboard-api it was built against, not its own version.

@@ -227,6 +227,43 @@ macro_rules! cli {
 /// (trust auth, user `postgres`) for the tests that only read and write their own databases,
 /// and private servers ([`pg::Server`]) for the tests that need a server configured or
 /// restarted: those never touch the machine's configuration or its server.
+/// A text no other statement holds, to find one's own at a server (`pg::running`).
+pub fn marker(what: &str) -> String {
+    format!(
+        "plugboard-{what}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    )
+}
+
+/// Waits until `running` says a statement runs (it reached the server), 10 s at most.
+pub fn until_running(running: impl Fn() -> usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until `running` says the statement stopped: how long that took, or `None`
+/// after 5 s.
+pub fn until_stopped(running: impl Fn() -> usize) -> Option<std::time::Duration> {
+    let since = std::time::Instant::now();
+    while running() > 0 {
+        if since.elapsed() > std::time::Duration::from_secs(5) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Some(since.elapsed())
+}
+
 pub mod pg {
     use std::net::TcpListener;
     use std::path::{Path, PathBuf};
@@ -269,6 +306,20 @@ pub mod pg {
     /// A query's result as CSV, the way psql writes it.
     pub fn csv(db: &str, sql: &str) -> String {
         psql(db, &["--csv", "-c", sql])
+    }
+
+    /// How many statements whose text holds `marker` the server is running (for any
+    /// database), this one not counted.
+    pub fn running(marker: &str) -> usize {
+        value(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                 AND query LIKE '%{marker}%' AND pid <> pg_backend_pid()"
+            ),
+        )
+        .parse()
+        .expect("a count")
     }
 
     /// The database holding Chinook, loaded once from `../shared/data/chinook/`.
@@ -1218,6 +1269,21 @@ pub mod my {
         client(db, &["--batch", "--skip-column-names", "-e", sql])
             .trim_end_matches('\n')
             .to_owned()
+    }
+
+    /// How many statements whose text holds `marker` the server is running, this one
+    /// not counted.
+    pub fn running(marker: &str) -> usize {
+        value(
+            "test",
+            &format!(
+                "SELECT count(*) FROM information_schema.processlist \
+                 WHERE info LIKE '%{marker}%' AND id <> connection_id()"
+            ),
+        )
+        .trim()
+        .parse()
+        .expect("a count")
     }
 
     /// A query's rows as the client prints them in batch mode (tab-separated, `NULL` for

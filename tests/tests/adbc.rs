@@ -635,7 +635,7 @@ fn the_built_library_conforms_in_process_and_isolated() {
     let isolated =
         plugboard::conformance_isolated(&lib, &case, Some(worker)).expect("the worker loads it");
     assert!(isolated.passed(), "isolated: {isolated}");
-    assert_eq!(isolated.checks.len(), 7, "{isolated}");
+    assert_eq!(isolated.checks.len(), 8, "{isolated}");
 }
 
 #[test]

@@ -432,7 +432,12 @@ fn discovery_works_through_a_plugin_in_a_worker_process() {
             lib("plugboard_sqlite").display().to_string()
         ),
     );
-    let host: Host = p.host();
+    // The worker program is named: a clean build has no `target/debug/plugboard`.
+    let host: Host = p
+        .builder()
+        .worker_program(env!("CARGO_BIN_EXE_plugboard-under-test"))
+        .build()
+        .expect("host");
     let c = host.connection("chinook").expect("connect");
     assert_eq!(listed(&c.tables().fetch().expect("tables")).len(), 11);
     assert_eq!(

@@ -77,6 +77,16 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_works() {
     // Its errors cross the boundary as they did.
     let e = c.query("rows").fetch().expect_err("no n");
     assert!(e.to_string().contains("bind :n"), "{e}");
+    // It has no cancel symbol (1.7): the host says it cannot, and asks nothing.
+    assert!(!c.cancel().expect("cancel"), "a 1.0 plugin cannot cancel");
+    assert_eq!(
+        c.query("rows")
+            .param("n", 1)
+            .fetch()
+            .expect("read")
+            .height(),
+        1
+    );
 
     let out = cli!(p, ["plugins", "check", &lib.display().to_string()]).ok();
     assert!(out.contains("legacy 1.0.0"), "{out}");
@@ -245,7 +255,7 @@ fn the_api_release_a_plugin_was_built_against_is_recorded_or_inferred() {
             "{name}"
         );
     }
-    assert_eq!(api("echo").minor(), Some(6));
+    assert_eq!(api("echo").minor(), Some(7));
 
     let list = cli!(p, ["plugins", "list"]).ok();
     let row = |name: &str| {

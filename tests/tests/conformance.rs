@@ -61,7 +61,7 @@ fn the_built_libraries_conform_in_process_and_isolated() {
         assert!(isolated.passed(), "{name} isolated: {isolated}");
         // The same checks ran, not fewer.
         assert_eq!(outcomes(&isolated), outcomes(&in_process), "{name}");
-        assert_eq!(isolated.checks.len(), 7, "{name}: {isolated}");
+        assert_eq!(isolated.checks.len(), 9, "{name}: {isolated}");
         assert_eq!(isolated.plugin, in_process.plugin);
     }
 }

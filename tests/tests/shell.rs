@@ -105,6 +105,29 @@ impl Tmux {
         self.tmux(&["send-keys", "-t", "t", "-l", &escaped]);
     }
 
+    /// The CPU time (user and system, in clock ticks) the shell's process has used: the
+    /// child of the pane's `sh`.
+    fn cpu_ticks(&self) -> u64 {
+        let pane = self.tmux(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
+        let pane = pane.trim();
+        let children = std::fs::read_to_string(format!("/proc/{pane}/task/{pane}/children"))
+            .expect("the pane's children");
+        let pid = children
+            .split_whitespace()
+            .next()
+            .expect("the shell's process");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("its stat");
+        // The fields after the command's name (in parentheses): state is the first,
+        // utime and stime the 12th and 13th.
+        let fields: Vec<u64> = stat[stat.rfind(')').expect("a stat line") + 2..]
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse().expect("a tick count"))
+            .collect();
+        fields.iter().sum()
+    }
+
     /// Presses keys by tmux's names: `Enter`, `Tab`, `C-c`, `C-d`, `Up`.
     fn press(&self, key: &str) {
         self.tmux(&["send-keys", "-t", "t", key]);
@@ -310,20 +333,66 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
          SELECT count(*) AS n FROM c;",
     );
     std::thread::sleep(Duration::from_millis(700));
+    let ticks = |over: Duration| {
+        let before = t.cpu_ticks();
+        std::thread::sleep(over);
+        t.cpu_ticks() - before
+    };
+    let busy = ticks(Duration::from_millis(500));
+    assert!(busy >= 20, "the statement runs: {busy} ticks in 0.5 s");
     let started = Instant::now();
     t.press("C-c");
-    t.wait_for("cancelled");
+    let screen = t.wait_for("cancelled");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "cancelling took {:?}",
         started.elapsed()
     );
+    // Stopped in SQLite itself (sqlite3_interrupt), not left running on a thread.
+    assert!(!screen.contains("runs on"), "{screen}");
     t.prompt("chinook", 3);
+    let idle = ticks(Duration::from_secs(1));
+    assert!(
+        idle < 30,
+        "the cancelled statement still runs: {idle} ticks in 1 s"
+    );
     t.line("SELECT 7 * 6 AS answer;");
     let screen = t.wait_for("1 row × 1 column");
     assert!(screen.contains("42"), "{screen}");
     assert!(!screen.contains("dropped │"), "{screen}");
     assert_eq!(t.exit_status(), None, "the shell is still running");
+    t.line(".quit");
+    assert_eq!(t.wait_exit(), 0);
+}
+
+/// PostgreSQL runs a query on after its client stops waiting: the shell's Ctrl-C sends
+/// the server a cancel request, and the same connection serves the next statement.
+#[test]
+fn ctrl_c_cancels_a_postgresql_statement_at_the_server() {
+    let p = Project::new(
+        &["plugboard_postgres"],
+        &format!(
+            "[connections.pg]\nurl = \"{}\"\n",
+            plugboard_tests::pg::url(plugboard_tests::pg::scratch())
+        ),
+    );
+    let t = Tmux::start(&p, &["pg"]);
+    t.prompt("pg", 1);
+    let mark = plugboard_tests::marker("shell");
+    t.line(&format!("SELECT pg_sleep(60)::text AS slept /* {mark} */;"));
+    let running = || plugboard_tests::pg::running(&mark);
+    plugboard_tests::until_running(running);
+    t.press("C-c");
+    let screen = t.wait_for("cancelled");
+    assert!(!screen.contains("runs on"), "{screen}");
+    assert!(
+        plugboard_tests::until_stopped(running).is_some(),
+        "the server still runs the statement"
+    );
+    t.prompt("pg", 2);
+    t.line("SELECT 5 AS five;");
+    let screen = t.wait_for("1 row × 1 column");
+    assert!(!screen.contains("error"), "{screen}");
     t.line(".quit");
     assert_eq!(t.wait_exit(), 0);
 }

@@ -6,8 +6,14 @@
 //! unwind; so the waiting thread does the cleanup and ends the process itself. A
 //! connection the process held closes with it: the source sees its client go. Plugins
 //! in worker processes share the terminal's process group, so Ctrl-C stops them too.
+//!
+//! A closed connection does not stop every source: PostgreSQL runs a query on until it
+//! next writes to the client, MySQL until it ends. So before exiting, the thread asks
+//! the plugin of every connection the command opened to cancel what it runs
+//! ([`crate::Connection::cancel`]), and waits a moment for that.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -15,6 +21,41 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CANCELS: AtomicBool = AtomicBool::new(false);
 /// A Ctrl-C the shell has not yet acted on.
 static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The connections the command opened, to cancel on Ctrl-C.
+static OPEN: Mutex<Vec<crate::Connection>> = Mutex::new(Vec::new());
+/// How long the exit waits for the cancels (a cancel is a round trip to the source).
+const CANCEL_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Ctrl-C cancels what `conn` runs before the process ends.
+pub(super) fn cancel_on_interrupt(conn: &crate::Connection) {
+    OPEN.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(conn.clone());
+}
+
+/// Asks every registered connection's plugin to cancel, waiting [`CANCEL_PATIENCE`] at
+/// most: on another thread, since a cancel may block on its source.
+fn cancel_open() {
+    let open = std::mem::take(&mut *OPEN.lock().unwrap_or_else(PoisonError::into_inner));
+    if open.is_empty() {
+        return;
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    let started = std::thread::Builder::new()
+        .name("plugboard-cancel".to_owned())
+        .spawn(move || {
+            for conn in &open {
+                if let Err(e) = conn.cancel() {
+                    tracing::debug!(error = %e, "cancel on Ctrl-C failed");
+                }
+            }
+            let _ = done.send(());
+        });
+    if started.is_ok() {
+        let _ = wait.recv_timeout(CANCEL_PATIENCE);
+    }
+}
 
 /// In the shell, Ctrl-C only asks to cancel the running statement ([`take_cancel`]);
 /// outside it, it ends the process.
@@ -44,6 +85,7 @@ pub(super) fn install() {
                 }
                 INTERRUPTED.store(true, Ordering::SeqCst);
                 crate::export::remove_unfinished();
+                cancel_open();
                 // Over a progress line, if one is showing.
                 let wipe = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
                     "\r\x1b[2K"

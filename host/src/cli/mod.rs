@@ -490,6 +490,7 @@ pub(crate) mod exit {
             Error::Plugin { kind, .. } => match *kind {
                 ErrorKind::CONFIG | ErrorKind::AUTH | ErrorKind::CONNECT => Some(CONNECTION),
                 ErrorKind::QUERY | ErrorKind::UNSUPPORTED => Some(QUERY),
+                ErrorKind::CANCELLED => Some(INTERRUPTED),
                 _ => None,
             },
             Error::Unsupported { .. } => Some(QUERY),

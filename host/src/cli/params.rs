@@ -18,7 +18,9 @@ pub(super) fn connect(host: &Host, args: &ConnArgs) -> anyhow::Result<crate::Con
         // is the exact text), else by its look.
         options = options.set_text(key, value);
     }
-    Ok(host.connection_with(&args.connection, options)?)
+    let conn = host.connection_with(&args.connection, options)?;
+    super::interrupt::cancel_on_interrupt(&conn);
+    Ok(conn)
 }
 
 /// `--set KEY=VALUE`, refused when the key is empty or nests too deep.

@@ -344,6 +344,40 @@ impl Connection {
         self.shared.with_retry("ping", |c| c.ping())
     }
 
+    /// Stops what this connection is running, now, from any thread: the reads (and their
+    /// streams), executes and catalog calls under way fail with an error whose
+    /// [`Error::is_cancelled`] is true. They are not retried, and nothing of them is
+    /// cached. With nothing running it does nothing, and it never stops a call that
+    /// starts after it.
+    ///
+    /// `Ok(false)` when nothing can be stopped this way: the plugin was built before
+    /// plugboard-api 1.7 or its connector has no way to cancel (the calls then run to
+    /// their end), or the connection is being opened. An isolated plugin is asked in its
+    /// worker, on a channel of its own.
+    pub fn cancel(&self) -> Result<bool> {
+        let shared = &self.shared;
+        let handle = match shared.handle.try_lock() {
+            Ok(slot) => slot.as_ref().map(|(h, _)| Arc::clone(h)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                p.into_inner().as_ref().map(|(h, _)| Arc::clone(h))
+            }
+            // A connect is under way; nothing runs on it yet, and a connect cannot be
+            // cancelled.
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+        };
+        let Some(handle) = handle else {
+            return Ok(true);
+        };
+        match handle.cancel() {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind == ErrorKind::UNSUPPORTED => {
+                tracing::debug!(connection = %shared.name, why = %e.message(), "cannot cancel");
+                Ok(false)
+            }
+            Err(e) => Err(shared.error(&e, 1, "cancel")),
+        }
+    }
+
     /// Closes the plugin's connection and drops this connection's cached results, in
     /// memory and on disk; the next call reconnects.
     pub fn reset(&self) {
@@ -361,6 +395,7 @@ fn during_phrase(what: &str) -> &'static str {
         "connect" => "connecting to",
         "execute" => "executing on",
         "ping" => "pinging",
+        "cancel" => "cancelling on",
         _ => "reading",
     }
 }

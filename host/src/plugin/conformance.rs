@@ -122,6 +122,10 @@ impl SubjectConnection for Remote {
         Ok(Table::new(columns, frames))
     }
 
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.0.cancel().map_err(died)
+    }
+
     fn close(&self) {
         self.0.close();
     }

@@ -32,7 +32,7 @@ pub struct PluginInfo {
     pub path: PathBuf,
     pub manifest: Manifest,
     /// The plugboard-api release it was built against: recorded by the plugin since 1.4
-    /// (`1.6.0`), else inferred from the capabilities it exports (`1.3 (inferred)`).
+    /// (`1.7.0`), else inferred from the capabilities it exports (`1.3 (inferred)`).
     pub api: plugboard_api::ApiRelease,
     /// Where it runs: in the host's process, or in a worker process of its own.
     pub isolation: Isolation,
@@ -121,6 +121,9 @@ pub(crate) trait PluginConnection: Send + Sync {
     fn stream(&self, request: &ReadRequest) -> Result<Batches, PluginError>;
     fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError>;
     fn ping(&self) -> Result<(), PluginError>;
+    /// Stops, from another thread, what this connection is running (plugin-api 1.7): the
+    /// stopped calls fail with a `cancelled` error. `unsupported` when the plugin cannot.
+    fn cancel(&self) -> Result<(), PluginError>;
     fn close(&self);
     /// What the plugin reports it connected to: canonical JSON text (an object, keys
     /// sorted), secret-free; `None` for plugins older than plugin-api 1.3 or that report
@@ -145,6 +148,9 @@ impl PluginConnection for InProcess {
     }
     fn ping(&self) -> Result<(), PluginError> {
         self.0.ping()
+    }
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.0.cancel()
     }
     fn close(&self) {
         self.0.close();

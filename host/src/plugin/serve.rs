@@ -255,6 +255,13 @@ fn serve(lane: &mut UnixStream, state: &State, request: Request) -> std::io::Res
             },
             Err(error) => Reply::Failed { error },
         },
+        Request::Cancel { conn } => match state.connection(conn) {
+            Ok(c) => match c.cancel() {
+                Ok(()) => Reply::Done,
+                Err(e) => failed(&e),
+            },
+            Err(error) => Reply::Failed { error },
+        },
         Request::Close { conn } => {
             let c = state
                 .connections

@@ -62,6 +62,10 @@ pub(crate) enum Request {
     Ping {
         conn: u64,
     },
+    /// Stops what `conn` is running on the other lanes (plugin-api 1.7's cancel).
+    Cancel {
+        conn: u64,
+    },
     Close {
         conn: u64,
     },

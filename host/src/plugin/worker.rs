@@ -808,6 +808,11 @@ impl PluginConnection for RemoteConnection {
         self.expect_done(&Request::Ping { conn: self.conn })
     }
 
+    /// On a lane of its own, beside the calls it stops.
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.expect_done(&Request::Cancel { conn: self.conn })
+    }
+
     fn close(&self) {
         if !self.remote.process.has_ended() {
             let _ = self.expect_done(&Request::Close { conn: self.conn });

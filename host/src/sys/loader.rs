@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, RawLibrary, lib_header_from_raw_library};
 use abi_stable::std_types::{RResult, RStr};
 use plugboard_api::ffi::{
-    API_RELEASE_SYMBOL, ApiReleaseV1, CONNECT_V2_SYMBOL, ConnectV2, FfiArrowArrayStream,
-    FfiConnected, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef, STREAM_ERROR_SYMBOL,
-    StreamErrorV1,
+    API_RELEASE_SYMBOL, ApiReleaseV1, CANCEL_SYMBOL, CONNECT_V2_SYMBOL, CancelV1, ConnectV2,
+    FfiArrowArrayStream, FfiConnected, FfiConnectionBox, FfiLogSink, LOG_SINK_SYMBOL, PluginModRef,
+    STREAM_ERROR_SYMBOL, StreamErrorV1,
 };
 use plugboard_api::{
     API_VERSION, ApiRelease, ErrorKind, ExecuteRequest, Manifest, PluginError, ReadRequest,
@@ -44,6 +44,8 @@ pub(crate) struct LoadedPlugin {
     connect_v2: Option<ConnectV2>,
     /// The 1.4 structured stream errors; None before 1.4 (errors are read from the text).
     stream_error: Option<StreamErrorV1>,
+    /// The 1.7 cancel; None before 1.7 (its statements cannot be stopped).
+    cancel: Option<CancelV1>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -109,6 +111,10 @@ pub(crate) fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin
     let stream_error = unsafe { library.get::<StreamErrorV1>(STREAM_ERROR_SYMBOL) }
         .ok()
         .map(|symbol| *symbol);
+    // SAFETY: as above (`ffi::CancelV1`, since 1.7).
+    let cancel = unsafe { library.get::<CancelV1>(CANCEL_SYMBOL) }
+        .ok()
+        .map(|symbol| *symbol);
     let api = ApiRelease::infer(
         api_version,
         recorded_release(library).as_deref(),
@@ -122,6 +128,7 @@ pub(crate) fn load_pinned(path: &Path, pin: Option<&str>) -> Result<LoadedPlugin
         module,
         connect_v2,
         stream_error,
+        cancel,
     })
 }
 
@@ -375,6 +382,7 @@ impl LoadedPlugin {
                     conn,
                     target: None,
                     stream_error: self.stream_error,
+                    cancel: self.cancel,
                 }),
                 RResult::RErr(e) => Err(e),
             };
@@ -398,6 +406,7 @@ impl LoadedPlugin {
             conn: connection,
             target,
             stream_error: self.stream_error,
+            cancel: self.cancel,
         })
     }
 }
@@ -423,9 +432,21 @@ pub(crate) struct ForeignConnection {
     target: Option<String>,
     /// The plugin's structured stream errors (1.4), for the streams `read` returns.
     stream_error: Option<StreamErrorV1>,
+    cancel: Option<CancelV1>,
 }
 
 impl ForeignConnection {
+    /// Stops what this connection is running, from any thread (1.7). `unsupported`
+    /// when the plugin has no cancel (older than 1.7) or its connector cannot.
+    pub(crate) fn cancel(&self) -> Result<(), PluginError> {
+        match self.cancel {
+            Some(cancel) => cancel(&self.conn).into_result(),
+            None => Err(PluginError::unsupported(
+                "it was built before plugboard-api 1.7, which added cancelling",
+            )),
+        }
+    }
+
     pub(crate) fn stream(&self, request: &ReadRequest) -> Result<ForeignBatches, PluginError> {
         let json = serde_json::to_string(request)
             .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;

@@ -100,6 +100,7 @@ impl Context {
             Status::Unauthenticated | Status::Unauthorized => PluginError::auth(message),
             Status::IO | Status::Timeout => PluginError::connect(message).retryable(),
             Status::NotImplemented => PluginError::unsupported(message),
+            Status::Cancelled => PluginError::cancelled(message),
             Status::InvalidArguments if connecting => PluginError::config(message),
             _ if connecting => PluginError::connect(message),
             _ => PluginError::query(message),
@@ -111,6 +112,18 @@ impl Context {
 pub struct Conn {
     inner: ManagedConnection,
     broken: bool,
+    /// The cancel handle of the statement a read runs, for [`Manage::canceller`].
+    statement: Arc<std::sync::Mutex<Option<Box<dyn adbc_core::CancelHandle>>>>,
+}
+
+impl Conn {
+    /// Makes the statement that cancelling this connection stops.
+    fn new_statement(&mut self) -> Result<ManagedStatement, AdbcError> {
+        let statement = self.inner.new_statement()?;
+        *self.statement.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(statement.get_cancel_handle());
+        Ok(statement)
+    }
 }
 
 /// Opens connections to the database.
@@ -133,11 +146,32 @@ impl Manage for Manager {
         Ok(Conn {
             inner,
             broken: false,
+            statement: Arc::default(),
         })
     }
 
     fn reusable(&self, conn: &mut Conn) -> bool {
         !conn.broken
+    }
+
+    /// ADBC 1.1's cancel (`AdbcStatementCancel` on the read's statement,
+    /// `AdbcConnectionCancel` for catalog calls), which the driver implements or not: a
+    /// 1.0 driver, or one without it, answers `unsupported`. The handles hold the
+    /// statement and connection weakly; one that has gone does nothing.
+    fn canceller(&self, conn: &Conn) -> Option<pool::Canceller> {
+        // A new checkout: the last one's statement is done.
+        let statement = Arc::clone(&conn.statement);
+        statement.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let connection = conn.inner.get_cancel_handle();
+        let context = Arc::clone(&self.context);
+        Some(Box::new(move || {
+            let running = statement.lock().unwrap_or_else(|p| p.into_inner());
+            let tried = match &*running {
+                Some(s) => s.try_cancel(),
+                None => connection.try_cancel(),
+            };
+            tried.map_err(|e| context.error(&e, "cannot cancel", false))
+        }))
     }
 }
 
@@ -295,7 +329,6 @@ impl Connector for Adbc {
         let context = Arc::clone(&self.pool.manager().context);
         let mut conn = self.pool.get_owned()?;
         let mut statement = conn
-            .inner
             .new_statement()
             .map_err(|e| fail(&mut conn, &context, &e, "cannot make a statement"))?;
         for (key, value) in &request.options {
@@ -381,6 +414,10 @@ impl Connector for Adbc {
         let affected = outcome?;
         end?;
         Ok(affected)
+    }
+
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.pool.cancel().map(drop)
     }
 
     fn ping(&self) -> Result<(), PluginError> {

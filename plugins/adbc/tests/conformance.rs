@@ -22,5 +22,5 @@ fn adbc_conforms_with_the_sqlite_driver() {
     let case: Case = serde_json::from_value(case).expect("case");
     let report = run(Module::of::<plugboard_adbc::Adbc>(), &case);
     assert!(report.passed(), "{report}");
-    assert_eq!(report.checks.len(), 7);
+    assert_eq!(report.checks.len(), 8);
 }

@@ -142,6 +142,17 @@ impl Manage for Manager {
     fn reusable(&self, conn: &mut duckdb::Connection) -> bool {
         conn.is_autocommit()
     }
+
+    /// `duckdb_interrupt`: the query running on this connection fails with DuckDB's
+    /// INTERRUPT error; with none running, nothing happens (DuckDB clears the flag when
+    /// the next query starts).
+    fn canceller(&self, conn: &duckdb::Connection) -> Option<pool::Canceller> {
+        let handle = conn.interrupt_handle();
+        Some(Box::new(move || {
+            handle.interrupt();
+            Ok(())
+        }))
+    }
 }
 
 pub type Pool = pool::Pool<Manager>;
@@ -238,7 +249,7 @@ impl Connector for DuckDb {
         for (i, statement) in request.statements.iter().enumerate() {
             let at = |e: PluginError| {
                 if request.statements.len() > 1 {
-                    PluginError::query(format!("statement {}: {}", i + 1, e.message()))
+                    PluginError::new(e.kind, format!("statement {}: {}", i + 1, e.message()))
                 } else {
                     e
                 }
@@ -270,6 +281,10 @@ impl Connector for DuckDb {
         }
         tx.commit().map_err(query_error)?;
         Ok(affected)
+    }
+
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.pool.cancel().map(drop)
     }
 
     fn ping(&self) -> Result<(), PluginError> {
@@ -509,6 +524,9 @@ fn one_line(e: &duckdb::Error) -> String {
 
 fn query_error(e: duckdb::Error) -> PluginError {
     let message = one_line(&e);
+    if message.starts_with("INTERRUPT Error") {
+        return PluginError::cancelled(format!("the statement was cancelled ({message})"));
+    }
     let hint = if message.contains("Install it first")
         || message.contains("not installed")
         || message.contains("Failed to download")

@@ -10,5 +10,5 @@ fn duckdb_conforms() {
         &serde_json::from_str(include_str!("../conformance.json")).expect("conformance.json"),
     );
     assert!(report.passed(), "{report}");
-    assert_eq!(report.checks.len(), 7);
+    assert_eq!(report.checks.len(), 9);
 }

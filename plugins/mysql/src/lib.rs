@@ -38,7 +38,7 @@ use mysql::{Conn, OptsBuilder, SslOpts};
 use plugboard_api::arrow_array::{RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, SchemaRef};
 use plugboard_api::partition::Partitioning;
-use plugboard_api::pool::{Manage, Pool};
+use plugboard_api::pool::{self, Manage, Pool};
 use plugboard_api::stream;
 use plugboard_api::{
     Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest,
@@ -59,10 +59,12 @@ mod code {
     pub const BAD_DB: u16 = 1049;
     pub const SERVER_SHUTDOWN: u16 = 1053;
     pub const DUP_FIELDNAME: u16 = 1060;
+    pub const NO_SUCH_THREAD: u16 = 1094;
     pub const LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const DEADLOCK: u16 = 1213;
     pub const UNSUPPORTED_PS: u16 = 1295;
     pub const ACCESS_DENIED_NO_PASSWORD: u16 = 1698;
+    pub const QUERY_INTERRUPTED: u16 = 1317;
     pub const CONNECTION_KILLED: u16 = 1927;
     pub const CLIENT_INTERACTION_TIMEOUT: u16 = 4031;
 }
@@ -135,17 +137,16 @@ impl Manager {
     /// forward) that accepts and then never greets would hold the caller forever. The
     /// attempt runs on a thread of its own; one that is given up on ends with its socket.
     fn open(&self, opts: OptsBuilder) -> Result<Conn, mysql::Error> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("plugboard-mysql-connect".into())
-            .spawn(move || {
-                let _ = tx.send(Conn::new(opts));
-            })
-            .map_err(mysql::Error::IoError)?;
-        rx.recv_timeout(self.settings.connect_timeout)
-            .unwrap_or(Err(mysql::Error::DriverError(
-                mysql::DriverError::ConnectTimeout,
-            )))
+        open_within(opts, self.settings.connect_timeout)
+    }
+
+    /// The options a new connection uses now (in the clear once `PREFERRED` found no TLS).
+    fn current_opts(&self) -> OptsBuilder {
+        if self.no_tls.load(Ordering::Relaxed) {
+            self.opts.clone().ssl_opts(None::<SslOpts>)
+        } else {
+            self.opts.clone()
+        }
     }
 
     fn connect_error(&self, e: &mysql::Error) -> PluginError {
@@ -166,11 +167,7 @@ impl Manage for Manager {
 
     fn connect(&self) -> Result<Server, PluginError> {
         let plain = || self.opts.clone().ssl_opts(None::<SslOpts>);
-        let opts = if self.no_tls.load(Ordering::Relaxed) {
-            plain()
-        } else {
-            self.opts.clone()
-        };
+        let opts = self.current_opts();
         let conn = match self.open(opts) {
             Ok(conn) => conn,
             Err(mysql::Error::DriverError(mysql::DriverError::TlsNotSupported))
@@ -198,6 +195,43 @@ impl Manage for Manager {
     fn reusable(&self, server: &mut Server) -> bool {
         !server.broken
     }
+
+    /// `KILL QUERY id` from a second connection: the server stops the statement that
+    /// connection runs (ERROR 1317), if any, and keeps the connection. The pool holds
+    /// this connection until the KILL has returned, so it cannot hit the next caller's
+    /// statement.
+    fn canceller(&self, server: &Server) -> Option<pool::Canceller> {
+        let id = server.conn.connection_id();
+        let opts = self.current_opts();
+        let timeout = self.settings.connect_timeout;
+        let target = self.settings.describe();
+        Some(Box::new(move || {
+            let cannot =
+                |e: mysql::Error| PluginError::connect(format!("cannot cancel on {target}: {e}"));
+            let mut side = open_within(opts.clone(), timeout).map_err(cannot)?;
+            match side.query_drop(format!("KILL QUERY {id}")) {
+                // The connection has gone since: nothing of it is running.
+                Err(mysql::Error::MySqlError(e)) if e.code == code::NO_SUCH_THREAD => Ok(()),
+                other => other.map_err(cannot),
+            }
+        }))
+    }
+}
+
+/// Opens one server connection, the handshake included, within `timeout` (see
+/// [`Manager::open`]).
+fn open_within(opts: OptsBuilder, timeout: std::time::Duration) -> Result<Conn, mysql::Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("plugboard-mysql-connect".into())
+        .spawn(move || {
+            let _ = tx.send(Conn::new(opts));
+        })
+        .map_err(mysql::Error::IoError)?;
+    rx.recv_timeout(timeout)
+        .unwrap_or(Err(mysql::Error::DriverError(
+            mysql::DriverError::ConnectTimeout,
+        )))
 }
 
 /// Where an error happened: a failure to connect is not a stale connection.
@@ -224,6 +258,7 @@ fn classify(e: &mysql::Error, stage: Stage) -> PluginError {
                 | code::CLIENT_INTERACTION_TIMEOUT => (ErrorKind::CONNECT, established),
                 _ if db.state.starts_with("08") => (ErrorKind::CONNECT, established),
                 code::DEADLOCK | code::LOCK_WAIT_TIMEOUT => (ErrorKind::QUERY, true),
+                code::QUERY_INTERRUPTED => (ErrorKind::CANCELLED, false),
                 _ => (ErrorKind::QUERY, false),
             };
             let err = PluginError::new(kind, message);
@@ -407,6 +442,10 @@ impl Connector for Mysql {
         let result = catalog::describe(&mut server.conn, table, zero_dates);
         mark(&mut server, &result);
         result
+    }
+
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.pool.cancel().map(drop)
     }
 
     fn ping(&self) -> Result<(), PluginError> {

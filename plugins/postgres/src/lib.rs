@@ -31,7 +31,7 @@ use std::sync::Arc;
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, Field, Schema, SchemaRef};
 use plugboard_api::partition::Partitioning;
-use plugboard_api::pool::{Manage, Pool};
+use plugboard_api::pool::{self, Manage, Pool};
 use plugboard_api::stream;
 use plugboard_api::{
     Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest,
@@ -138,6 +138,21 @@ impl Manage for Manager {
     fn reusable(&self, conn: &mut Client) -> bool {
         !conn.is_closed()
     }
+
+    /// PostgreSQL's cancel request: a new connection to the server, naming the backend
+    /// by its key, stops the query it runs (with SQLSTATE 57014), if any. The server
+    /// cancels only what is running when the request arrives; the pool holds this
+    /// connection until the request is sent, so it cannot reach the next caller's query.
+    fn canceller(&self, conn: &Client) -> Option<pool::Canceller> {
+        let token = conn.cancel_token();
+        let tls = self.tls.clone();
+        let target = self.target();
+        Some(Box::new(move || {
+            token
+                .cancel_query(tls.clone())
+                .map_err(|e| PluginError::connect(format!("cannot cancel on {target}: {e}")))
+        }))
+    }
 }
 
 /// Where an error happened: a failure to connect is not a stale connection.
@@ -167,6 +182,10 @@ fn classify(e: &postgres::Error, stage: Stage) -> PluginError {
             c if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03" | "53300") => {
                 (ErrorKind::CONNECT, established)
             }
+            // Cancelled by a cancel request; a statement_timeout raises the same code, and
+            // is the query's own failure (the server's text says which, in English; in
+            // another lc_messages a timeout reads as a cancel).
+            "57014" if !message.contains("statement timeout") => (ErrorKind::CANCELLED, false),
             // Serialization failures and deadlocks: a retry of the read can succeed.
             "40001" | "40P01" => (ErrorKind::QUERY, true),
             _ => (ErrorKind::QUERY, false),
@@ -339,6 +358,10 @@ impl Connector for Postgres {
 
     fn describe(&self, table: &str) -> Result<Vec<plugboard_api::ColumnInfo>, PluginError> {
         catalog::describe(&mut *self.pool.get()?, table)
+    }
+
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.pool.cancel().map(drop)
     }
 
     fn ping(&self) -> Result<(), PluginError> {

@@ -144,7 +144,7 @@ impl Connector for Sqlite {
         for (i, statement) in request.statements.iter().enumerate() {
             let at = |e: PluginError| {
                 if request.statements.len() > 1 {
-                    PluginError::query(format!("statement {}: {}", i + 1, e.message()))
+                    PluginError::new(e.kind, format!("statement {}: {}", i + 1, e.message()))
                 } else {
                     e
                 }
@@ -182,6 +182,10 @@ impl Connector for Sqlite {
         }
         tx.commit().map_err(query_error)?;
         Ok(affected)
+    }
+
+    fn cancel(&self) -> Result<(), PluginError> {
+        self.pool.cancel().map(drop)
     }
 
     fn ping(&self) -> Result<(), PluginError> {

@@ -25,6 +25,17 @@ impl Manage for Manager {
     fn reusable(&self, conn: &mut Connection) -> bool {
         conn.is_autocommit()
     }
+
+    /// `sqlite3_interrupt`: the running statement fails with SQLITE_INTERRUPT at its next
+    /// step. With no statement running it does nothing (SQLite clears the flag when the
+    /// next one starts), and it is safe from any thread while the connection is open.
+    fn canceller(&self, conn: &Connection) -> Option<pool::Canceller> {
+        let handle = conn.get_interrupt_handle();
+        Some(Box::new(move || {
+            handle.interrupt();
+            Ok(())
+        }))
+    }
 }
 
 pub type Pool = pool::Pool<Manager>;

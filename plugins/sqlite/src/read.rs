@@ -505,5 +505,8 @@ pub fn stream_batches(
 }
 
 pub fn query_error(e: rusqlite::Error) -> PluginError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) {
+        return PluginError::cancelled("the statement was cancelled (interrupted)");
+    }
     PluginError::query(e.to_string())
 }

@@ -402,9 +402,10 @@ impl<'h> Shell<'h> {
         }
     }
 
-    /// Runs a read on a thread of its own and waits for it, or for Ctrl-C: then the shell
-    /// stops waiting, the read stops at its next batch and its output is dropped.
-    /// `None` when cancelled.
+    /// Runs a read on a thread of its own and waits for it, or for Ctrl-C: then the
+    /// plugin is asked to cancel the statement at its source and the shell waits for it
+    /// to stop. A plugin that cannot cancel (or a source that does not stop) is left to
+    /// finish on its own and its output is dropped. `None` when cancelled.
     fn read(&mut self, sql: &str) -> anyhow::Result<Option<Outcome>> {
         let conn = self.conn.clone();
         let sql = sql.to_owned();
@@ -429,26 +430,43 @@ impl<'h> Shell<'h> {
         // the next prompt; the result is written here too, after the line is wiped.
         let progress =
             Progress::start("reading".to_owned(), Progress::wanted(self.quiet, 0, false));
+        let mut cancel: Option<Cancelling> = None;
         loop {
             match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(Err(e)) if interrupt::stopped_by_sigint(&e) || interrupt::take_cancel() => {
-                    // An isolated plugin's worker shares the terminal: Ctrl-C stopped the
-                    // statement at its source. The next statement starts a new worker.
-                    progress.finish();
-                    eprintln!("cancelled (the plugin's worker stopped with it)");
-                    return Ok(None);
-                }
                 Ok(result) => {
                     progress.finish();
-                    let (text, outcome) = result?;
-                    self.with_writer(|out| Ok(out.write_all(&text)?))?;
-                    return Ok(Some(outcome));
+                    let cancelled = cancel.is_some() || interrupt::take_cancel();
+                    return match result {
+                        Err(e) if interrupt::stopped_by_sigint(&e) => {
+                            // An isolated plugin's worker shares the terminal: Ctrl-C
+                            // stopped it. The next statement starts a new worker.
+                            eprintln!("cancelled (the plugin's worker stopped with it)");
+                            Ok(None)
+                        }
+                        _ if cancelled => {
+                            eprintln!("cancelled");
+                            Ok(None)
+                        }
+                        result => {
+                            let (text, outcome) = result?;
+                            self.with_writer(|out| Ok(out.write_all(&text)?))?;
+                            Ok(Some(outcome))
+                        }
+                    };
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if interrupt::take_cancel() {
+                    let pressed = interrupt::take_cancel();
+                    if pressed || cancel.as_ref().is_some_and(Cancelling::ask_again) {
+                        let c = cancel.get_or_insert_with(Cancelling::new);
+                        c.ask(&self.conn);
+                    }
+                    if cancel.as_ref().is_some_and(Cancelling::gave_up) {
                         progress.finish();
                         self.abandoned = true;
-                        eprintln!("cancelled");
+                        eprintln!(
+                            "cancelled; {}",
+                            cancel.as_ref().map_or("", Cancelling::why_still_running)
+                        );
                         return Ok(None);
                     }
                 }
@@ -507,6 +525,74 @@ fn with_writer(
 
 /// Runs `read` through the memory tier (so running it again is a memory hit) and renders
 /// its result in `mode`.
+/// A Ctrl-C the shell is acting on: the plugin is asked to cancel (again every
+/// [`Cancelling::AGAIN`], in case the statement had not reached its source yet), and the
+/// shell waits for the read to end, [`Cancelling::PATIENCE`] at most.
+struct Cancelling {
+    since: Instant,
+    asked: Instant,
+    /// Why the statement may go on: the plugin cannot cancel, or the cancel failed.
+    cannot: Option<String>,
+}
+
+impl Cancelling {
+    const AGAIN: Duration = Duration::from_millis(250);
+    const PATIENCE: Duration = Duration::from_secs(3);
+    /// How long to wait when the plugin cannot cancel: an isolated plugin's worker,
+    /// stopped by the same Ctrl-C, reports that within it.
+    const GRACE: Duration = Duration::from_millis(300);
+
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            since: now,
+            asked: now,
+            cannot: None,
+        }
+    }
+
+    fn ask(&mut self, conn: &Connection) {
+        self.asked = Instant::now();
+        if self.cannot.is_some() {
+            return;
+        }
+        match conn.cancel() {
+            Ok(true) => {}
+            Ok(false) => {
+                self.cannot = Some(format!(
+                    "plugin {} {} cannot stop a running statement, so it runs on at the source until it ends",
+                    conn.plugin(),
+                    conn.plugin_version()
+                ));
+            }
+            Err(e) => {
+                self.cannot = Some(format!(
+                    "the statement may run on at the source (cancelling failed: {e})"
+                ));
+            }
+        }
+    }
+
+    fn ask_again(&self) -> bool {
+        self.cannot.is_none() && self.asked.elapsed() >= Self::AGAIN
+    }
+
+    fn gave_up(&self) -> bool {
+        let patience = if self.cannot.is_some() {
+            Self::GRACE
+        } else {
+            Self::PATIENCE
+        };
+        self.since.elapsed() >= patience
+    }
+
+    fn why_still_running(&self) -> &str {
+        self.cannot
+            .as_deref()
+            .unwrap_or("the source did not stop the statement in time, so it runs on until it ends")
+    }
+}
+
 fn render(
     read: crate::Read<'_>,
     mode: Format,
