@@ -901,12 +901,6 @@ impl ModuleConnection {
         self.target.as_deref()
     }
 
-    pub fn execute(&self, request: &ExecuteRequest) -> Result<u64, PluginError> {
-        let json = serde_json::to_string(request)
-            .map_err(|e| PluginError::internal(format!("cannot serialize the request: {e}")))?;
-        self.conn.execute(RStr::from_str(&json)).into_result()
-    }
-
     /// Stops the statements running on this connection (1.7); `unsupported` for a plugin
     /// without the capability.
     pub fn cancel(&self) -> Result<(), PluginError> {

@@ -43,8 +43,8 @@ pub trait Manage: Send + Sync {
     }
 
     /// How to stop, from another thread, whatever statement `conn` is running: the
-    /// driver's interrupt handle, cancel token or connection id, taken when `conn` is
-    /// checked out. `None` (the default) when the driver has no way; [`Pool::cancel`]
+    /// driver's interrupt handle, cancel token or connection id, taken once, when `conn`
+    /// is opened. `None` (the default) when the driver has no way; [`Pool::cancel`]
     /// then leaves it running.
     ///
     /// The canceller may be called when `conn` is between statements, or after its
@@ -68,9 +68,11 @@ pub struct Pool<M: Manage> {
 }
 
 struct State<C> {
-    idle: Vec<C>,
+    /// Each idle connection with its canceller, made when it was opened.
+    idle: Vec<(C, Option<Canceller>)>,
     open: usize,
-    /// The cancellers of the checked-out connections, by checkout.
+    /// The cancellers of the checked-out connections, by checkout; one goes back to
+    /// `idle` with its connection.
     busy: Vec<(u64, Canceller)>,
     checkouts: u64,
 }
@@ -105,11 +107,12 @@ impl<M: Manage> Pool<M> {
     /// A pool that opens its first connection now, so bad settings fail at connect time.
     pub fn open(manager: M, max: usize) -> Result<Self, PluginError> {
         let first = manager.connect()?;
+        let canceller = manager.canceller(&first);
         Ok(Self {
             manager,
             max: max.max(1),
             state: Mutex::new(State {
-                idle: vec![first],
+                idle: vec![(first, canceller)],
                 open: 1,
                 busy: Vec::new(),
                 checkouts: 0,
@@ -130,9 +133,9 @@ impl<M: Manage> Pool<M> {
 
     /// An idle connection, a new one if fewer than `max` are open, else the next one back.
     pub fn get(&self) -> Result<Pooled<'_, M>, PluginError> {
-        let conn = self.checkout()?;
+        let (conn, checkout) = self.checkout()?;
         Ok(Pooled {
-            checkout: self.register(&conn),
+            checkout,
             conn: Some(conn),
             pool: PoolRef::Borrowed(self),
         })
@@ -141,22 +144,12 @@ impl<M: Manage> Pool<M> {
     /// Like [`Pool::get`], for a pool behind an `Arc`: the checkout holds the pool itself,
     /// so it can outlive the call that took it (a reader producing batches on a thread).
     pub fn get_owned(self: &Arc<Self>) -> Result<Pooled<'static, M>, PluginError> {
-        let conn = self.checkout()?;
+        let (conn, checkout) = self.checkout()?;
         Ok(Pooled {
-            checkout: self.register(&conn),
+            checkout,
             conn: Some(conn),
             pool: PoolRef::Shared(Arc::clone(self)),
         })
-    }
-
-    /// Records the canceller of a connection being checked out.
-    fn register(&self, conn: &M::Conn) -> Option<u64> {
-        let canceller = self.manager.canceller(conn)?;
-        let mut state = self.lock();
-        state.checkouts += 1;
-        let checkout = state.checkouts;
-        state.busy.push((checkout, canceller));
-        Some(checkout)
     }
 
     /// Stops the statements of every checked-out connection that has a canceller, now;
@@ -177,19 +170,25 @@ impl<M: Manage> Pool<M> {
         first_error.map_or(Ok(state.busy.len()), Err)
     }
 
-    fn checkout(&self) -> Result<M::Conn, PluginError> {
+    /// A connection, and its checkout's number when it has a canceller (now among the
+    /// busy ones).
+    fn checkout(&self) -> Result<(M::Conn, Option<u64>), PluginError> {
         let mut state = self.lock();
         loop {
-            if let Some(conn) = state.idle.pop() {
-                return Ok(conn);
+            if let Some((conn, canceller)) = state.idle.pop() {
+                let checkout = state.busy_with(canceller);
+                return Ok((conn, checkout));
             }
             if state.open < self.max {
                 state.open += 1;
                 drop(state);
-                return self.manager.connect().inspect_err(|_| {
+                let conn = self.manager.connect().inspect_err(|_| {
                     self.lock().open -= 1;
                     self.returned.notify_one();
-                });
+                })?;
+                let canceller = self.manager.canceller(&conn);
+                let checkout = self.lock().busy_with(canceller);
+                return Ok((conn, checkout));
             }
             state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
         }
@@ -213,16 +212,26 @@ impl<M: Manage> Pooled<'_, M> {
         if self.conn.take().is_some() {
             let mut state = self.pool.lock();
             state.open -= 1;
-            unregister(&mut state, self.checkout.take());
+            state.unbusy(self.checkout.take());
             drop(state);
             self.pool.returned.notify_one();
         }
     }
 }
 
-fn unregister<C>(state: &mut State<C>, checkout: Option<u64>) {
-    if let Some(checkout) = checkout {
-        state.busy.retain(|(n, _)| *n != checkout);
+impl<C> State<C> {
+    /// Records a checked-out connection's canceller; its checkout's number.
+    fn busy_with(&mut self, canceller: Option<Canceller>) -> Option<u64> {
+        let canceller = canceller?;
+        self.checkouts += 1;
+        self.busy.push((self.checkouts, canceller));
+        Some(self.checkouts)
+    }
+
+    /// The canceller of a checkout that ends, no longer busy.
+    fn unbusy(&mut self, checkout: Option<u64>) -> Option<Canceller> {
+        let at = self.busy.iter().position(|(n, _)| Some(*n) == checkout)?;
+        Some(self.busy.swap_remove(at).1)
     }
 }
 
@@ -248,9 +257,9 @@ impl<M: Manage> Drop for Pooled<'_, M> {
         if let Some(mut conn) = self.conn.take() {
             let keep = !std::thread::panicking() && self.pool.manager.reusable(&mut conn);
             let mut state = self.pool.lock();
-            unregister(&mut state, self.checkout.take());
+            let canceller = state.unbusy(self.checkout.take());
             if keep {
-                state.idle.push(conn);
+                state.idle.push((conn, canceller));
             } else {
                 state.open -= 1;
             }

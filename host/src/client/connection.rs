@@ -356,15 +356,15 @@ impl Connection {
     /// worker, on a channel of its own.
     pub fn cancel(&self) -> Result<bool> {
         let shared = &self.shared;
-        let handle = match shared.handle.try_lock() {
-            Ok(slot) => slot.as_ref().map(|(h, _)| Arc::clone(h)),
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                p.into_inner().as_ref().map(|(h, _)| Arc::clone(h))
-            }
+        let slot = match shared.handle.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             // A connect is under way; nothing runs on it yet, and a connect cannot be
             // cancelled.
             Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
         };
+        let handle = slot.as_ref().map(|(h, _)| Arc::clone(h));
+        drop(slot);
         let Some(handle) = handle else {
             return Ok(true);
         };

@@ -150,7 +150,13 @@ impl Manage for Manager {
         })
     }
 
+    /// Also forgets the statement of the call that ends: the next checkout's cancel
+    /// starts from the connection's own.
     fn reusable(&self, conn: &mut Conn) -> bool {
+        conn.statement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         !conn.broken
     }
 
@@ -159,9 +165,7 @@ impl Manage for Manager {
     /// 1.0 driver, or one without it, answers `unsupported`. The handles hold the
     /// statement and connection weakly; one that has gone does nothing.
     fn canceller(&self, conn: &Conn) -> Option<pool::Canceller> {
-        // A new checkout: the last one's statement is done.
         let statement = Arc::clone(&conn.statement);
-        statement.lock().unwrap_or_else(|p| p.into_inner()).take();
         let connection = conn.inner.get_cancel_handle();
         let context = Arc::clone(&self.context);
         Some(Box::new(move || {

@@ -523,8 +523,6 @@ fn with_writer(
     }
 }
 
-/// Runs `read` through the memory tier (so running it again is a memory hit) and renders
-/// its result in `mode`.
 /// A Ctrl-C the shell is acting on: the plugin is asked to cancel (again every
 /// [`Cancelling::AGAIN`], in case the statement had not reached its source yet), and the
 /// shell waits for the read to end, [`Cancelling::PATIENCE`] at most.
@@ -593,6 +591,8 @@ impl Cancelling {
     }
 }
 
+/// Runs `read` through the memory tier (so running it again is a memory hit) and renders
+/// its result in `mode`.
 fn render(
     read: crate::Read<'_>,
     mode: Format,
