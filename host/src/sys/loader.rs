@@ -846,6 +846,13 @@ unsafe fn check_views(a: &RawArray, utf8: bool, path: &str) -> Result<(), Plugin
         if sizes.is_null() {
             return Err(malformed(format!("{path}: null variadic buffer sizes")));
         }
+        // polars takes the sizes as a slice of `i64` where they are, without the copy it
+        // makes of other misaligned buffers: a misaligned one is undefined behaviour there.
+        if !(sizes as usize).is_multiple_of(std::mem::align_of::<i64>()) {
+            return Err(malformed(format!(
+                "{path}: variadic buffer sizes at {sizes:p} are not aligned to 8 bytes"
+            )));
+        }
         for i in 0..n_data {
             // SAFETY: as above, read unaligned.
             let size = unsafe { sizes.add(i).read_unaligned() };
