@@ -400,8 +400,19 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
             ));
         }
         DataType::List(inner) => {
+            // polars' JSON writer reads a struct's row nulls from the start of its array,
+            // not from where a list's values begin (polars-json's `struct_serializer`
+            // drops its offset): a struct in a list whose offsets do not start at 0 (a
+            // sliced batch) printed other rows' nulls. A trimmed list starts at 0, its
+            // struct sliced to where its rows begin.
+            let trimmed = if style == Style::Json && holds_struct(inner) {
+                s.trim_lists_to_normalized_offsets()
+            } else {
+                None
+            };
+            let s = trimmed.as_ref().unwrap_or(s);
             if !has_values_to_check(inner) {
-                return Ok(None);
+                return Ok(trimmed);
             }
             // polars' JSON writer formats the values under a null list entry or a null
             // struct row too (and drops them), but the series polars builds of a list's
@@ -425,11 +436,14 @@ fn printable_series(s: &Series, style: Style) -> std::result::Result<Option<Seri
             if changed.get() {
                 Some(out.into_series())
             } else {
-                propagated
+                propagated.or(trimmed)
             }
         }
         DataType::Struct(fields) => {
-            if !fields.iter().any(|f| has_values_to_check(f.dtype())) {
+            let check = |f: &Field| {
+                has_values_to_check(f.dtype()) || (style == Style::Json && trims(f.dtype()))
+            };
+            if !fields.iter().any(check) {
                 return Ok(None);
             }
             // As for a list: the fields checked must be the ones the writer formats.
@@ -471,6 +485,25 @@ fn has_values_to_check(dtype: &DataType) -> bool {
         | DataType::Duration(_) => true,
         DataType::List(inner) => has_values_to_check(inner),
         DataType::Struct(fields) => fields.iter().any(|f| has_values_to_check(f.dtype())),
+        _ => false,
+    }
+}
+
+/// Whether a list's values hold a struct, at any depth of lists.
+fn holds_struct(dtype: &DataType) -> bool {
+    match dtype {
+        DataType::Struct(_) => true,
+        DataType::List(inner) => holds_struct(inner),
+        _ => false,
+    }
+}
+
+/// Whether a column holds a list of structs that the JSON writer needs trimmed, see
+/// [`printable_series`].
+fn trims(dtype: &DataType) -> bool {
+    match dtype {
+        DataType::List(inner) => holds_struct(inner),
+        DataType::Struct(fields) => fields.iter().any(|f| trims(f.dtype())),
         _ => false,
     }
 }
@@ -677,6 +710,74 @@ mod tests {
         let mut out = Vec::new();
         write(&sample(), format, &mut out).expect("write");
         String::from_utf8(out).expect("utf8")
+    }
+
+    /// `[[{a: 1}, null], [{a: 3}, {a: 4}], [null, {a: 6}]]` sliced to its last two rows:
+    /// list offsets that start at 2, under a struct with row nulls, as a sliced batch has.
+    fn sliced_lists_of_structs() -> DataFrame {
+        use polars_arrow::array::{Array, Int32Array, ListArray, StructArray};
+        use polars_arrow::bitmap::Bitmap;
+        use polars_arrow::datatypes::{ArrowDataType, Field as ArrowField};
+        use polars_arrow::offset::Offsets;
+
+        let fields = vec![ArrowField::new("a".into(), ArrowDataType::Int32, true)];
+        let values = StructArray::try_new(
+            ArrowDataType::Struct(fields),
+            6,
+            vec![Int32Array::from_slice([1, 2, 3, 4, 5, 6]).boxed()],
+            Some(Bitmap::from([true, false, true, true, false, true])),
+        )
+        .expect("struct");
+        let item = ArrowField::new("item".into(), values.dtype().clone(), true);
+        let offsets = Offsets::<i64>::try_from_lengths([2, 2, 2].into_iter()).expect("offsets");
+        let list = ListArray::<i64>::try_new(
+            ArrowDataType::LargeList(Box::new(item)),
+            offsets.into(),
+            values.boxed(),
+            None,
+        )
+        .expect("list")
+        .sliced(1, 2);
+        let lists = Series::try_from((PlSmallStr::from("l"), vec![list.boxed()])).expect("series");
+        let structs = df!("id" => [1i64, 2])
+            .expect("df")
+            .column("id")
+            .expect("id")
+            .clone();
+        let nested = StructChunked::from_series(
+            "s".into(),
+            2,
+            [lists.clone(), structs.as_materialized_series().clone()].iter(),
+        )
+        .expect("struct of a list")
+        .into_series();
+        DataFrame::new(2, vec![lists.into_column(), nested.into_column()]).expect("df")
+    }
+
+    #[test]
+    fn json_prints_the_nulls_of_structs_in_sliced_lists() {
+        let df = sliced_lists_of_structs();
+        let expected = concat!(
+            r#"{"l":[{"a":3},{"a":4}],"s":{"l":[{"a":3},{"a":4}],"id":1}}"#,
+            "\n",
+            r#"{"l":[null,{"a":6}],"s":{"l":[null,{"a":6}],"id":2}}"#,
+            "\n"
+        );
+        let mut whole = Vec::new();
+        write(&df, Format::Ndjson, &mut whole).expect("ndjson");
+        assert_eq!(String::from_utf8_lossy(&whole), expected);
+        // Batch by batch, each batch a slice of the frame.
+        let mut batched = Vec::new();
+        let batches = (0..2).map(|at| Ok(df.slice(at, 1)));
+        write_stream(batches, df.schema(), Format::Ndjson, &mut batched).expect("ndjson stream");
+        assert_eq!(String::from_utf8_lossy(&batched), expected);
+        let mut json = Vec::new();
+        write(&df, Format::Json, &mut json).expect("json");
+        let json = String::from_utf8_lossy(&json);
+        assert!(
+            json.contains(r#"[null,{"a":6}]"#) && !json.contains(r#"{"a":5}"#),
+            "{json}"
+        );
     }
 
     #[test]
