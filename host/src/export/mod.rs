@@ -739,18 +739,10 @@ mod tests {
         .expect("list")
         .sliced(1, 2);
         let lists = Series::try_from((PlSmallStr::from("l"), vec![list.boxed()])).expect("series");
-        let structs = df!("id" => [1i64, 2])
-            .expect("df")
-            .column("id")
-            .expect("id")
-            .clone();
-        let nested = StructChunked::from_series(
-            "s".into(),
-            2,
-            [lists.clone(), structs.as_materialized_series().clone()].iter(),
-        )
-        .expect("struct of a list")
-        .into_series();
+        let ids = Series::new("id".into(), [1i64, 2]);
+        let nested = StructChunked::from_series("s".into(), 2, [lists.clone(), ids].iter())
+            .expect("struct of a list")
+            .into_series();
         DataFrame::new(2, vec![lists.into_column(), nested.into_column()]).expect("df")
     }
 
