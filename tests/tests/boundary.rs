@@ -347,6 +347,46 @@ fn malformed_streams_from_a_raw_plugin_are_errors() {
 }
 
 #[test]
+fn a_sliced_list_of_structs_prints_its_own_nulls() {
+    // polars' JSON writer took a struct's nulls from the start of its values, not from the
+    // list's first offset: a valid sliced column printed other rows' nulls
+    // (fuzz/artifacts/output_formats/crash-65276c4…).
+    let project = project();
+    let ndjson = plugboard_tests::cli!(
+        project,
+        ["query", "raw", "sliced_struct_list", "--format", "ndjson"]
+    )
+    .ok();
+    assert_eq!(
+        ndjson,
+        "{\"l\":[{\"a\":3},{\"a\":4}]}\n{\"l\":[null,{\"a\":6}]}\n"
+    );
+    let json = plugboard_tests::cli!(
+        project,
+        ["query", "raw", "sliced_struct_list", "--format", "json"]
+    )
+    .ok();
+    let rows: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(
+        rows,
+        serde_json::json!([{"l": [{"a": 3}, {"a": 4}]}, {"l": [null, {"a": 6}]}]),
+        "{json}"
+    );
+
+    // And through the library's writer.
+    let df = project
+        .host()
+        .connection("raw")
+        .expect("raw")
+        .query("sliced_struct_list")
+        .fetch()
+        .expect("a valid stream");
+    let mut out = Vec::new();
+    plugboard::output::write(&df, plugboard::output::Format::Ndjson, &mut out).expect("write");
+    assert_eq!(String::from_utf8(out).expect("UTF-8"), ndjson);
+}
+
+#[test]
 fn unknown_names_list_what_exists() {
     let host = project().host();
     let e = host.connection("pet").unwrap_err().to_string();
