@@ -2,17 +2,16 @@
 //! left out), and a table's columns with `format_type`'s name, `NOT NULL`, and the Arrow
 //! type this connector's own read gives each (from a zero-row read of the table).
 
+use crate::client::Client;
+use crate::established;
 use plugboard_api::catalog::{self, ColumnInfo, TableInfo};
 use plugboard_api::{PluginError, ReadRequest};
-use postgres::Client;
-
-use crate::{Stage, classify};
 
 /// Tables, partitioned tables, views, materialized views and foreign tables, by schema
 /// and name.
 pub(crate) fn tables(client: &mut Client) -> Result<Vec<TableInfo>, PluginError> {
-    let rows = client
-        .query(
+    let rows = client.run(|c| async move {
+        c.query(
             "SELECT n.nspname::text, c.relname::text, c.relkind::text \
              FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -23,7 +22,9 @@ pub(crate) fn tables(client: &mut Client) -> Result<Vec<TableInfo>, PluginError>
              ORDER BY 1, 2",
             &[],
         )
-        .map_err(|e| classify(&e, Stage::Established))?;
+        .await
+        .map_err(established)
+    })?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -43,27 +44,30 @@ pub(crate) fn tables(client: &mut Client) -> Result<Vec<TableInfo>, PluginError>
 /// The columns of `table`, named as `psql`'s `\d` takes it: `orders`, `public.orders`,
 /// `"Mixed Case"` (resolved by `to_regclass`, so the search path and quoting apply).
 pub(crate) fn describe(client: &mut Client, table: &str) -> Result<Vec<ColumnInfo>, PluginError> {
-    let established = |e: postgres::Error| classify(&e, Stage::Established);
-    let found = client
-        .query_one(
+    let found = client.run(|c| async move {
+        c.query_one(
             "SELECT to_regclass($1::text)::oid, to_regclass($1::text)::text",
             &[&table],
         )
-        .map_err(established)?;
+        .await
+        .map_err(established)
+    })?;
     let (Some(oid), Some(quoted)) = (
         found.get::<_, Option<u32>>(0),
         found.get::<_, Option<String>>(1),
     ) else {
         return Err(catalog::unknown_table(table));
     };
-    let attributes = client
-        .query(
+    let attributes = client.run(|c| async move {
+        c.query(
             "SELECT attname::text, format_type(atttypid, atttypmod), attnotnull \
              FROM pg_catalog.pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             &[&oid],
         )
-        .map_err(established)?;
+        .await
+        .map_err(established)
+    })?;
     // The types a read gives, from the read itself.
     let request = ReadRequest {
         query: format!("SELECT * FROM {quoted}"),

@@ -9,7 +9,7 @@
 pub use plugboard_api::fuzz_input::{Decoded, decode, encode};
 
 use plugboard_api::Params;
-use postgres::types::{ToSql, Type};
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::{TextParam, bind, sql};
 
@@ -48,7 +48,7 @@ fn run(statement: &str, own: &Params, shared: &Params, mode: u8) {
             Type::FLOAT8,
             Type::BOOL,
         ] {
-            let mut out = postgres::types::private::BytesMut::new();
+            let mut out = tokio_postgres::types::private::BytesMut::new();
             let _ = param.to_sql_checked(&ty, &mut out);
         }
     }

@@ -18,15 +18,19 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod client;
 pub mod config;
+mod copy;
 pub mod fuzzing;
 mod sql;
 pub mod tls;
 pub mod types;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, Read as _};
+use std::pin::pin;
 use std::sync::Arc;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use plugboard_api::arrow_array::{ArrayRef, RecordBatch, RecordBatchIterator};
 use plugboard_api::arrow_schema::{ArrowError, Field, Schema, SchemaRef};
@@ -37,13 +41,14 @@ use plugboard_api::{
     Connector, ErrorKind, ExecuteRequest, Manifest, Params, PluginError, ReadRequest,
     RecordBatchReader, Value, export_connector,
 };
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use postgres::{Client, Statement};
+use tokio_postgres::Statement;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+
+use crate::client::Client;
 
 pub use crate::config::Config;
 use crate::config::{Settings, SslMode};
-use crate::types::{ColumnBuilder, column_kind};
+use crate::types::{ColumnBuilder, ColumnKind, Scalar, column_kind};
 
 /// Rows per record batch unless the host asks for another size.
 pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
@@ -51,13 +56,13 @@ pub const DEFAULT_BATCH_SIZE: usize = 64 * 1024;
 /// Opens server connections with the resolved settings.
 pub struct Manager {
     settings: Settings,
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: postgres_native_tls::MakeTlsConnector,
 }
 
 impl Manager {
     pub fn new(settings: Settings) -> Result<Self, PluginError> {
-        let mut config = postgres::Config::new();
+        let mut config = tokio_postgres::Config::new();
         config
             .host(&settings.host)
             .port(settings.port)
@@ -66,10 +71,10 @@ impl Manager {
             .application_name(&settings.application_name)
             .connect_timeout(settings.connect_timeout)
             .ssl_mode(match settings.sslmode {
-                SslMode::Disable => postgres::config::SslMode::Disable,
-                SslMode::Prefer => postgres::config::SslMode::Prefer,
+                SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+                SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
                 SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                    postgres::config::SslMode::Require
+                    tokio_postgres::config::SslMode::Require
                 }
             });
         if let Some(p) = &settings.password {
@@ -125,7 +130,7 @@ impl Manage for Manager {
     type Conn = Client;
 
     fn connect(&self) -> Result<Client, PluginError> {
-        self.config.connect(self.tls.clone()).map_err(|e| {
+        Client::connect(&self.config, self.tls.clone())?.map_err(|e| {
             let err = classify(&e, Stage::Connect);
             let mut message = format!("cannot connect to {}: {}", self.target(), err.message());
             if message.contains("certificate verify failed") {
@@ -144,12 +149,11 @@ impl Manage for Manager {
     /// cancels only what is running when the request arrives; the pool holds this
     /// connection until the request is sent, so it cannot reach the next caller's query.
     fn canceller(&self, conn: &Client) -> Option<pool::Canceller> {
-        let token = conn.cancel_token();
+        let token = conn.cancel_token()?;
         let tls = self.tls.clone();
         let target = self.target();
         Some(Box::new(move || {
-            token
-                .cancel_query(tls.clone())
+            client::cancel(&token, tls.clone())
                 .map_err(|e| PluginError::connect(format!("cannot cancel on {target}: {e}")))
         }))
     }
@@ -164,7 +168,7 @@ enum Stage {
 
 /// Turns a driver error into a plugin error: its SQLSTATE decides the kind, and whether
 /// resetting the connection may help.
-fn classify(e: &postgres::Error, stage: Stage) -> PluginError {
+fn classify(e: &tokio_postgres::Error, stage: Stage) -> PluginError {
     let established = stage == Stage::Established;
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
@@ -206,6 +210,11 @@ fn classify(e: &postgres::Error, stage: Stage) -> PluginError {
     if established { err.retryable() } else { err }
 }
 
+/// [`classify`] for an error on an open connection.
+fn established(e: tokio_postgres::Error) -> PluginError {
+    classify(&e, Stage::Established)
+}
+
 /// A parameter sent in text format: the server parses it as the type it inferred for the
 /// placeholder, as psql and libpq do.
 #[derive(Debug)]
@@ -215,7 +224,7 @@ impl ToSql for TextParam<'_> {
     fn to_sql(
         &self,
         _ty: &Type,
-        out: &mut postgres::types::private::BytesMut,
+        out: &mut tokio_postgres::types::private::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let text = match self.0 {
             Value::Null => return Ok(IsNull::Yes),
@@ -240,8 +249,8 @@ impl ToSql for TextParam<'_> {
         true
     }
 
-    fn encode_format(&self, _ty: &Type) -> postgres::types::Format {
-        postgres::types::Format::Text
+    fn encode_format(&self, _ty: &Type) -> tokio_postgres::types::Format {
+        tokio_postgres::types::Format::Text
     }
 
     to_sql_checked!();
@@ -365,10 +374,9 @@ impl Connector for Postgres {
     }
 
     fn ping(&self) -> Result<(), PluginError> {
-        let mut conn = self.pool.get()?;
-        conn.simple_query("")
-            .map(drop)
-            .map_err(|e| classify(&e, Stage::Established))
+        self.pool
+            .get()?
+            .run(|c| async move { c.simple_query("").await.map(drop).map_err(established) })
     }
 
     fn close(&self) {
@@ -455,22 +463,30 @@ fn read(
         ),
         _ => rewritten.sql.clone(),
     };
-    let statement = client
-        .prepare(&text)
-        .map_err(|e| classify(&e, Stage::Established))?;
+    let statement = client.run(|c| async { c.prepare(&text).await.map_err(established) })?;
     let kinds = statement
         .columns()
         .iter()
         .map(|c| column_kind(c.name(), c.type_()).map_err(PluginError::unsupported))
         .collect::<Result<Vec<_>, _>>()?;
-    // A cached read is one batch, sliced afterwards, so that a numeric column's scale
-    // comes from all its values; a streamed one hands over every `batch_size` rows.
+    // A streamed read hands over every `batch_size` rows. A cached read with a numeric
+    // column is one batch, sliced afterwards, so that the column's scale comes from all
+    // its values; without one, batches of `batch_size` rows spare growing one batch of
+    // every row (and copying it at each doubling).
     let batch_size = request.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1);
-    let (size, capacity) = if request.stream {
-        // Room for a default batch up front, not for `usize::MAX` rows.
-        (batch_size, batch_size.min(DEFAULT_BATCH_SIZE))
+    let numeric = kinds.iter().any(|k| {
+        matches!(
+            k,
+            ColumnKind::Scalar(Scalar::Numeric) | ColumnKind::List(Scalar::Numeric)
+        )
+    });
+    // Room for a default batch up front, not for `usize::MAX` rows; a read that may be
+    // a lookup starts small.
+    let (size, first, capacity) = if request.stream || !numeric {
+        let capacity = batch_size.min(DEFAULT_BATCH_SIZE);
+        (batch_size, capacity.min(1024), capacity)
     } else {
-        (usize::MAX, 1024)
+        (usize::MAX, 1024, 1024)
     };
     let builders = |capacity| {
         statement
@@ -491,7 +507,7 @@ fn read(
     let mut batcher = Batcher {
         schema: Arc::new(Schema::new(fields)),
         fixed: false,
-        columns: builders(capacity),
+        columns: builders(first),
         fresh: &|| builders(capacity),
         size,
         rows: 0,
@@ -596,7 +612,8 @@ impl Batcher<'_> {
     }
 }
 
-/// Streams `COPY (query) TO STDOUT (FORMAT binary)` into the builders; returns the rows.
+/// Streams `COPY (query) TO STDOUT (FORMAT binary)` into the builders: one runtime
+/// entry for the whole read, each message decoded as it arrives.
 fn read_copy(
     client: &mut Client,
     query: &str,
@@ -606,69 +623,14 @@ fn read_copy(
         "COPY ({}\n) TO STDOUT (FORMAT binary)",
         sql::trim_statement(query)
     );
-    let mut reader = client
-        .copy_out(copy.as_str())
-        .map_err(|e| classify(&e, Stage::Established))?;
-    let io = |e: std::io::Error| {
-        // The driver reports a server error inside the stream as an io::Error wrapping it.
-        match e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<postgres::Error>())
-        {
-            Some(pg) => classify(pg, Stage::Established),
-            None => PluginError::connect(format!("reading the COPY stream: {e}")).retryable(),
+    client.run(|c| async move {
+        let mut messages = pin!(c.copy_out(copy.as_str()).await.map_err(established)?);
+        let mut decoder = copy::Decoder::new();
+        while let Some(message) = messages.next().await {
+            decoder.feed(&message.map_err(established)?, batcher)?;
         }
-    };
-    let malformed = |what: &str| PluginError::internal(format!("unexpected COPY data: {what}"));
-    let mut header = [0u8; 19];
-    reader.read_exact(&mut header).map_err(io)?;
-    if &header[..11] != b"PGCOPY\n\xff\r\n\0" {
-        return Err(malformed("bad signature"));
-    }
-    let extension = u32::from_be_bytes([header[15], header[16], header[17], header[18]]);
-    std::io::copy(
-        &mut (&mut reader).take(u64::from(extension)),
-        &mut std::io::sink(),
-    )
-    .map_err(io)?;
-    let mut value = Vec::new();
-    loop {
-        let mut count = [0u8; 2];
-        reader.read_exact(&mut count).map_err(io)?;
-        let count = i16::from_be_bytes(count);
-        if count == -1 {
-            break;
-        }
-        if count as usize != batcher.columns.len() {
-            return Err(malformed("a row with the wrong number of fields"));
-        }
-        for column in &mut batcher.columns {
-            let mut len = [0u8; 4];
-            reader.read_exact(&mut len).map_err(io)?;
-            let len = i32::from_be_bytes(len);
-            if len < 0 {
-                column.push(None).map_err(PluginError::internal)?;
-                continue;
-            }
-            let len = len as usize;
-            // Borrow straight from the driver's buffer when the value is whole in it.
-            let buf = reader.fill_buf().map_err(io)?;
-            if buf.len() >= len {
-                column
-                    .push(Some(&buf[..len]))
-                    .map_err(PluginError::internal)?;
-                reader.consume(len);
-            } else {
-                value.resize(len, 0);
-                reader.read_exact(&mut value).map_err(io)?;
-                column.push(Some(&value)).map_err(PluginError::internal)?;
-            }
-        }
-        batcher.row_done()?;
-    }
-    // Drain the end of the stream so the connection is ready for the next statement.
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io)?;
-    Ok(())
+        decoder.finish()
+    })
 }
 
 /// Binds the parameters on the server and reads binary result rows.
@@ -679,63 +641,67 @@ fn read_rows(
     limit: Option<u64>,
     batcher: &mut Batcher<'_>,
 ) -> Result<(), PluginError> {
-    let values = params.iter().map(|p| p as &dyn ToSql);
-    let mut rows = client
-        .query_raw(statement, values)
-        .map_err(|e| classify(&e, Stage::Established))?;
-    let mut n = 0u64;
-    while let Some(row) = rows.next().map_err(|e| classify(&e, Stage::Established))? {
-        if limit.is_some_and(|l| n >= l) {
-            continue; // the rest of the result is drained, not kept
+    client.run(|c| async move {
+        let values = params.iter().map(|p| p as &dyn ToSql);
+        let mut rows = pin!(c.query_raw(statement, values).await.map_err(established)?);
+        let mut n = 0u64;
+        while let Some(row) = rows.try_next().await.map_err(established)? {
+            if limit.is_some_and(|l| n >= l) {
+                continue; // the rest of the result is drained, not kept
+            }
+            for (i, column) in batcher.columns.iter_mut().enumerate() {
+                let raw: Option<Raw<'_>> = row
+                    .try_get(i)
+                    .map_err(|e| PluginError::internal(e.to_string()))?;
+                column
+                    .push(raw.map(|r| r.0))
+                    .map_err(PluginError::internal)?;
+            }
+            n += 1;
+            batcher.row_done()?;
         }
-        for (i, column) in batcher.columns.iter_mut().enumerate() {
-            let raw: Option<Raw<'_>> = row
-                .try_get(i)
-                .map_err(|e| PluginError::internal(e.to_string()))?;
-            column
-                .push(raw.map(|r| r.0))
-                .map_err(PluginError::internal)?;
-        }
-        n += 1;
-        batcher.row_done()?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn execute(client: &mut Client, request: &ExecuteRequest) -> Result<u64, PluginError> {
-    let error = |e: postgres::Error| classify(&e, Stage::Established);
-    let mut tx = client.transaction().map_err(error)?;
-    let mut total = 0u64;
-    let mut used = BTreeSet::new();
-    for statement in &request.statements {
-        let rewritten = sql::rewrite(&statement.sql)?;
-        used.extend(rewritten.names.iter().cloned());
-        if rewritten.names.is_empty() {
-            // No parameters: the simple protocol, which also runs several statements.
-            for message in tx.simple_query(&rewritten.sql).map_err(error)? {
-                if let postgres::SimpleQueryMessage::CommandComplete(n) = message {
-                    total += n;
+    client.run(|c| async move {
+        let tx = c.transaction().await.map_err(established)?;
+        let mut total = 0u64;
+        let mut used = BTreeSet::new();
+        for statement in &request.statements {
+            let rewritten = sql::rewrite(&statement.sql)?;
+            used.extend(rewritten.names.iter().cloned());
+            if rewritten.names.is_empty() {
+                // No parameters: the simple protocol, which also runs several statements.
+                for message in tx.simple_query(&rewritten.sql).await.map_err(established)? {
+                    if let tokio_postgres::SimpleQueryMessage::CommandComplete(n) = message {
+                        total += n;
+                    }
                 }
+            } else {
+                let params = bind(
+                    &rewritten.names,
+                    &statement.params,
+                    Some(&request.params),
+                    false,
+                )?;
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                total += tx
+                    .execute(rewritten.sql.as_str(), &refs)
+                    .await
+                    .map_err(established)?;
             }
-        } else {
-            let params = bind(
-                &rewritten.names,
-                &statement.params,
-                Some(&request.params),
-                false,
-            )?;
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-            total += tx.execute(rewritten.sql.as_str(), &refs).map_err(error)?;
         }
-    }
-    if let Some(unknown) = request.params.keys().find(|k| !used.contains(*k)) {
-        return Err(PluginError::query(format!(
-            "unknown parameter {unknown:?}: no statement uses it"
-        )));
-    }
-    tx.commit().map_err(error)?;
-    Ok(total)
+        if let Some(unknown) = request.params.keys().find(|k| !used.contains(*k)) {
+            return Err(PluginError::query(format!(
+                "unknown parameter {unknown:?}: no statement uses it"
+            )));
+        }
+        tx.commit().await.map_err(established)?;
+        Ok(total)
+    })
 }
 
 export_connector!(Postgres);

@@ -28,7 +28,7 @@ use plugboard_api::arrow_array::builder::{
 };
 use plugboard_api::arrow_array::{Array, ArrayRef, Decimal128Array, ListArray, StringViewArray};
 use plugboard_api::arrow_schema::{DataType, Field};
-use postgres::types::{Kind, Type};
+use tokio_postgres::types::{Kind, Type};
 
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
