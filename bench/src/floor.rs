@@ -159,6 +159,90 @@ impl MySqlFloor {
     }
 }
 
+/// A PostgreSQL connection speaking just enough of protocol 3.0 to run one COPY and drop
+/// its data: a user the server trusts (no password), on TCP.
+pub struct PgFloor {
+    stream: BufReader<TcpStream>,
+    message: Vec<u8>,
+}
+
+impl PgFloor {
+    pub fn connect(addr: &str, user: &str, database: &str) -> anyhow::Result<Self> {
+        let tcp = TcpStream::connect(addr).with_context(|| format!("connect to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        let mut c = Self {
+            stream: BufReader::with_capacity(1 << 16, tcp),
+            message: Vec::new(),
+        };
+        let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
+        for (k, v) in [("user", user), ("database", database)] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut startup = (body.len() as u32 + 4).to_be_bytes().to_vec();
+        startup.extend_from_slice(&body);
+        c.stream.get_mut().write_all(&startup)?;
+        loop {
+            match c.read_message()? {
+                b'R' => ensure!(
+                    c.message == [0, 0, 0, 0],
+                    "the floor needs a server that trusts {user} (no password)"
+                ),
+                b'Z' => return Ok(c),
+                _ => {} // parameter status, backend key
+            }
+        }
+    }
+
+    /// Runs `COPY (sql) TO STDOUT (FORMAT binary)`: returns the rows the server says it
+    /// sent, each CopyData message read off the socket and dropped.
+    pub fn copy(&mut self, sql: &str) -> anyhow::Result<u64> {
+        let text = format!("COPY ({sql}) TO STDOUT (FORMAT binary)\0");
+        let mut query = vec![b'Q'];
+        query.extend_from_slice(&(text.len() as u32 + 4).to_be_bytes());
+        query.extend_from_slice(text.as_bytes());
+        self.stream.get_mut().write_all(&query)?;
+        let mut rows = None;
+        loop {
+            match self.read_message()? {
+                b'C' => {
+                    let tag = String::from_utf8_lossy(&self.message);
+                    rows = tag
+                        .trim_end_matches('\0')
+                        .strip_prefix("COPY ")
+                        .map(str::parse);
+                }
+                b'Z' => break,
+                _ => {} // CopyOutResponse, CopyData, CopyDone
+            }
+        }
+        Ok(rows.context("no COPY command tag")??)
+    }
+
+    /// The next message's type, its body in `self.message`; an ErrorResponse fails.
+    fn read_message(&mut self) -> anyhow::Result<u8> {
+        let mut head = [0u8; 5];
+        self.stream.read_exact(&mut head)?;
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        ensure!(len >= 4, "a PostgreSQL message of length {len}");
+        self.message.resize(len - 4, 0);
+        self.stream.read_exact(&mut self.message)?;
+        if head[0] == b'E' {
+            // Fields: a type byte and a NUL-terminated text each; 'M' is the message.
+            let text = self
+                .message
+                .split(|&b| b == 0)
+                .find_map(|f| f.strip_prefix(b"M"))
+                .unwrap_or_default();
+            bail!("PostgreSQL: {}", String::from_utf8_lossy(text));
+        }
+        Ok(head[0])
+    }
+}
+
 /// A Redis connection speaking just enough RESP to list keys and fetch values, dropping
 /// them: on TCP, without a password.
 pub struct RedisFloor {

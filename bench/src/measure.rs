@@ -53,6 +53,11 @@ pub const FLOOR: &str = "rusqlite: step the rows, read every value (floor)";
 /// The floor of a MySQL read: the server's binary result (the prepared statement every
 /// tool here runs) read off the socket and dropped by a minimal client.
 pub const MYSQL_FLOOR: &str = "MariaDB's binary result, read and dropped (floor)";
+/// The floor of a PostgreSQL read: the server's binary COPY of the same rows, read off the
+/// socket and dropped by a minimal client ([`crate::floor::PgFloor`]).
+pub const PG_FLOOR: &str = "PostgreSQL's binary COPY, read and dropped (floor)";
+/// The same through psql, a whole process (its start and connection included).
+pub const PSQL_FLOOR: &str = "psql -c \"COPY … (FORMAT binary)\" > /dev/null";
 /// The floor of a Redis hit, see [`redis_floor`].
 pub const REDIS_FLOOR: &str =
     "Redis: the entry's chunks fetched and dropped, 2 connections (floor)";
@@ -241,6 +246,33 @@ fn time_pair<A, B>(
     Ok((ta, tb))
 }
 
+/// A timed call; what it returns is dropped after its time is taken.
+type Timed<'a> = Box<dyn FnMut() -> anyhow::Result<Box<dyn std::any::Any>> + 'a>;
+
+/// Times `cases` in rounds (a, b, c, a, b, c, …), each warmed once first, so that drift in
+/// the machine's load falls on every case alike; `after(i)` runs, untimed, after case `i`.
+fn time_rounds<const N: usize>(
+    runs: usize,
+    cases: &mut [Timed<'_>; N],
+    mut after: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<[Vec<f64>; N]> {
+    for (i, case) in cases.iter_mut().enumerate() {
+        drop(case()?);
+        after(i)?;
+    }
+    let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
+    for _ in 0..runs {
+        for (i, case) in cases.iter_mut().enumerate() {
+            let t = Instant::now();
+            let out = case()?;
+            times[i].push(t.elapsed().as_secs_f64());
+            drop(out);
+            after(i)?;
+        }
+    }
+    Ok(times)
+}
+
 fn sample(case: &str, tool: &str, runs: Vec<f64>) -> Sample {
     Sample {
         case: case.into(),
@@ -406,13 +438,9 @@ fn duckdb(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Res
 fn adbc(dir: &Path, runs: usize, push: &mut impl FnMut(Sample)) -> anyhow::Result<()> {
     let host = host_of(dir, ADBC_PLUGINS)?;
     let cold = |conn: &plugboard::Connection| conn.query(SELECT).ttl(Duration::ZERO).fetch();
-    for (case, conn, tool) in [
-        ("sqlite", "adbc_sqlite", ADBC_SQLITE),
-        ("postgres", "adbc_postgres", ADBC_POSTGRES),
-    ] {
-        let c = host.connection(conn)?;
-        push(sample(case, tool, time(runs, || Ok(cold(&c)?))?));
-    }
+    // (PostgreSQL's driver is timed beside plugboard's own read, in `all`.)
+    let c = host.connection("adbc_sqlite")?;
+    push(sample("sqlite", ADBC_SQLITE, time(runs, || Ok(cold(&c)?))?));
     Ok(())
 }
 
@@ -526,16 +554,62 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
     push(sample("lookup_sqlite", "plugboard", inproc));
     push(sample("lookup_sqlite", ISOLATED, iso));
 
+    // PostgreSQL: plugboard, in process and isolated, the same ADBC driver that peers.py
+    // runs (through plugboard's bridge), and the server's floor, taken in turn round after
+    // round, so that a noisy minute falls on every one of them alike.
     let pg = host.connection("postgres")?;
     let pg_iso = isolated.connection("postgres")?;
-    let (inproc, iso) = time_pair(
-        runs,
-        || Ok(cold(&pg, SELECT)?),
-        || Ok(cold(&pg_iso, SELECT)?),
-        || workers.after_read("postgres"),
-    )?;
+    let adbc_host = host_of(dir, ADBC_PLUGINS)?;
+    let adbc_pg = adbc_host.connection("adbc_postgres")?;
+    let rows = cold(&pg, SELECT)?.height() as u64;
+    let mut floor =
+        crate::floor::PgFloor::connect("127.0.0.1:5432", "postgres", crate::data::PG_DB)?;
+    let mut cases: [Timed<'_>; 5] = [
+        Box::new(|| Ok(Box::new(cold(&pg, SELECT)?))),
+        Box::new(|| Ok(Box::new(cold(&pg_iso, SELECT)?))),
+        Box::new(|| Ok(Box::new(cold(&adbc_pg, SELECT)?))),
+        Box::new(|| {
+            let copied = floor.copy(SELECT)?;
+            anyhow::ensure!(
+                copied == rows,
+                "the floor copied {copied} rows, plugboard read {rows}"
+            );
+            Ok(Box::new(()))
+        }),
+        Box::new(|| {
+            let status = Command::new("psql")
+                .args([
+                    "-X",
+                    "-q",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-d",
+                    crate::data::PG_DB,
+                ])
+                .arg("-c")
+                .arg(format!("COPY ({SELECT}) TO STDOUT (FORMAT binary)"))
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            anyhow::ensure!(status.success(), "psql's COPY failed");
+            Ok(Box::new(()))
+        }),
+    ];
+    let [inproc, iso, adbc_pg_runs, floor_runs, psql_runs] = time_rounds(runs, &mut cases, |i| {
+        if i == 1 {
+            workers.after_read("postgres")
+        } else {
+            Ok(())
+        }
+    })?;
+    drop(cases);
+    drop((adbc_pg, adbc_host));
     push(sample("postgres", "plugboard", inproc));
     push(sample("postgres", ISOLATED, iso));
+    push(sample("postgres", ADBC_POSTGRES, adbc_pg_runs));
+    push(sample("postgres", PG_FLOOR, floor_runs));
+    push(sample("postgres", PSQL_FLOOR, psql_runs));
     push(sample(
         "postgres",
         "plugboard, 2 partitions",

@@ -432,6 +432,30 @@ fn targets(samples: &[Sample]) -> Vec<(String, String, bool)> {
         1.0,
     );
     ratio(
+        "PostgreSQL cold ≤ 0.8× ADBC's PostgreSQL driver (from Python)",
+        m("postgres", "plugboard"),
+        m("postgres", "ADBC (PostgreSQL driver) → polars"),
+        0.8,
+    );
+    ratio(
+        "PostgreSQL cold ≤ 0.8× ADBC's PostgreSQL driver (through plugboard, timed in turn)",
+        m("postgres", "plugboard"),
+        m("postgres", ADBC_POSTGRES),
+        0.8,
+    );
+    ratio(
+        "PostgreSQL cold ≤ 1.25× the server's binary COPY floor (timed in turn)",
+        m("postgres", "plugboard"),
+        m("postgres", crate::measure::PG_FLOOR),
+        1.25,
+    );
+    ratio(
+        "PostgreSQL, 2 partitions ≤ 0.8× connectorx with 2 partitions",
+        m("postgres", "plugboard, 2 partitions"),
+        m("postgres", "connectorx, 2 partitions"),
+        0.8,
+    );
+    ratio(
         "MySQL cold ≤ 0.8× connectorx",
         m("mysql", "plugboard"),
         m("mysql", "connectorx, 1 partition"),
