@@ -480,13 +480,15 @@ fn read(
             ColumnKind::Scalar(Scalar::Numeric) | ColumnKind::List(Scalar::Numeric)
         )
     });
-    // Room for a default batch up front, not for `usize::MAX` rows; a read that may be
-    // a lookup starts small.
-    let (size, first, capacity) = if request.stream || !numeric {
-        let capacity = batch_size.min(DEFAULT_BATCH_SIZE);
-        (batch_size, capacity.min(1024), capacity)
+    // A streamed read has room for a default batch up front, not for `usize::MAX` rows;
+    // a cached read may be a lookup of a few rows, and starts small (a batch's builders,
+    // the next batch's included, cost their allocation even when no row comes).
+    let (size, capacity) = if request.stream {
+        (batch_size, batch_size.min(DEFAULT_BATCH_SIZE))
+    } else if numeric {
+        (usize::MAX, 1024)
     } else {
-        (usize::MAX, 1024, 1024)
+        (batch_size, 1024)
     };
     let builders = |capacity| {
         statement
@@ -507,7 +509,7 @@ fn read(
     let mut batcher = Batcher {
         schema: Arc::new(Schema::new(fields)),
         fixed: false,
-        columns: builders(first),
+        columns: builders(capacity),
         fresh: &|| builders(capacity),
         size,
         rows: 0,
