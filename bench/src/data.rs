@@ -202,24 +202,28 @@ fn mariadb(sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
+/// `psql` on the bench's server and database `db`, without the user's `.psqlrc`, stopping
+/// at the first error.
+pub fn psql_command(db: &str) -> Command {
+    let mut cmd = Command::new("psql");
+    cmd.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-d",
+        db,
+    ]);
+    cmd
+}
+
 fn psql(db: &str, sql: &str) -> anyhow::Result<String> {
-    let out = Command::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            db,
-            "-c",
-            sql,
-        ])
+    let out = psql_command(db)
+        .args(["-A", "-t", "-c", sql])
         .output()
         .context("run psql")?;
     if !out.status.success() {

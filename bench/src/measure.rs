@@ -577,17 +577,7 @@ pub fn all(dir: &Path, runs: usize) -> anyhow::Result<()> {
             Ok(Box::new(()))
         }),
         Box::new(|| {
-            let status = Command::new("psql")
-                .args([
-                    "-X",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    crate::data::PG_DB,
-                ])
+            let status = data::psql_command(data::PG_DB)
                 .arg("-c")
                 .arg(format!("COPY ({SELECT}) TO STDOUT (FORMAT binary)"))
                 .stdout(std::process::Stdio::null())
