@@ -351,35 +351,43 @@ struct ExecArgs {
 /// where). Panics inside plugins never get this far: the plugin boundary turns them into
 /// errors.
 pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(main_with(std::env::args_os().collect()))
+}
+
+/// The whole program on `argv` (its first item the program's name), as its exit code:
+/// what [`main`] runs, and what a launcher other than this binary runs (the Python
+/// package's `plugboard` command, which is also the worker program of its isolated plugins).
+pub fn main_with(argv: Vec<std::ffi::OsString>) -> u8 {
     use std::process::ExitCode;
-    let mut argv = std::env::args_os().skip(1);
-    if argv
+    let mut args = argv.iter().skip(1);
+    if args
         .next()
         .is_some_and(|a| a == crate::plugin::serve::WORKER_COMMAND)
     {
-        return crate::plugin::serve::main(argv);
+        let worker = crate::plugin::serve::main(args.cloned());
+        return if worker == ExitCode::SUCCESS { 0 } else { 1 };
     }
     RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
     panic_report::install();
     interrupt::install();
-    let outcome = std::panic::catch_unwind(|| {
-        let cli = match Cli::try_parse_from(shell_by_default(std::env::args_os().collect())) {
+    let outcome = std::panic::catch_unwind(move || {
+        let cli = match Cli::try_parse_from(shell_by_default(argv)) {
             Ok(cli) => cli,
             Err(e) => return usage_error(e),
         };
         match run(cli) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Ok(()) => 0,
+            Err(e) if is_broken_pipe(&e) => 0,
             Err(e) => {
                 interrupt::wait_if_interrupted(&e);
                 eprintln!("error: {}", crate::error::one_line(&format!("{e:#}")));
-                ExitCode::from(exit::code_of(&e))
+                exit::code_of(&e)
             }
         }
     });
     outcome.unwrap_or_else(|payload| {
         eprintln!("error: {}", panic_report::describe(payload.as_ref()));
-        ExitCode::FAILURE
+        1
     })
 }
 
@@ -416,7 +424,7 @@ pub(crate) fn is_running() -> bool {
 
 /// A mistyped command line: clap's first line (what is wrong, naming the argument) and
 /// exit code 2. Help and version requests print as clap prints them.
-fn usage_error(e: clap::Error) -> std::process::ExitCode {
+fn usage_error(e: clap::Error) -> u8 {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -430,7 +438,7 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
                 "error: {}; see plugboard --help",
                 crate::error::one_line(first)
             );
-            std::process::ExitCode::from(exit::USAGE)
+            exit::USAGE
         }
     }
 }

@@ -151,6 +151,14 @@ impl HostBuilder {
         self
     }
 
+    /// The secrets files to use, lowest precedence first, instead of the default lookup;
+    /// none at all is a host whose connections all come from [`ConnectOptions`].
+    #[must_use]
+    pub fn secrets_files(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.secrets_files = Some(paths.into_iter().collect());
+        self
+    }
+
     /// Where the project secrets (`.plugboard/`, `.streamlit/`) are looked for; default `.`.
     #[must_use]
     pub fn project_dir(mut self, dir: impl Into<PathBuf>) -> Self {
