@@ -50,6 +50,16 @@ def app_project(project, monkeypatch):
     )
     monkeypatch.setenv("PLUGBOARD_PLUGINS", str(project / "plugins.toml"))
     monkeypatch.setenv("HOME", str(project))
+    # Each test is a fresh app process: no connection, host or secrets of an earlier one.
+    import streamlit as st
+
+    import plugboard.streamlit
+
+    from streamlit.runtime.secrets import secrets_singleton
+
+    st.cache_resource.clear()
+    secrets_singleton._reset()
+    monkeypatch.setattr(plugboard.streamlit, "_host", None)
     return project
 
 
@@ -103,3 +113,26 @@ def test_a_missing_section_is_a_clear_error(app_project):
     at = AppTest.from_string(app, default_timeout=60).run()
     assert at.exception
     assert 'unknown connection "no_such_db"' in at.exception[0].message
+
+
+def test_the_readme_app_runs_against_the_example_secrets(app_project, monkeypatch):
+    """examples/streamlit_app.py with examples/secrets.toml, as the README runs them
+    (`--secrets.files examples/secrets.toml`, pets.db made by demo.sh)."""
+    import pathlib
+    import shutil
+
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    (app_project / ".streamlit" / "secrets.toml").unlink()  # only the example's file
+    shutil.copy(repo / "examples" / "secrets.toml", app_project / "example-secrets.toml")
+    config.set_option("secrets.files", [str(app_project / "example-secrets.toml")])
+    at = AppTest.from_file(str(repo / "examples" / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    pets = [("alex", "puppy"), ("barbara", "cat"), ("jerry", "fish")]
+    assert shown(at) == (pets, "3 pets · miss")
+    at.run()
+    assert shown(at) == (pets, "3 pets · memory hit")
+    at.button[0].click().run()
+    assert shown(at) == (sorted(pets + [("kim", "owl")]), "4 pets · miss")

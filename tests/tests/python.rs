@@ -4,27 +4,45 @@
 //!
 //! The module is put beside the package's Python sources in a temporary folder, as
 //! `plugboard/_plugboard.abi3.so`, the name maturin gives it in a wheel. The Python comes
-//! from `$PLUGBOARD_TEST_PYTHON`, else `<target dir>/python-venv`, which `.ci/run` fills
-//! from `python/requirements-test.txt`.
+//! from `$PLUGBOARD_TEST_PYTHON`, else `<target dir>/python-venv`, which the first run
+//! fills from PyPI with `python/requirements-test.txt`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use plugboard_tests::{chinook, deps_dir, lib, pg};
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PLUGBOARD_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = deps_dir().join("../../python-venv");
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "the Python test environment is missing: run `python3 -m venv {0} && {0}/bin/pip install \
-         -r python/requirements-test.txt` (.ci/run does), or set PLUGBOARD_TEST_PYTHON",
-        venv.display()
-    );
-    python
+/// The Python the suites run with: `$PLUGBOARD_TEST_PYTHON`, else the virtualenv
+/// `<target dir>/python-venv`, made on first use from `python/requirements-test.txt` (and
+/// made again when that file changes).
+fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        if let Some(p) = std::env::var_os("PLUGBOARD_TEST_PYTHON") {
+            return p.into();
+        }
+        let venv = deps_dir().join("../../python-venv");
+        let requirements = python_dir().join("requirements-test.txt");
+        let wanted = std::fs::read_to_string(&requirements).expect("python/requirements-test.txt");
+        let marker = venv.join(".installed");
+        if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+            let run = |cmd: &mut Command| {
+                let out = cmd.output().expect("run python3");
+                assert!(
+                    out.status.success(),
+                    "{cmd:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(&requirements));
+            std::fs::write(&marker, &wanted).expect("write the venv marker");
+        }
+        venv.join("bin/python")
+    })
 }
 
 /// The package as a wheel would install it: the sources and the extension module.
