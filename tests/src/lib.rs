@@ -50,6 +50,28 @@ pub fn chinook() -> PathBuf {
     p.canonicalize().expect("canonical chinook path")
 }
 
+/// Makes a virtualenv at `dir` with `pip install ARGS`, unless its `.installed` already
+/// holds `stamp` (what was installed the last time).
+pub fn venv(dir: &Path, stamp: &str, args: &[impl AsRef<std::ffi::OsStr>]) {
+    let marker = dir.join(".installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp) {
+        return;
+    }
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().expect("run python3");
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(dir));
+    run(Command::new(dir.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(args));
+    std::fs::write(&marker, stamp).expect("write the venv marker");
+}
+
 /// The integer in row 0 of `column`.
 pub fn int(df: &polars::prelude::DataFrame, column: &str) -> i64 {
     df.column(column)
@@ -834,25 +856,7 @@ pub mod servers {
             let dir = std::env::var_os("PLUGBOARD_TEST_VENV")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| super::deps_dir().join("../../test-venv"));
-            let marker = dir.join(format!(
-                ".installed-{}",
-                PYTHON_PACKAGES.join("-").replace(['[', ']', '='], "_")
-            ));
-            if !marker.exists() {
-                let run = |cmd: &mut Command| {
-                    let out = cmd.output().expect("run python3");
-                    assert!(
-                        out.status.success(),
-                        "{cmd:?} failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                };
-                run(Command::new("python3").args(["-m", "venv"]).arg(&dir));
-                run(Command::new(dir.join("bin/pip"))
-                    .args(["install", "--quiet", "--disable-pip-version-check"])
-                    .args(PYTHON_PACKAGES));
-                std::fs::write(&marker, "").expect("write the venv marker");
-            }
+            super::venv(&dir, &PYTHON_PACKAGES.join(" "), PYTHON_PACKAGES);
             dir
         })
     }

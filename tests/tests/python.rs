@@ -25,22 +25,8 @@ fn python() -> &'static Path {
         let venv = deps_dir().join("../../python-venv");
         let requirements = python_dir().join("requirements-test.txt");
         let wanted = std::fs::read_to_string(&requirements).expect("python/requirements-test.txt");
-        let marker = venv.join(".installed");
-        if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
-            let run = |cmd: &mut Command| {
-                let out = cmd.output().expect("run python3");
-                assert!(
-                    out.status.success(),
-                    "{cmd:?} failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-            run(Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&requirements));
-            std::fs::write(&marker, &wanted).expect("write the venv marker");
-        }
+        let requirements = requirements.display().to_string();
+        plugboard_tests::venv(&venv, &wanted, &["-r", &requirements]);
         venv.join("bin/python")
     })
 }
