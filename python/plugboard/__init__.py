@@ -267,7 +267,12 @@ def _batches(batches: Any, return_type: str) -> Iterator[Any]:
 
 def _bindable(value: Any) -> Any:
     """A parameter as the native side takes it: dates, times, decimals and UUIDs as the
-    exact text SQL reads them from (``2024-05-27 10:00:00+02:00``, ``1.10``)."""
+    exact text SQL reads them from (``2024-05-27 10:00:00+02:00``, ``1.10``); numpy
+    scalars as the Python values they hold; pandas' missing values as None."""
+    if type(value).__name__ in ("NaTType", "NAType"):  # pandas.NaT, pandas.NA
+        return None
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # numpy.int64(3) -> 3, numpy.datetime64 -> datetime
     if isinstance(value, _dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, (_dt.date, _dt.time)):

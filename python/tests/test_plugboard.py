@@ -164,6 +164,24 @@ def test_each_python_type_binds_on_sqlite(host):
     }
 
 
+def test_numpy_and_pandas_values_bind_as_python_ones(host):
+    import numpy as np
+
+    conn = host.connection("scratch_pg")
+    got = conn.query(
+        "SELECT CAST(:i AS bigint) AS i, CAST(:f AS float8) AS f, CAST(:b AS boolean) AS b,"
+        " CAST(:t AS timestamp) AS t, CAST(:nat AS timestamp) AS nat, CAST(:na AS int) AS na",
+        params={
+            "i": np.int64(-7), "f": np.float32(0.5), "b": np.bool_(True),
+            "t": pd.Timestamp("2024-01-02 03:04:05.000006"), "nat": pd.NaT, "na": pd.NA,
+        },
+        return_type="pyarrow",
+    ).to_pylist()[0]
+    assert got == {
+        "i": -7, "f": 0.5, "b": True, "t": dt.datetime(2024, 1, 2, 3, 4, 5, 6), "nat": None, "na": None,
+    }
+
+
 def test_unbindable_parameters_are_config_errors(host):
     conn = host.connection("pets_db")
     with pytest.raises(plugboard.ConfigError, match="parameter big: .* does not fit in a 64-bit integer"):
