@@ -481,3 +481,18 @@ def test_an_isolated_plugin_that_crashes_leaves_python_running(project):
     assert rows(conn.query("rows", refresh=True)) == [(1, "a"), (2, "b"), (3, "c")]
     assert conn.last_outcome == "miss"  # read again, by a new worker
     assert int(conn.query("pid", refresh=True)["pid"][0]) != worker
+
+
+def test_read_takes_a_file_and_the_plugins_read_options(project):
+    (project / "data").mkdir()
+    (project / "data" / "pets.txt").write_text("person;pet\njerry;fish\nbarbara;cat\n")
+    (project / "files-secrets.toml").write_text(
+        f'[connections.local]\ntype = "files"\nroot = "{project / "data"}"\n'
+    )
+    conn = plugboard.Host(project / "plugins.toml", project / "files-secrets.toml").connection("local")
+    df = conn.read("pets.txt", ttl="1m", format="csv", delimiter=";")
+    assert rows(df) == [("jerry", "fish"), ("barbara", "cat")] and conn.last_outcome == "miss"
+    assert rows(conn.read("pets.txt", ttl="1m", format="csv", delimiter=";")) == rows(df)
+    assert conn.last_outcome == "memory hit"
+    with pytest.raises(plugboard.Error, match="pets.txt"):
+        conn.read("pets.txt")  # no format: the name does not tell it
