@@ -17,10 +17,13 @@ use plugboard::{Params, Value};
 
 use crate::errors::argument;
 
-/// Parameters: a dict binds by name (`:owner`), a list or tuple by position (`?`, `$1`),
-/// the first value as `1`.
-pub fn params(obj: &Bound<'_, PyAny>) -> PyResult<Params> {
+/// Parameters: a dict binds by name (`:owner`; the host drops the sigil), a list or tuple
+/// by position (`?`, `$1`), the first value as `1`. None binds nothing.
+pub fn params(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Params> {
     let mut out = Params::new();
+    let Some(obj) = obj else {
+        return Ok(out);
+    };
     if let Ok(dict) = obj.cast::<PyDict>() {
         for (k, v) in dict.iter() {
             let name: String = k.extract().map_err(|_| {
@@ -30,9 +33,9 @@ pub fn params(obj: &Bound<'_, PyAny>) -> PyResult<Params> {
                 ))
             })?;
             let value = value(&name, &v)?;
-            out.insert(name.trim_start_matches([':', '@', '$']).to_owned(), value);
+            out.insert(name, value);
         }
-    } else if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+    } else if is_sequence(obj) {
         let seq = obj.cast::<PySequence>()?;
         for (i, v) in seq.try_iter()?.enumerate() {
             let name = (i + 1).to_string();
@@ -105,7 +108,7 @@ pub fn setting(key: &str, v: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
             table.insert(k, setting(&nested, &item)?);
         }
         Ok(toml::Value::Table(table))
-    } else if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+    } else if is_sequence(v) {
         let seq = v.cast::<PySequence>()?;
         let items = seq
             .try_iter()?
@@ -159,11 +162,16 @@ pub fn ttl(v: &Bound<'_, PyAny>) -> PyResult<Duration> {
 
 /// Secrets files: one path, or a list of them.
 pub fn paths(v: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
-    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+    if is_sequence(v) {
         v.extract()
     } else {
         Ok(vec![v.extract()?])
     }
+}
+
+/// A list or a tuple (not any sequence: a str is one too).
+pub fn is_sequence(v: &Bound<'_, PyAny>) -> bool {
+    v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {

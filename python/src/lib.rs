@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString};
 
 use plugboard::{ConnectOptions, DataFrame, Outcome, Params};
 
@@ -173,10 +173,7 @@ impl ReadArgs {
         limit: Option<u64>,
     ) -> PyResult<Self> {
         Ok(Self {
-            params: match params {
-                Some(p) => convert::params(p)?,
-                None => Params::new(),
-            },
+            params: convert::params(params)?,
             ttl: match ttl {
                 Some(t) if !t.is_none() => Some(convert::ttl(t)?),
                 _ => None,
@@ -304,28 +301,26 @@ impl Connection {
     ) -> PyResult<u64> {
         let statements: Vec<String> = if let Ok(one) = statements.cast::<PyString>() {
             vec![one.to_cow()?.into_owned()]
-        } else if statements.is_instance_of::<PyList>() || statements.is_instance_of::<PyTuple>() {
+        } else if convert::is_sequence(statements) {
             statements.extract()?
         } else {
             return Err(errors::argument(
                 "execute() takes a statement or a list of statements",
             ));
         };
-        let Some((first, rest)) = statements.split_first() else {
+        let mut statements = statements.into_iter();
+        let Some(first) = statements.next() else {
             return Ok(0);
         };
-        let params = match params {
-            Some(p) => convert::params(p)?,
-            None => Params::new(),
-        };
+        let params = convert::params(params)?;
         let conn = &self.inner;
         py.detach(move || {
-            let mut exec = conn.execute(first.clone());
+            let mut exec = conn.execute(first);
             for (k, v) in params {
                 exec = exec.param(&k, v);
             }
-            for s in rest {
-                exec = exec.statement(s.clone());
+            for s in statements {
+                exec = exec.statement(s);
             }
             exec.run()
         })
